@@ -1,0 +1,16 @@
+// Command poll is the poll Lambda function of atlas-billing-export.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+)
+
+func main() {
+	h := function.New(context.Background(), os.Getenv, os.Stderr)
+	lambda.Start(h.Poll)
+}

@@ -1,0 +1,88 @@
+// Package atlassimtest starts the Atlas simulator for tests, on 127.0.0.1
+// free ports, stopped in t.Cleanup.
+package atlassimtest
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+)
+
+// Start serves a simulator built from cfg over plain HTTP/1.1 and returns it
+// with its base URL (http://127.0.0.1:PORT). If cfg.Logger is nil, requests
+// are logged through t.Log.
+func Start(t testing.TB, cfg atlassim.Config) (*atlassim.Server, string) {
+	t.Helper()
+	s, ts := newServer(t, cfg)
+	ts.Start()
+	return s, ts.URL
+}
+
+// StartTLS serves the simulator over TLS with HTTP/2 enabled and returns it,
+// its base URL (https://127.0.0.1:PORT) and a client that trusts its
+// certificate and speaks HTTP/2.
+func StartTLS(t testing.TB, cfg atlassim.Config) (*atlassim.Server, string, *http.Client) {
+	t.Helper()
+	s, ts := newServer(t, cfg)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	return s, ts.URL, ts.Client()
+}
+
+func newServer(t testing.TB, cfg atlassim.Config) (*atlassim.Server, *httptest.Server) {
+	t.Helper()
+	if cfg.Logger == nil {
+		w := &tWriter{t: t}
+		t.Cleanup(w.stop) // registered first, so it runs after the server stopped
+		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	s, err := atlassim.New(cfg)
+	if err != nil {
+		t.Fatalf("atlassimtest: new simulator: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("atlassimtest: listen on 127.0.0.1: %v", err)
+	}
+	ts := &httptest.Server{Listener: l, Config: &http.Server{Handler: s.Handler()}}
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return s, ts
+}
+
+// tWriter sends log lines to t.Log until the test's cleanup, then drops
+// them: a handler may still log after its connection was hijacked.
+type tWriter struct {
+	t       testing.TB
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(string(trimNL(p)))
+	}
+	return len(p), nil
+}
+
+func (w *tWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}
+
+func trimNL(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		return p[:n-1]
+	}
+	return p
+}

@@ -1,0 +1,454 @@
+package atlassim
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// InvoiceColumns is the line-item header of an invoice CSV.
+var InvoiceColumns = []string{"Date", "Usage Date", "Description", "Note", "Organization Name", "Organization ID", "Project", "Project ID", "SKU", "Region", "Cluster", "Replica Set", "Config Server", "Application", "Unit", "Unit Price", "Quantity", "Discount Percent", "Amount"}
+
+// UsageColumns is the header of a Cost Explorer usage CSV.
+var UsageColumns = []string{"Invoice ID", "Organization ID", "Organization Name", "Project ID", "Project Name", "Cluster ID", "Cluster Name", "Service", "Usage Date", "Usage Amount"}
+
+// Services is the spec's enum of Cost Explorer services.
+var Services = []string{"Atlas", "Clusters", "Storage", "Serverless Instances", "Backup", "Data Transfer", "BI Connector", "DSC Compute", "DSC Storage", "Premium Features", "Atlas Data Federation", "Atlas Stream Processing", "App Services", "Charts", "Cloud Manager", "Cloud Manager Standard/Premium", "Legacy Backup", "AI Model APIs", "Automated Embedding", "Native Reranking", "Flex Consulting", "Support", "Credits"}
+
+// hashID returns n hex characters derived from parts (stable across runs).
+func hashID(n int, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:n]
+}
+
+// seeds derives two PCG seeds from parts.
+func seeds(parts ...string) (uint64, uint64) {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	sum := h.Sum(nil)
+	return binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])
+}
+
+// rowPCG seeds p for row i of a stream, so any row can be generated (or
+// just its amount summed) independently of the others.
+func rowPCG(p *rand.PCG, s1, s2 uint64, i int64) {
+	p.Seed(s1+uint64(i)*0x9E3779B97F4A7C15, s2^(uint64(i)*0xBF58476D1CE4E5B9))
+}
+
+func pick[T any](p *rand.PCG, xs []T) T { return xs[p.Uint64()%uint64(len(xs))] }
+
+type project struct{ ID, Name string }
+
+// projectNames carry commas, quotes and non-ASCII letters on purpose.
+var projectNames = []string{"Café Prod", "Analytics, EU", "Платформа", "数据 Lake", `Mobile "Beta"`, "ops"}
+
+func projectsOf(org string) []project {
+	ps := make([]project, len(projectNames))
+	for i, n := range projectNames {
+		ps[i] = project{ID: hashID(24, "project", org, n), Name: n}
+	}
+	return ps
+}
+
+type sku struct {
+	Code, Desc, Unit, Service, Region string
+	Cluster                           bool // charged to a cluster
+	App                               bool // App Services
+}
+
+var skus = []sku{
+	{"ATLAS_AWS_INSTANCE_M30", "Atlas AWS Instance M30", "server hours", "Clusters", "EU_CENTRAL_1", true, false},
+	{"ATLAS_AWS_INSTANCE_M10", "Atlas AWS Instance M10", "server hours", "Clusters", "US_EAST_1", true, false},
+	{"ATLAS_GCP_INSTANCE_M20", "Atlas GCP Instance M20", "server hours", "Clusters", "europe-west3", true, false},
+	{"ATLAS_AWS_DATA_TRANSFER_SAME_REGION", "AWS Data Transfer (Same Region)", "GB", "Data Transfer", "EU_CENTRAL_1", true, false},
+	{"ATLAS_AWS_DATA_TRANSFER_INTERNET", "AWS Data Transfer (Internet), per GB", "GB", "Data Transfer", "AP_SOUTHEAST_2", true, false},
+	{"ATLAS_AWS_BACKUP_SNAPSHOT_STORAGE", "Backup Snapshot Storage, AWS", "GB days", "Backup", "EU_CENTRAL_1", true, false},
+	{"ATLAS_NDS_AWS_PIT_RESTORE_STORAGE", "Continuous Cloud Backup Storage", "GB days", "Backup", "US_EAST_1", true, false},
+	{"ATLAS_AWS_STORAGE_PROVISIONED", "AWS Storage — Provisioned IOPS", "GB months", "Storage", "EU_CENTRAL_1", true, false},
+	{"REALM_APP_REQUESTS", "App Services Requests", "requests", "App Services", "", false, true},
+	{"ATLAS_DATA_LAKE_AWS_DATA_SCANNED", "Atlas Data Federation: Data Scanned", "TB", "Atlas Data Federation", "US_EAST_1", false, false},
+	{"ATLAS_ADVANCED_SECURITY", "Advanced Security, 10%", "%", "Premium Features", "", false, false},
+	{"ATLAS_SUPPORT_DEVELOPER", "Atlas Developer Support", "months", "Support", "", false, false},
+}
+
+var creditSKU = sku{"CREDIT", `Credit, promotional "Startup" program`, "", "Credits", "", false, false}
+
+var clusterNames = []string{"Cluster0", "prod-eu-1", "analytics-2", "reporting"}
+
+var discounts = []int64{0, 0, 0, 0, 0, 0, 10, 15}
+
+// amount is the money part of a line item. Both the CSV writer and the
+// totals draw it first from the row's generator, so totals need no
+// formatting pass.
+type amount struct {
+	credit     bool
+	priceCents int64 // unit price
+	qty        int64 // hundredths of a unit
+	disc       int64 // percent
+	cents      int64 // line amount, negative for credits
+}
+
+func drawAmount(p *rand.PCG) amount {
+	if p.Uint64()%100 < 3 {
+		return amount{credit: true, cents: -int64(100 + p.Uint64()%50000)}
+	}
+	a := amount{
+		priceCents: int64(1 + p.Uint64()%2500),
+		qty:        int64(1 + p.Uint64()%74400),
+		disc:       discounts[p.Uint64()%uint64(len(discounts))],
+	}
+	// price x quantity x (1 - discount), rounded half up to the cent.
+	a.cents = (a.priceCents*a.qty*(100-a.disc) + 5000) / 10000
+	return a
+}
+
+// appendCents formats integer cents as a decimal string with two decimals.
+func appendCents(b []byte, c int64) []byte {
+	if c < 0 {
+		b = append(b, '-')
+		c = -c
+	}
+	b = strconv.AppendInt(b, c/100, 10)
+	b = append(b, '.', byte('0'+c%100/10), byte('0'+c%10))
+	return b
+}
+
+// formatCents is appendCents as a string.
+func formatCents(c int64) string { return string(appendCents(nil, c)) }
+
+// appendField appends one CSV field, quoted the way encoding/csv quotes.
+func appendField(b []byte, s string) []byte {
+	need := s != "" && (s[0] == ' ' || s[0] == '\t')
+	for i := 0; i < len(s) && !need; i++ {
+		switch s[i] {
+		case ',', '"', '\n', '\r':
+			need = true
+		}
+	}
+	if !need {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+func appendRecord(b []byte, fields ...string) []byte {
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendField(b, f)
+	}
+	return append(b, '\n')
+}
+
+// Invoice is what the simulator serves about one invoice.
+type Invoice struct {
+	ID, OrgID, Status string
+	Month             string    // "YYYY-MM" of the billing period
+	Start, End        time.Time // billing period, end exclusive (first of next month)
+	Created, Updated  time.Time
+	Rows              int64 // line items in its CSV
+	// Money in cents. Subtotal is the sum of the positive line items, Credits
+	// the sum of the negative ones (as a positive number), so
+	// sum(all line item Amounts) = Subtotal - Credits, and
+	// AmountBilled = Subtotal - Credits + SalesTax.
+	AmountBilledCents, AmountPaidCents, CreditsCents, SubtotalCents, SalesTaxCents int64
+}
+
+type invoiceTotals struct{ subtotal, credits int64 }
+
+// rowsOf is the line-item count of an invoice: InvoiceRows, or with
+// InvoiceBytes the count that makes the CSV about that size, estimated from
+// the preamble and a sample of rows (rows do not depend on the count).
+func (s *Server) rowsOf(inv Invoice) int64 {
+	if s.cfg.InvoiceBytes <= 0 {
+		return int64(s.cfg.InvoiceRows)
+	}
+	key := "rows/" + inv.OrgID + "/" + inv.ID + "/" + inv.Status
+	s.mu.Lock()
+	n, ok := s.sizes[key]
+	s.mu.Unlock()
+	if ok {
+		return n
+	}
+	const sample = 512
+	var pre, rows countingWriter
+	_ = s.writeInvoicePreamble(&pre, inv) // a countingWriter never fails
+	_ = s.writeInvoiceRows(&rows, inv, 0, sample)
+	n = max(1, (s.cfg.InvoiceBytes-pre.n)*sample/rows.n)
+	s.mu.Lock()
+	s.sizes[key] = n
+	s.mu.Unlock()
+	return n
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func invoiceIDOf(org, month string) string { return hashID(24, "invoice", org, month) }
+
+// Invoices returns the invoices of orgID, oldest first: one closed invoice
+// per month from FirstMonth to the month before Now, and the current month's
+// PENDING one last. It returns nil for an unknown org.
+func (s *Server) Invoices(orgID string) []Invoice {
+	if _, ok := s.orgs[orgID]; !ok {
+		return nil
+	}
+	cur := monthStart(s.cfg.Now())
+	first := cur.AddDate(-1, 0, 0)
+	if s.cfg.FirstMonth != "" {
+		t, _ := time.Parse("2006-01", s.cfg.FirstMonth) // checked in New
+		first = t
+	}
+	if first.After(cur) {
+		first = cur
+	}
+	var out []Invoice
+	for m := first; !m.After(cur); m = m.AddDate(0, 1, 0) {
+		month := m.Format("2006-01")
+		inv := Invoice{
+			ID: invoiceIDOf(orgID, month), OrgID: orgID, Month: month,
+			Start: m, End: m.AddDate(0, 1, 0),
+		}
+		switch {
+		case m.Equal(cur):
+			inv.Status = "PENDING"
+			inv.Created, inv.Updated = m, m
+		case m.Equal(cur.AddDate(0, -1, 0)) || hashID(2, "status", inv.ID) < "30":
+			inv.Status = "CLOSED"
+			inv.Created, inv.Updated = inv.End.Add(2*time.Hour), inv.End.Add(26*time.Hour)
+		default:
+			inv.Status = "PAID"
+			inv.Created, inv.Updated = inv.End.Add(2*time.Hour), inv.End.AddDate(0, 0, 5)
+		}
+		inv.Rows = s.rowsOf(inv)
+		t := s.totalsOf(inv)
+		inv.SubtotalCents, inv.CreditsCents = t.subtotal, t.credits
+		inv.AmountBilledCents = t.subtotal - t.credits + inv.SalesTaxCents
+		if inv.Status == "PAID" {
+			inv.AmountPaidCents = inv.AmountBilledCents
+		}
+		out = append(out, inv)
+	}
+	return out
+}
+
+func (s *Server) invoice(orgID, invoiceID string) (Invoice, bool) {
+	for _, inv := range s.Invoices(orgID) {
+		if inv.ID == invoiceID {
+			return inv, true
+		}
+	}
+	return Invoice{}, false
+}
+
+func (s *Server) totalsOf(inv Invoice) invoiceTotals {
+	key := inv.OrgID + "/" + inv.ID + "/" + strconv.FormatInt(inv.Rows, 10)
+	s.mu.Lock()
+	t, ok := s.totals[key]
+	s.mu.Unlock()
+	if ok {
+		return t
+	}
+	s1, s2 := seeds("invoice-rows", inv.OrgID, inv.ID)
+	var p rand.PCG
+	for i := int64(0); i < inv.Rows; i++ {
+		rowPCG(&p, s1, s2, i)
+		a := drawAmount(&p)
+		if a.cents < 0 {
+			t.credits -= a.cents
+		} else {
+			t.subtotal += a.cents
+		}
+	}
+	s.mu.Lock()
+	s.totals[key] = t
+	s.mu.Unlock()
+	return t
+}
+
+// WriteInvoiceCSV writes the exact bytes the simulator serves as the CSV of
+// one invoice. It streams: memory use does not grow with the size.
+func (s *Server) WriteInvoiceCSV(w io.Writer, orgID, invoiceID string) error {
+	inv, ok := s.invoice(orgID, invoiceID)
+	if !ok {
+		return fmt.Errorf("atlassim: org %s has no invoice %s", orgID, invoiceID)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := s.writeInvoiceCSV(bw, inv); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// invoiceCSVSize is the byte size of an invoice CSV (one dry run, cached), so
+// responses can carry a Content-Length.
+func (s *Server) invoiceCSVSize(inv Invoice) int64 {
+	key := "csv/" + inv.OrgID + "/" + inv.ID + "/" + inv.Status + "/" + strconv.FormatInt(inv.Rows, 10)
+	s.mu.Lock()
+	n, ok := s.sizes[key]
+	s.mu.Unlock()
+	if ok {
+		return n
+	}
+	var c countingWriter
+	_ = s.writeInvoiceCSV(&c, inv) // a countingWriter never fails
+	s.mu.Lock()
+	s.sizes[key] = c.n
+	s.mu.Unlock()
+	return c.n
+}
+
+var preambleExtras = [][2]string{
+	{"Currency", "USD"},
+	{"Payment Terms", "Net 30, end of month"},
+	{"Billing Contact", "Jörg Müller, Finance"},
+	{"Purchase Order", `PO "2024-17"`},
+	{"Tax ID", "CHE-123.456.789 MWST"},
+}
+
+func (s *Server) writeInvoiceCSV(w io.Writer, inv Invoice) error {
+	if err := s.writeInvoicePreamble(w, inv); err != nil {
+		return err
+	}
+	return s.writeInvoiceRows(w, inv, 0, inv.Rows)
+}
+
+// writeInvoicePreamble writes the key/value block, the blank line and the
+// line-item header.
+func (s *Server) writeInvoicePreamble(w io.Writer, inv Invoice) error {
+	org := s.orgs[inv.OrgID]
+	b := make([]byte, 0, 1024)
+	b = appendRecord(b, "Invoice Number", inv.ID, "")
+	period := inv.Start.Format("January 2, 2006") + " - " + inv.End.Format("January 2, 2006")
+	b = appendRecord(b, "Billing Period", period, "")
+	b = appendRecord(b, "Organization Name", org.Name, "")
+	b = appendRecord(b, "Organization ID", org.ID, "")
+	// A varying number of extra key/value lines: readers must not count lines.
+	var p rand.PCG
+	s1, s2 := seeds("invoice-preamble", inv.OrgID, inv.ID)
+	p.Seed(s1, s2)
+	extra := int(p.Uint64() % uint64(len(preambleExtras)+1))
+	b = appendRecord(b, "Invoice Status", inv.Status, "")
+	for i := 0; i < extra; i++ {
+		kv := preambleExtras[i]
+		b = appendRecord(b, kv[0], kv[1], "")
+	}
+	b = append(b, '\n')
+	b = appendRecord(b, InvoiceColumns...)
+	_, err := w.Write(b)
+	return err
+}
+
+// writeInvoiceRows writes line items [from, to). Row i depends only on the
+// org, the invoice and i.
+func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) error {
+	org := s.orgs[inv.OrgID]
+	b := make([]byte, 0, 1024)
+	var p rand.PCG
+	projects := projectsOf(inv.OrgID)
+	days := int(inv.End.Sub(inv.Start).Hours() / 24)
+	s1, s2 := seeds("invoice-rows", inv.OrgID, inv.ID)
+	shard := hashID(6, "shard", inv.OrgID)
+	// Pre-format what repeats, for speed on gigabyte streams.
+	dates := make([][]byte, days)
+	for d := range dates {
+		u := inv.Start.AddDate(0, 0, d)
+		dates[d] = u.AppendFormat(u.AddDate(0, 0, 1).AppendFormat(nil, "2006-01-02,"), "2006-01-02,")
+	}
+	orgCols := append(appendField(nil, org.Name), ',')
+	orgCols = append(append(orgCols, org.ID...), ',')
+	for i := from; i < to; i++ {
+		rowPCG(&p, s1, s2, i)
+		a := drawAmount(&p)
+		k := pick(&p, skus)
+		if a.credit {
+			k = creditSKU
+		}
+		day := int(p.Uint64() % uint64(days))
+		prj := pick(&p, projects)
+		note := ""
+		switch n := p.Uint64() % 20; {
+		case a.credit:
+			note = "Applied to balance, thank you"
+		case n == 0:
+			note = "Discount applied, see contract §4"
+		case n == 1:
+			note = `Includes "free tier" allowance`
+		}
+		var cluster, rs, cfg, app string
+		if k.Cluster {
+			cluster = pick(&p, clusterNames)
+			rs = "atlas-" + shard + "-shard-0"
+			if p.Uint64()%5 == 0 {
+				cfg = "atlas-" + shard + "-config-0"
+			}
+		}
+		if k.App {
+			app = "Çàfé App, Triggers"
+		}
+
+		b = append(b[:0], dates[day]...) // Date (charges post the next day), Usage Date
+		b = appendField(b, k.Desc)
+		b = append(b, ',')
+		b = appendField(b, note)
+		b = append(b, ',')
+		b = append(b, orgCols...)
+		b = appendField(b, prj.Name)
+		b = append(b, ',')
+		b = append(b, prj.ID...)
+		b = append(b, ',')
+		b = append(b, k.Code...)
+		b = append(b, ',')
+		b = append(b, k.Region...)
+		b = append(b, ',')
+		b = append(b, cluster...)
+		b = append(b, ',')
+		b = append(b, rs...)
+		b = append(b, ',')
+		b = append(b, cfg...)
+		b = append(b, ',')
+		b = appendField(b, app)
+		b = append(b, ',')
+		b = append(b, k.Unit...)
+		b = append(b, ',')
+		if !a.credit {
+			b = appendCents(b, a.priceCents)
+			b = append(b, ',')
+			b = appendCents(b, a.qty)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, a.disc, 10)
+		} else {
+			b = append(b, ',', ',')
+		}
+		b = append(b, ',')
+		b = appendCents(b, a.cents)
+		b = append(b, '\n')
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package atlassim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func (s *Server) createUsage(x *exchange) {
+	var q UsageQuery
+	if err := json.NewDecoder(x.r.Body).Decode(&q); err != nil {
+		x.apiError(http.StatusBadRequest, "INVALID_JSON", "The request body is not valid JSON.")
+		return
+	}
+	if _, _, err := q.period(); err != nil {
+		x.apiError(http.StatusBadRequest, "VALIDATION_ERROR", err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.querySeq++
+	tok := hashID(64, "token", x.org, q.canonical(), strconv.FormatUint(s.querySeq, 10))
+	s.queries[tok] = &query{
+		org: x.org, q: q, created: time.Now(),
+		neverReady: x.fault != nil && x.fault.Kind == NeverReady,
+	}
+	s.mu.Unlock()
+	x.sendJSON(http.StatusAccepted, x.accept, jsonBody(map[string]string{"token": tok}))
+}
+
+func (s *Server) getUsage(x *exchange, tok string) {
+	s.mu.Lock()
+	q, ok := s.queries[tok]
+	if ok && q.org != x.org {
+		ok = false
+	}
+	ready := false
+	if ok {
+		if x.fault != nil && x.fault.Kind == NeverReady {
+			q.neverReady = true
+		}
+		q.polls++
+		switch {
+		case q.neverReady:
+		case s.cfg.ReadyAfterPolls > 0:
+			ready = q.polls > s.cfg.ReadyAfterPolls
+		default:
+			ready = time.Since(q.created) >= s.cfg.ProcessingTime
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", "No Cost Explorer query with this token exists for this organization.")
+		return
+	}
+	if !ready {
+		x.processing()
+		return
+	}
+	if x.accept == typeCSV {
+		var c countingWriter
+		if err := s.WriteUsageCSV(&c, x.org, q.q); err != nil {
+			x.apiError(http.StatusInternalServerError, "UNEXPECTED_ERROR", "Cannot produce the usage result.")
+			return
+		}
+		x.sendStream(typeCSV, c.n, func(w io.Writer) error { return s.WriteUsageCSV(w, x.org, q.q) })
+		return
+	}
+	var buf bytes.Buffer
+	if err := s.WriteUsageJSON(&buf, x.org, q.q); err != nil {
+		x.apiError(http.StatusInternalServerError, "UNEXPECTED_ERROR", "Cannot produce the usage result.")
+		return
+	}
+	x.sendJSON(http.StatusOK, x.accept, buf.Bytes())
+}
+
+type link struct {
+	Href string `json:"href"`
+	Rel  string `json:"rel"`
+}
+
+type invoiceJSON struct {
+	ID                   string        `json:"id"`
+	OrgID                string        `json:"orgId"`
+	StatusName           string        `json:"statusName"`
+	StartDate            string        `json:"startDate"`
+	EndDate              string        `json:"endDate"`
+	Created              string        `json:"created"`
+	Updated              string        `json:"updated"`
+	AmountBilledCents    int64         `json:"amountBilledCents"`
+	AmountPaidCents      int64         `json:"amountPaidCents"`
+	CreditsCents         int64         `json:"creditsCents"`
+	SubtotalCents        int64         `json:"subtotalCents"`
+	SalesTaxCents        int64         `json:"salesTaxCents"`
+	StartingBalanceCents int64         `json:"startingBalanceCents"`
+	LinkedInvoices       []invoiceJSON `json:"linkedInvoices,omitempty"`
+	Payments             []paymentJSON `json:"payments,omitempty"`
+	Links                []link        `json:"links"`
+}
+
+type paymentJSON struct {
+	ID                string `json:"id"`
+	AmountBilledCents int64  `json:"amountBilledCents"`
+	AmountPaidCents   int64  `json:"amountPaidCents"`
+	Created           string `json:"created"`
+	Currency          string `json:"currency"`
+	SalesTaxCents     int64  `json:"salesTaxCents"`
+	StatusName        string `json:"statusName"`
+	SubtotalCents     int64  `json:"subtotalCents"`
+	UnitPrice         string `json:"unitPrice"`
+	Updated           string `json:"updated"`
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (x *exchange) invoiceJSON(inv Invoice, full bool) invoiceJSON {
+	j := invoiceJSON{
+		ID: inv.ID, OrgID: inv.OrgID, StatusName: inv.Status,
+		StartDate: ts(inv.Start), EndDate: ts(inv.End), Created: ts(inv.Created), Updated: ts(inv.Updated),
+		AmountBilledCents: inv.AmountBilledCents, AmountPaidCents: inv.AmountPaidCents,
+		CreditsCents: inv.CreditsCents, SubtotalCents: inv.SubtotalCents, SalesTaxCents: inv.SalesTaxCents,
+		Links: []link{{Href: baseURL(x.r) + "/api/atlas/v2/orgs/" + inv.OrgID + "/invoices/" + inv.ID, Rel: "self"}},
+	}
+	if full && inv.Status == "PAID" {
+		j.Payments = []paymentJSON{{
+			ID: hashID(24, "payment", inv.ID), AmountBilledCents: inv.AmountBilledCents, AmountPaidCents: inv.AmountPaidCents,
+			Created: ts(inv.Updated), Updated: ts(inv.Updated), Currency: "USD", SalesTaxCents: inv.SalesTaxCents,
+			StatusName: "PAID", SubtotalCents: inv.SubtotalCents, UnitPrice: "1",
+		}}
+	}
+	return j
+}
+
+type invoicePage struct {
+	Links      []link        `json:"links"`
+	Results    []invoiceJSON `json:"results"`
+	TotalCount *int          `json:"totalCount,omitempty"`
+}
+
+func (s *Server) listInvoices(x *exchange) {
+	qv := x.r.URL.Query()
+	intParam := func(name string, def int) int {
+		if v, err := strconv.Atoi(qv.Get(name)); err == nil {
+			return v
+		}
+		return def
+	}
+	perPage, page := intParam("itemsPerPage", 100), intParam("pageNum", 1)
+	var from, to time.Time
+	if v := qv.Get("fromDate"); v != "" {
+		from, _ = time.Parse("2006-01-02", v) // format checked by the spec
+	}
+	if v := qv.Get("toDate"); v != "" {
+		to, _ = time.Parse("2006-01-02", v)
+	}
+	statuses := qv["statusNames"]
+	var all []Invoice
+	for _, inv := range s.Invoices(x.org) {
+		if len(statuses) > 0 && !slices.Contains(statuses, inv.Status) {
+			continue
+		}
+		if !from.IsZero() && inv.Start.Before(from) {
+			continue
+		}
+		if !to.IsZero() && inv.End.After(to) {
+			continue
+		}
+		all = append(all, inv)
+	}
+	byStart := qv.Get("sortBy") == "START_DATE"
+	asc := qv.Get("orderBy") == "asc"
+	slices.SortStableFunc(all, func(a, b Invoice) int {
+		ka, kb := a.End, b.End
+		if byStart {
+			ka, kb = a.Start, b.Start
+		}
+		c := ka.Compare(kb)
+		if !asc {
+			c = -c
+		}
+		return c
+	})
+	lo := min((page-1)*perPage, len(all))
+	hi := min(lo+perPage, len(all))
+	res := invoicePage{Results: []invoiceJSON{}}
+	for _, inv := range all[lo:hi] {
+		res.Results = append(res.Results, x.invoiceJSON(inv, false))
+	}
+	pageURL := func(n int) string {
+		v := url.Values{}
+		for k, vs := range qv {
+			v[k] = vs
+		}
+		v.Set("pageNum", strconv.Itoa(n))
+		v.Set("itemsPerPage", strconv.Itoa(perPage))
+		return baseURL(x.r) + x.r.URL.Path + "?" + v.Encode()
+	}
+	if page > 1 {
+		res.Links = append(res.Links, link{Href: pageURL(page - 1), Rel: "previous"})
+	}
+	res.Links = append(res.Links, link{Href: pageURL(page), Rel: "self"})
+	if hi < len(all) {
+		res.Links = append(res.Links, link{Href: pageURL(page + 1), Rel: "next"})
+	}
+	if qv.Get("includeCount") != "false" {
+		n := len(all)
+		res.TotalCount = &n
+	}
+	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
+}
+
+func (s *Server) getInvoice(x *exchange, id string) {
+	inv, ok := s.invoice(x.org, id)
+	if !ok {
+		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", fmt.Sprintf("Cannot find invoice %s for organization %s.", id, x.org))
+		return
+	}
+	if x.accept == typeCSV {
+		x.sendStream(typeCSV, s.invoiceCSVSize(inv), func(w io.Writer) error { return s.writeInvoiceCSV(w, inv) })
+		return
+	}
+	x.sendJSON(http.StatusOK, x.accept, jsonBody(x.invoiceJSON(inv, true)))
+}
+
+func (s *Server) pendingInvoices(x *exchange) {
+	res := invoicePage{Results: []invoiceJSON{}}
+	for _, inv := range s.Invoices(x.org) {
+		if inv.Status == "PENDING" {
+			res.Results = append(res.Results, x.invoiceJSON(inv, true))
+		}
+	}
+	n := len(res.Results)
+	res.TotalCount = &n
+	res.Links = []link{{Href: baseURL(x.r) + x.r.URL.Path, Rel: "self"}}
+	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
+}
+
+// rateLimiter mirrors the Invoices endpoint set's limit (per organization,
+// capacity 500, refill 100 per 60 s) in the RateLimit-* headers. It does not
+// refuse requests: use a Status 429 fault for that, deterministically.
+type rateLimiter struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const (
+	rateCapacity = 500
+	ratePerSec   = 100.0 / 60
+)
+
+func (l *rateLimiter) take(org string) (limit, remaining int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	b, ok := l.buckets[org]
+	if !ok {
+		b = &bucket{tokens: rateCapacity, last: now}
+		l.buckets[org] = b
+	}
+	b.tokens = min(rateCapacity, b.tokens+now.Sub(b.last).Seconds()*ratePerSec)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+	}
+	return rateCapacity, int(b.tokens)
+}

@@ -1,0 +1,199 @@
+package atlassim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+)
+
+func TestEnvelope(t *testing.T) {
+	srv, base := start(t, atlassim.Config{ReadyAfterPolls: 1})
+	c := client(t, base, oauth, nil)
+	u := newQuery(t, c, base, org1) + "?envelope=true"
+
+	st, h, b := call(t, c, http.MethodGet, u, csvType, nil)
+	if st != 200 || string(b) != `{"status":102,"content":{}}` || h.Get("Content-Type") != jsonType {
+		t.Fatalf("processing in an envelope: %d %s %q", st, b, h.Get("Content-Type"))
+	}
+	st, h, b = call(t, c, http.MethodGet, u, csvType, nil)
+	if st != 200 || h.Get("Content-Type") != csvType || !bytes.HasPrefix(b, []byte("Invoice ID,")) {
+		t.Fatalf("ready with envelope=true: %d %q", st, h.Get("Content-Type"))
+	}
+
+	st, _, b = call(t, c, http.MethodGet, orgURL(base, org1, "/invoices?envelope=true"), jsonType, nil)
+	var list struct {
+		Status  int               `json:"status"`
+		Results []json.RawMessage `json:"results"`
+	}
+	if st != 200 || json.Unmarshal(b, &list) != nil || list.Status != 200 || len(list.Results) == 0 {
+		t.Fatalf("list in an envelope: %d %s", st, b)
+	}
+	inv := srv.Invoices(org1)[0].ID
+	st, _, b = call(t, c, http.MethodGet, orgURL(base, org1, "/invoices/"+inv+"?envelope=true"), jsonType, nil)
+	var one struct {
+		Status  int `json:"status"`
+		Content struct {
+			ID string `json:"id"`
+		} `json:"content"`
+	}
+	if st != 200 || json.Unmarshal(b, &one) != nil || one.Status != 200 || one.Content.ID != inv {
+		t.Fatalf("object in an envelope: %d %s", st, b)
+	}
+	st, _, b = call(t, c, http.MethodPost, orgURL(base, org1, "/billing/costExplorer/usage?envelope=true"), jsonType, usageQuery())
+	var created struct {
+		Status  int `json:"status"`
+		Content struct{ Token string }
+	}
+	if st != 200 || json.Unmarshal(b, &created) != nil || created.Status != 202 || len(created.Content.Token) != 64 {
+		t.Fatalf("202 in an envelope: %d %s", st, b)
+	}
+}
+
+func TestProcessingTime(t *testing.T) {
+	_, base := start(t, atlassim.Config{ProcessingTime: 200 * time.Millisecond})
+	c := client(t, base, oauth, nil)
+	u := newQuery(t, c, base, org1)
+	if got102, _, _, _ := poll(t, c, u, csvType); !got102 {
+		t.Fatal("first poll right after submit: want 102")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got102, st, _, err := poll(t, c, u, csvType)
+		if !got102 && err == nil && st == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("query not ready 5s after a 200ms processing time")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	_, base = start(t, atlassim.Config{ProcessingTime: -1})
+	c = client(t, base, oauth, nil)
+	if got102, st, _, err := poll(t, c, newQuery(t, c, base, org1), csvType); got102 || st != 200 || err != nil {
+		t.Fatalf("negative ProcessingTime: got102=%v %d %v", got102, st, err)
+	}
+}
+
+func TestServe(t *testing.T) {
+	var logs syncBuffer
+	srv, err := atlassim.New(atlassim.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, l) }()
+	t.Cleanup(cancel)
+
+	base := "http://" + l.Addr().String()
+	for _, sc := range []scheme{oauth, digestKey} {
+		if st, _, b := call(t, client(t, base, sc, nil), http.MethodGet, orgURL(base, org1, "/invoices/pending"), jsonType, nil); st != 200 {
+			t.Fatalf("%s: %d %s", sc, st, b)
+		}
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Serve after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not stop after its context ended")
+	}
+	if _, err := http.Get(base + "/"); err == nil {
+		t.Fatal("server still answers after Serve returned")
+	}
+
+	// One JSON line per request with op, status and org; no secret anywhere.
+	out := logs.String()
+	for _, secret := range []string{atlassim.DefaultClientSecret, atlassim.DefaultPrivateKey, "Bearer ", "Digest "} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log contains %q", secret)
+		}
+	}
+	var ok200 int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rec struct {
+			Msg, Op, Org string
+			Status       int
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == "atlas request" && rec.Op == atlassim.OpPendingInvoice && rec.Org == org1 && rec.Status == 200 {
+			ok200++
+		}
+	}
+	if ok200 != 2 {
+		t.Fatalf("%d logged 200s for the pending invoice, want 2:\n%s", ok200, out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRegisterFlags(t *testing.T) {
+	var cfg atlassim.Config
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	err := fs.Parse([]string{"--processing-time=0", "--ready-after-polls=3", "--invoice-rows=7", "--invoice-bytes=1048576",
+		"--usage-rows=9", "--token-ttl=5m", "--first-month=2024-01", "--org=0123456789abcdef01234567=Ünïcode, Org",
+		"--service-account=id2:secret2", "--api-key=pub2:priv2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ProcessingTime >= 0 || cfg.ReadyAfterPolls != 3 || cfg.InvoiceRows != 7 || cfg.InvoiceBytes != 1<<20 || cfg.UsageRows != 9 ||
+		cfg.TokenTTL != 5*time.Minute || cfg.FirstMonth != "2024-01" || len(cfg.Orgs) != 1 || cfg.Orgs[0].Name != "Ünïcode, Org" ||
+		cfg.ServiceAccounts["id2"] != "secret2" || cfg.ServiceAccounts[atlassim.DefaultClientID] == "" || cfg.APIKeys["pub2"] != "priv2" {
+		t.Fatalf("parsed config %+v", cfg)
+	}
+	if _, err := atlassim.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"--org=xyz=Name"}, {"--first-month=2024"}, {"--api-key=nocolon"}} {
+		var c atlassim.Config
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(&bytes.Buffer{})
+		c.RegisterFlags(fs)
+		err := fs.Parse(bad)
+		if err == nil {
+			_, err = atlassim.New(c)
+		}
+		if err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := atlassim.New(atlassim.Config{Orgs: []atlassim.Org{{ID: "ABC"}}}); err == nil || errors.Is(err, nil) {
+		t.Error("bad org id accepted by New")
+	}
+}

@@ -1,0 +1,215 @@
+// Package cli is the atlas-billing-export command line: flag parsing, help, progress output and exit
+// codes for the run, invoke, simulate, start, backfill and version subcommands. The export logic is
+// not here: App calls an Exporter and an Invoker that the caller wires in.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const progName = "atlas-billing-export"
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the work failed
+	ExitUsage   = 2 // bad flags, arguments or configuration
+)
+
+// Version is the tool's version; set it at build time with
+// -ldflags "-X github.com/atlas-billing-export/atlas-billing-export/internal/cli.Version=v1.2.3".
+var Version = ""
+
+// Exporter runs a whole export in this process (the lead's internal/export implements it).
+type Exporter interface {
+	Run(ctx context.Context, opt RunOptions, progress Progress) (Summary, error)
+}
+
+// Invoker runs one step of the functions with a JSON event and returns the handler's JSON output.
+// step is "submit", "plan", "poll" or "fetch-invoice".
+type Invoker interface {
+	Invoke(ctx context.Context, step string, event json.RawMessage) (json.RawMessage, error)
+}
+
+// App is the command line. The zero value is not ready: use New, then set Exporter and NewInvoker.
+type App struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	Now            func() time.Time
+
+	// Exporter runs `run`; nil makes `run` fail with "not wired".
+	Exporter Exporter
+	// NewInvoker builds the Invoker for `invoke` from the parsed configuration; nil: "not wired".
+	NewInvoker func(ctx context.Context, opt InvokeOptions) (Invoker, error)
+}
+
+// New returns an App on the process's standard streams and environment.
+func New() *App {
+	return &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
+}
+
+// usageError is a mistake in the command line or configuration: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func commands() []*command {
+	return []*command{runCommand, invokeCommand, simulateCommand, startCommand, backfillCommand, versionCommand}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Commands lists the subcommand names.
+func Commands() []string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// FlagSet returns the flags a subcommand defines (for tests and documentation).
+func FlagSet(name string) (*flag.FlagSet, error) {
+	c := lookup(name)
+	if c == nil {
+		return nil, fmt.Errorf("unknown command %q", name)
+	}
+	fs, _ := c.newFlagSet(New())
+	return fs, nil
+}
+
+// Main runs the command line args (without the program name) and returns the exit code.
+func (a *App) Main(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		writeTopHelp(a.Stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				fs, _ := c.newFlagSet(a)
+				writeHelp(a.Stdout, c, fs)
+				return ExitOK
+			}
+			return a.fail(nil, usagef("unknown command %q", args[1]))
+		}
+		writeTopHelp(a.Stdout)
+		return ExitOK
+	case "-version", "--version":
+		args = []string{"version"}
+	}
+	c := lookup(args[0])
+	if c == nil {
+		return a.fail(nil, usagef("unknown command %q", args[0]))
+	}
+	fs, run := c.newFlagSet(a)
+	pos, err := parseInterleaved(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		writeHelp(a.Stdout, c, fs)
+		return ExitOK
+	}
+	if err != nil {
+		return a.fail(c, usagef("%v", err))
+	}
+	return a.fail(c, run(ctx, pos))
+}
+
+// fail prints err as one line on stderr and returns the exit code for it.
+func (a *App) fail(c *command, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	msg := oneLine(err.Error())
+	var ue *usageError
+	if errors.As(err, &ue) {
+		help := progName + " --help"
+		if c != nil {
+			help = progName + " " + c.name + " --help"
+		}
+		fmt.Fprintf(a.Stderr, "error: %s (see '%s')\n", msg, help)
+		return ExitUsage
+	}
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: " + msg
+	}
+	fmt.Fprintf(a.Stderr, "error: %s\n", msg)
+	return ExitFailure
+}
+
+// oneLine keeps a failure to one line whatever the error text holds.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), " ")
+}
+
+func writeTopHelp(w io.Writer) {
+	fmt.Fprintf(w, `Usage: %s COMMAND [flags]
+
+Export MongoDB Atlas billing data (Cost Explorer usage and invoice CSVs) to a folder or S3, here or
+through the deployed Step Functions state machine.
+
+Commands:
+`, progName)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, `
+Run '%[1]s COMMAND --help' for a command's flags and an example.
+Exit status: 0 on success, 1 when the work failed, 2 on a usage or configuration error.
+
+Example (a local Atlas simulator, then an export of last month into ./out):
+  %[1]s simulate              # in another terminal; prints the variables to export
+  export MONGODB_ATLAS_BASE_URL=http://127.0.0.1:8089 MONGODB_ATLAS_CLIENT_ID=... MONGODB_ATLAS_CLIENT_SECRET=... ABX_ORG_IDS=...
+  %[1]s run --period previous-month --out ./out
+`, progName)
+}
+
+var versionCommand = &command{
+	name:    "version",
+	summary: "print the version",
+	about:   "Print the tool's version, the Go version and the platform.",
+	example: progName + " version",
+	setup: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
+		return func(_ context.Context, pos []string) error {
+			if len(pos) > 0 {
+				return usagef("version takes no arguments")
+			}
+			fmt.Fprintf(a.Stdout, "%s %s (%s %s/%s)\n", progName, versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		}
+	},
+}
+
+// versionString is Version, else the module version from the build info, else "devel".
+func versionString() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestObjectsIn(t *testing.T) {
+	const output = `{"orgIds":["5f1a2b3c4d5e6f7a8b9c0d1e"],"results":[
+		{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","usage":{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},
+		 "objects":[{"bucket":"lake","key":"p/invoices/i.csv","bytes":900,"rows":200,"skipped":true}]}],
+		"summary":{"objects":[{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false}]},
+		"note":{"key":"not an object: no bytes"}}`
+	want := []Object{
+		{Bucket: "lake", Key: "p/invoices/i.csv", Bytes: 900, Rows: 200, Skipped: true},
+		{Bucket: "lake", Key: "p/usage/u.csv", Bytes: 2048, SHA256: "ab", Rows: 100},
+	}
+	if got := objectsIn(output); !reflect.DeepEqual(got, want) {
+		t.Fatalf("objectsIn = %+v\nwant %+v", got, want)
+	}
+	for _, s := range []string{"", "null", "{not json", `{"a":1}`} {
+		if got := objectsIn(s); len(got) != 0 {
+			t.Errorf("objectsIn(%q) = %+v, want none", s, got)
+		}
+	}
+}
+
+func TestDefaultExecutionName(t *testing.T) {
+	if got := defaultExecutionName("2024-06", "2024-06", fixedNow); got != "abx-2024-06-1721037600" || !executionName.MatchString(got) {
+		t.Errorf("name = %q", got)
+	}
+	if got := defaultExecutionName("2024-07", MonthToDate, fixedNow); got != "abx-2024-07-mtd-1721037600" {
+		t.Errorf("month-to-date name = %q", got)
+	}
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+)
+
+var simulateCommand = &command{
+	name:    "simulate",
+	summary: "start the local Atlas simulator (billing API, both auth schemes, faults)",
+	about: `
+Start the project's Atlas Admin API simulator on --addr and serve until SIGINT or SIGTERM. It speaks the
+billing operations of the official OpenAPI spec (Cost Explorer with real 102 Processing answers,
+invoices, invoice CSVs), OAuth service accounts and Digest API keys, and can inject faults.
+
+It prints its base URL and the demo credentials built into it (they are not secrets; they only open
+this simulator) as shell lines to export, so run and invoke can talk to it. With --ready-file it writes
+the base URL to that file once it listens (and removes it on exit), so a script can wait for it.
+
+--fault takes comma-separated key=value pairs: kind= one of Status, Reset, Truncate, SlowBody,
+ExpiredToken, NotFound, NeverReady, WrongMediaType, MalformedJSON; op= an operationId
+(createOrgBillingCostExplorerUsageProcess, getOrgBillingCostExplorerUsage, listOrgInvoices,
+getOrgInvoice, getOrgInvoiceCsv, listOrgInvoicePending) or oauthToken, empty for any; times=N
+(default 1); status=N (for Status); retry-after=DURATION; after=BYTES (Reset, Truncate);
+delay=DURATION (SlowBody). Faults apply to matching requests in the order given.`,
+	example: `
+` + progName + ` simulate --addr 127.0.0.1:8089 --processing-time 3s \
+    --fault kind=Status,status=429,retry-after=1s,op=getOrgInvoiceCsv`,
+	setup: setupSimulate,
+}
+
+func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
+	var cfg atlassim.Config
+	cfg.RegisterFlags(fs)
+	addr := fs.String("addr", "127.0.0.1:8089", "`HOST:PORT` to listen on (port 0: any free port)")
+	readyFile := fs.String("ready-file", "", "write the base URL to this `FILE` once listening")
+	verbose := fs.Bool("verbose", false, "log every request as JSON on stderr")
+	var faults []atlassim.Fault
+	fs.Func("fault", "inject a `FAULT`, e.g. kind=Status,status=503,times=2,op=listOrgInvoices (repeatable; see above)", func(s string) error {
+		f, err := parseFault(s)
+		if err == nil {
+			faults = append(faults, f)
+		}
+		return err
+	})
+
+	return func(ctx context.Context, pos []string) error {
+		if len(pos) > 0 {
+			return usagef("simulate takes no arguments, got %q", pos[0])
+		}
+		if *verbose {
+			cfg.Logger = slog.New(slog.NewJSONHandler(a.Stderr, nil))
+		}
+		srv, err := atlassim.New(cfg)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		for _, f := range faults {
+			srv.Inject(f)
+		}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return fmt.Errorf("simulate: listen on %s: %w", *addr, err)
+		}
+		base := "http://" + ln.Addr().String()
+		a.printSimulator(base, cfg)
+		if *readyFile != "" {
+			if err := writeFileAtomic(*readyFile, []byte(base+"\n")); err != nil {
+				ln.Close()
+				return fmt.Errorf("simulate: write ready file: %w", err)
+			}
+			defer os.Remove(*readyFile)
+		}
+		if err := srv.Serve(ctx, ln); err != nil {
+			return fmt.Errorf("simulate: serve: %w", err)
+		}
+		fmt.Fprintln(a.Stderr, "simulator stopped")
+		return nil
+	}
+}
+
+// printSimulator shows the base URL and credentials a person exports to use the simulator.
+func (a *App) printSimulator(base string, cfg atlassim.Config) {
+	var orgs []string
+	for _, o := range cfg.Orgs {
+		orgs = append(orgs, o.ID)
+	}
+	if len(orgs) == 0 {
+		for _, o := range atlassim.DefaultOrgs {
+			orgs = append(orgs, o.ID)
+		}
+	}
+	w := a.Stdout
+	fmt.Fprintf(w, "Atlas simulator listening on %s (stop with Ctrl-C)\n", base)
+	fmt.Fprintf(w, "# demo credentials built into the simulator (not secrets); export them to use it:\n")
+	fmt.Fprintf(w, "export %s=%s\n", EnvBaseURL, base)
+	fmt.Fprintf(w, "export %s=%s\n", EnvClientID, atlassim.DefaultClientID)
+	fmt.Fprintf(w, "export %s=%s\n", EnvClientSecret, atlassim.DefaultClientSecret)
+	fmt.Fprintf(w, "export %s=%s\n", EnvOrgIDs, strings.Join(orgs, ","))
+	fmt.Fprintf(w, "# or, to use the Digest API key instead of the service account:\n")
+	fmt.Fprintf(w, "#   unset %s %s\n", EnvClientID, EnvClientSecret)
+	fmt.Fprintf(w, "#   export %s=%s %s=%s\n", EnvPublicKey, atlassim.DefaultPublicKey, EnvPrivateKey, atlassim.DefaultPrivateKey)
+}
+
+// writeFileAtomic writes via a temporary file and a rename, so a reader never sees half a URL.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".ready-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+var faultKinds = func() map[string]atlassim.FaultKind {
+	m := map[string]atlassim.FaultKind{}
+	for _, k := range []atlassim.FaultKind{atlassim.Status, atlassim.Reset, atlassim.Truncate, atlassim.SlowBody,
+		atlassim.ExpiredToken, atlassim.NotFound, atlassim.NeverReady, atlassim.WrongMediaType, atlassim.MalformedJSON} {
+		m[strings.ToLower(k.String())] = k
+	}
+	return m
+}()
+
+// parseFault reads "kind=Status,status=503,times=2,op=listOrgInvoices,retry-after=1s".
+func parseFault(s string) (atlassim.Fault, error) {
+	var f atlassim.Fault
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return f, fmt.Errorf("%q: want key=value", kv)
+		}
+		var err error
+		switch k {
+		case "kind":
+			kind, ok := faultKinds[strings.ToLower(v)]
+			if !ok {
+				var names []string
+				for n := range faultKinds {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				return f, fmt.Errorf("kind %q: want one of %s", v, strings.Join(names, ", "))
+			}
+			f.Kind = kind
+		case "op":
+			f.Op = v
+		case "times":
+			f.Times, err = strconv.Atoi(v)
+		case "status":
+			f.Status, err = strconv.Atoi(v)
+		case "after":
+			f.After, err = strconv.ParseInt(v, 10, 64)
+		case "retry-after":
+			f.RetryAfter, err = time.ParseDuration(v)
+		case "delay":
+			f.Delay, err = time.ParseDuration(v)
+		default:
+			return f, fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return f, fmt.Errorf("%s=%q: %v", k, v, err)
+		}
+	}
+	if f.Kind == 0 {
+		return f, fmt.Errorf("%q: kind= is required", s)
+	}
+	if f.Kind == atlassim.Status && f.Status == 0 {
+		return f, fmt.Errorf("%q: kind=Status needs status=", s)
+	}
+	return f, nil
+}

@@ -1,0 +1,380 @@
+// Package export is the logic of the three steps of an export — submit a Cost
+// Explorer query, poll it and store its result, fetch the invoices — shared
+// by the Lambda functions, the state machine and the command-line tool.
+// Each step asks Atlas once and returns at once: waiting happens between
+// steps (in a Wait state, or a sleep in the command-line tool), never inside.
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// Atlas is the part of the Atlas API an export uses.
+type Atlas interface {
+	CreateUsageQuery(ctx context.Context, orgID string, q atlas.UsageQuery) (string, error)
+	GetUsage(ctx context.Context, orgID, token string, f atlas.Format) (*atlas.Usage, error)
+	ListInvoices(ctx context.Context, orgID string, opt *atlas.InvoiceListOptions) ([]atlas.Invoice, error)
+	PendingInvoices(ctx context.Context, orgID string) ([]atlas.Invoice, error)
+	InvoiceCSV(ctx context.Context, orgID, invoiceID string) (io.ReadCloser, error)
+}
+
+// Store keeps an object under a key, streaming it.
+type Store interface {
+	Put(ctx context.Context, p sink.Put) (sink.Object, error)
+}
+
+// Exporter runs the steps.
+type Exporter struct {
+	Atlas  Atlas
+	Store  Store
+	Layout layout.Layout
+	// Orgs lists the orgs to export when a request names none.
+	Orgs func(ctx context.Context) ([]string, error)
+	// MaxAttempts bounds the polls of one query.
+	MaxAttempts int
+	Now         func() time.Time
+	Log         *slog.Logger
+	// Progress, if set, hears of each step and of bytes streamed.
+	Progress func(Event)
+}
+
+func (e *Exporter) report(ev Event) {
+	if e.Progress != nil {
+		e.Progress(ev)
+	}
+}
+
+// Poll backoff: the first answer is checked after FirstWait, so a fast query
+// is not slowed down; then the wait doubles up to MaxWait, so a long query
+// costs a few polls, not one every few seconds.
+const (
+	FirstWait = 5 * time.Second
+	MaxWait   = 60 * time.Second
+)
+
+// NextWait is the wait after the given number of polls.
+func NextWait(polls int) time.Duration {
+	w := FirstWait
+	for i := 0; i < polls && w < MaxWait; i++ {
+		w *= 2
+	}
+	return min(w, MaxWait)
+}
+
+func (e *Exporter) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Exporter) log(j *Job, step string) *slog.Logger {
+	l := e.Log
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return l.With("org", j.OrgID, "period", j.Period.Label(), "step", step)
+}
+
+// Plan expands a request into one job per org and month, validating all of
+// it before any network call.
+func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
+	months, err := e.months(req)
+	if err != nil {
+		return Plan{}, err
+	}
+	f := Filters{
+		Services: req.Services, Projects: req.Projects, Clusters: req.Clusters,
+		GroupBy: req.GroupBy, IncludePartialMatches: req.IncludePartialMatches,
+	}
+	// The query of the first month stands for all: same filters, other dates.
+	if err := f.query(months[0]).Validate(); err != nil {
+		return Plan{}, &Error{Name: InputInvalid, Msg: "invalid filters", Err: err}
+	}
+	if req.InvoiceID != "" {
+		if err := atlas.ValidateInvoiceID(req.InvoiceID); err != nil {
+			return Plan{}, &Error{Name: InputInvalid, Msg: "invalid invoiceId", Err: err}
+		}
+	}
+	orgs, err := e.orgs(ctx, req)
+	if err != nil {
+		return Plan{}, err
+	}
+	max := e.MaxAttempts
+	if max < 1 {
+		max = 1
+	}
+	var p Plan
+	for _, org := range orgs {
+		for _, m := range months {
+			p.Jobs = append(p.Jobs, Job{
+				OrgID: org, Period: m, Filters: f, IncludePending: req.IncludePending,
+				InvoiceID: req.InvoiceID, MaxAttempts: max,
+			})
+		}
+	}
+	return p, nil
+}
+
+func (e *Exporter) months(req Request) ([]period.Period, error) {
+	ref := e.now()
+	if req.ScheduledTime != "" {
+		t, err := time.Parse(time.RFC3339, req.ScheduledTime)
+		if err != nil {
+			return nil, invalid("scheduledTime %q: want an RFC 3339 time such as 2024-07-01T06:00:00Z", truncate(req.ScheduledTime))
+		}
+		ref = t
+	}
+	switch {
+	case req.StartDate != "" || req.EndDate != "":
+		if req.Period != "" {
+			return nil, invalid("give either period or startDate/endDate, not both")
+		}
+		if req.StartDate == "" || req.EndDate == "" {
+			return nil, invalid("startDate and endDate go together")
+		}
+		ms, err := period.Dates(req.StartDate, req.EndDate)
+		if err != nil {
+			return nil, invalid("%v", err)
+		}
+		return ms, nil
+	default:
+		p, err := period.Parse(req.Period, ref)
+		if err != nil {
+			return nil, invalid("%v", err)
+		}
+		return []period.Period{p}, nil
+	}
+}
+
+func (e *Exporter) orgs(ctx context.Context, req Request) ([]string, error) {
+	ids := req.OrgIDs
+	if req.OrgID != "" {
+		ids = append([]string{req.OrgID}, ids...)
+	}
+	if len(ids) == 0 && e.Orgs != nil {
+		configured, err := e.Orgs(ctx)
+		if err != nil {
+			return nil, wrap(err, "listing the configured orgs")
+		}
+		ids = configured
+	}
+	if len(ids) == 0 {
+		return nil, &Error{Name: ConfigInvalid, Msg: "no org to export: name orgIds in the request, set ABX_ORG_IDS, or put orgIds in the secret"}
+	}
+	seen := make(map[string]bool, len(ids))
+	var out []string
+	for _, id := range ids {
+		if err := atlas.ValidateOrgID(id); err != nil {
+			return nil, &Error{Name: InputInvalid, Msg: "invalid org id", Err: err}
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func (f Filters) query(p period.Period) atlas.UsageQuery {
+	return atlas.UsageQuery{
+		StartDate: p.StartDate(), EndDate: p.EndDate(),
+		Services: f.Services, Projects: f.Projects, Clusters: f.Clusters,
+		GroupBy: f.GroupBy, IncludePartialMatches: f.IncludePartialMatches,
+	}
+}
+
+func (j *Job) validate() error {
+	if err := atlas.ValidateOrgID(j.OrgID); err != nil {
+		return &Error{Name: InputInvalid, Msg: "invalid orgId", Err: err}
+	}
+	if j.Period.Start.IsZero() {
+		return invalid("org %s: period is required", j.OrgID)
+	}
+	if j.Token != "" {
+		if err := atlas.ValidateToken(j.Token); err != nil {
+			return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid token", j.OrgID), Err: err}
+		}
+	}
+	if j.InvoiceID != "" {
+		if err := atlas.ValidateInvoiceID(j.InvoiceID); err != nil {
+			return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid invoiceId", j.OrgID), Err: err}
+		}
+	}
+	if j.MaxAttempts < 0 || j.Attempt < 0 || j.WaitSeconds < 0 {
+		return invalid("org %s: attempt, maxAttempts and waitSeconds cannot be negative", j.OrgID)
+	}
+	if err := j.Filters.query(j.Period).Validate(); err != nil {
+		return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid filters", j.OrgID), Err: err}
+	}
+	return nil
+}
+
+// Submit creates the Cost Explorer query of a job and says how long to wait
+// before the first poll.
+func (e *Exporter) Submit(ctx context.Context, j Job) (Job, error) {
+	if err := j.validate(); err != nil {
+		return Job{}, err
+	}
+	if j.MaxAttempts == 0 {
+		j.MaxAttempts = max(e.MaxAttempts, 1)
+	}
+	log := e.log(&j, "submit")
+	token, err := e.Atlas.CreateUsageQuery(ctx, j.OrgID, j.Filters.query(j.Period))
+	if err != nil {
+		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: creating the Cost Explorer query", j.OrgID, j.Period))
+	}
+	j.Token, j.Status, j.Attempt = token, StatusSubmitted, 0
+	j.WaitSeconds = int(NextWait(0) / time.Second)
+	j.Usage = nil
+	log.Info("cost explorer query submitted", "wait_seconds", j.WaitSeconds)
+	return j, nil
+}
+
+// Poll asks once whether the query is ready. Still processing: the job comes
+// back with the next wait. Ready: the result is streamed into the store.
+func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
+	if err := j.validate(); err != nil {
+		return Job{}, err
+	}
+	if j.Token == "" {
+		return Job{}, invalid("org %s, %s: poll needs the token that submit returned", j.OrgID, j.Period)
+	}
+	if j.MaxAttempts == 0 {
+		j.MaxAttempts = max(e.MaxAttempts, 1)
+	}
+	log := e.log(&j, "poll")
+	if j.Attempt >= j.MaxAttempts {
+		return Job{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: the Cost Explorer query was still processing after %d polls", j.OrgID, j.Period, j.Attempt)}
+	}
+	j.Attempt++
+	u, err := e.Atlas.GetUsage(ctx, j.OrgID, j.Token, atlas.CSV)
+	if err != nil {
+		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: polling the Cost Explorer query", j.OrgID, j.Period))
+	}
+	if u.Processing {
+		j.Status = StatusProcessing
+		j.WaitSeconds = int(NextWait(j.Attempt) / time.Second)
+		log.Info("cost explorer query still processing", "attempt", j.Attempt, "wait_seconds", j.WaitSeconds)
+		return j, nil
+	}
+	defer u.Body.Close()
+	key, err := e.Layout.Usage(j.OrgID, j.Period)
+	if err != nil {
+		return Job{}, &Error{Name: InputInvalid, Msg: "usage key", Err: err}
+	}
+	obj, err := e.store(ctx, key, u.Body, countCSVRows, map[string]string{
+		"source": "atlas-cost-explorer", "org-id": j.OrgID, "billing-month": j.Period.Label(),
+		"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
+	})
+	if err != nil {
+		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
+	}
+	j.Status, j.WaitSeconds, j.Usage = StatusReady, 0, &obj
+	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
+	return j, nil
+}
+
+// FetchInvoices stores the CSV of every invoice of the job's month (and the
+// pending one when asked, or the one invoice named) and lists every object
+// of the job, the usage included.
+func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
+	if err := j.validate(); err != nil {
+		return Result{}, err
+	}
+	log := e.log(&j, "fetch-invoice")
+	invoices, err := e.invoices(ctx, j)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}}
+	if j.Usage != nil {
+		res.Objects = append(res.Objects, *j.Usage)
+	}
+	for _, inv := range invoices {
+		obj, err := e.storeInvoice(ctx, j, inv)
+		if err != nil {
+			return Result{}, err
+		}
+		log.Info("invoice stored", "invoice", inv.ID, "status", inv.StatusName, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
+		res.Objects = append(res.Objects, obj)
+	}
+	log.Info("invoices done", "invoices", len(invoices))
+	return res, nil
+}
+
+func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error) {
+	where := fmt.Sprintf("org %s, %s", j.OrgID, j.Period)
+	all, err := e.Atlas.ListInvoices(ctx, j.OrgID, &atlas.InvoiceListOptions{
+		FromDate: j.Period.StartDate(), ToDate: j.Period.EndDate(),
+	})
+	if err != nil {
+		return nil, wrap(err, where+": listing invoices")
+	}
+	var out []atlas.Invoice
+	seen := map[string]bool{}
+	add := func(inv atlas.Invoice) {
+		if !seen[inv.ID] {
+			seen[inv.ID] = true
+			out = append(out, inv)
+		}
+	}
+	for _, inv := range all {
+		// The API filters by start and end date; keep exactly the month's.
+		if j.InvoiceID == "" && period.Of(inv.StartDate) == j.Period {
+			add(inv)
+		}
+		if j.InvoiceID != "" && inv.ID == j.InvoiceID {
+			add(inv)
+		}
+	}
+	if j.IncludePending {
+		pending, err := e.Atlas.PendingInvoices(ctx, j.OrgID)
+		if err != nil {
+			return nil, wrap(err, where+": getting the pending invoice")
+		}
+		for _, inv := range pending {
+			if j.InvoiceID == "" || inv.ID == j.InvoiceID {
+				add(inv)
+			}
+		}
+	}
+	if j.InvoiceID != "" && len(out) == 0 {
+		return nil, &Error{Name: AtlasNotFound, Msg: fmt.Sprintf("%s: invoice %s is not among the invoices of the month", where, j.InvoiceID)}
+	}
+	return out, nil
+}
+
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) (sink.Object, error) {
+	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
+	// An invoice is filed under the month it bills, which for the pending
+	// one may not be the job's month.
+	month := period.Of(inv.StartDate)
+	key, err := e.Layout.Invoice(j.OrgID, month, inv.ID)
+	if err != nil {
+		return sink.Object{}, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
+	}
+	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
+	if err != nil {
+		return sink.Object{}, wrap(err, where+": downloading the invoice CSV")
+	}
+	defer body.Close()
+	obj, err := e.store(ctx, key, body, countInvoiceRows, map[string]string{
+		"source": "atlas-invoice-csv", "org-id": j.OrgID, "billing-month": month.Label(),
+		"period-start": month.StartDate(), "period-end": month.EndDate(),
+		"invoice-id": inv.ID, "invoice-status": inv.StatusName,
+	})
+	if err != nil {
+		return sink.Object{}, wrap(err, where+": storing the invoice CSV")
+	}
+	return obj, nil
+}

@@ -1,0 +1,252 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+const (
+	orgA = "5f1a2b3c4d5e6f7a8b9c0d1e"
+	orgB = "6a1b2c3d4e5f6a7b8c9d0e1f"
+)
+
+// countingAtlas fails the test on any network call: the input tests below
+// must be refused before one is made.
+type countingAtlas struct {
+	calls int
+	Atlas
+}
+
+func (c *countingAtlas) CreateUsageQuery(context.Context, string, atlas.UsageQuery) (string, error) {
+	c.calls++
+	return strings.Repeat("a", 64), nil
+}
+
+func (c *countingAtlas) GetUsage(context.Context, string, string, atlas.Format) (*atlas.Usage, error) {
+	c.calls++
+	return &atlas.Usage{Processing: true}, nil
+}
+
+func newExporter(t *testing.T, a Atlas) *Exporter {
+	t.Helper()
+	l, err := layout.New(layout.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Exporter{
+		Atlas: a, Layout: l, MaxAttempts: 3,
+		Orgs: func(context.Context) ([]string, error) { return []string{orgA, orgB}, nil },
+		Now:  func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) },
+	}
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name string
+		req  string
+		want []string // org/month per job
+	}{
+		{"empty is previous month for configured orgs", `{}`, []string{orgA + "/2024-06", orgB + "/2024-06"}},
+		{"null is empty", `null`, []string{orgA + "/2024-06", orgB + "/2024-06"}},
+		{"named month", `{"orgId":"` + orgA + `","period":"2024-02"}`, []string{orgA + "/2024-02"}},
+		{"month to date", `{"orgIds":["` + orgB + `"],"period":"month-to-date"}`, []string{orgB + "/2024-07"}},
+		{"schedule decides previous", `{"orgId":"` + orgA + `","scheduledTime":"2025-01-01T00:05:00Z"}`, []string{orgA + "/2024-12"}},
+		{"dates", `{"orgId":"` + orgA + `","startDate":"2024-01-01","endDate":"2024-03-01"}`, []string{orgA + "/2024-01", orgA + "/2024-02"}},
+		{"duplicates folded", `{"orgId":"` + orgA + `","orgIds":["` + orgA + `"],"period":"2024-01"}`, []string{orgA + "/2024-01"}},
+		{"eventbridge event", `{"detail-type":"Scheduled Event","time":"2024-03-01T06:00:00Z","detail":{"orgId":"` + orgA + `"}}`, []string{orgA + "/2024-02"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &countingAtlas{}
+			req, err := DecodeRequest([]byte(tt.req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := newExporter(t, a).Plan(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, j := range p.Jobs {
+				got = append(got, j.OrgID+"/"+j.Period.Label())
+				if j.MaxAttempts != 3 {
+					t.Errorf("MaxAttempts = %d", j.MaxAttempts)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("jobs = %v, want %v", got, tt.want)
+			}
+			if a.calls != 0 {
+				t.Errorf("planning made %d Atlas calls", a.calls)
+			}
+		})
+	}
+}
+
+func TestBadInputRefusedBeforeAnyCall(t *testing.T) {
+	big := `{"orgId":"` + orgA + `","services":["` + strings.Repeat("x", 300<<10) + `"]}`
+	tests := []struct {
+		name, event, want string
+	}{
+		{"org with path", `{"orgId":"../../5f1a2b3c4d5e6f7a8b9c"}`, "org"},
+		{"org too short", `{"orgId":"5f1a2b"}`, "org"},
+		{"start not first", `{"orgId":"` + orgA + `","startDate":"2024-01-02","endDate":"2024-03-01"}`, "first day"},
+		{"end before start", `{"orgId":"` + orgA + `","startDate":"2024-03-01","endDate":"2024-01-01"}`, "after"},
+		{"only start", `{"orgId":"` + orgA + `","startDate":"2024-03-01"}`, "go together"},
+		{"bad period", `{"orgId":"` + orgA + `","period":"June"}`, "YYYY-MM"},
+		{"unknown service", `{"orgId":"` + orgA + `","services":["Snacks"]}`, "Snacks"},
+		{"unknown groupBy", `{"orgId":"` + orgA + `","groupBy":"colour","services":["Atlas"]}`, "groupBy"},
+		{"groupBy without filter", `{"orgId":"` + orgA + `","groupBy":"projects"}`, "groupBy"},
+		{"unknown field", `{"orgid":"` + orgA + `"}`, "orgid"},
+		{"bad invoice", `{"orgId":"` + orgA + `","invoiceId":"../x"}`, "invoice"},
+		{"bad schedule time", `{"orgId":"` + orgA + `","scheduledTime":"yesterday"}`, "scheduledTime"},
+		{"not an object", `[1,2]`, "JSON object"},
+		{"too big", big, "bytes"},
+		{"job with bad token", `{"orgId":"` + orgA + `","period":{"start":"2024-06-01"},"token":"short","maxAttempts":3}`, "token"},
+		{"job with bad org", `{"orgId":"x/../y","period":{"start":"2024-06-01"},"maxAttempts":3}`, "org"},
+		{"unknown action", `{"action":"delete","request":{}}`, "action"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &countingAtlas{}
+			exp := newExporter(t, a)
+			err := func() error {
+				ev, err := DecodeSubmit([]byte(tt.event))
+				if err != nil {
+					return err
+				}
+				if ev.Job != nil {
+					_, err = exp.Submit(context.Background(), *ev.Job)
+					return err
+				}
+				_, err = exp.Plan(context.Background(), *ev.Request)
+				return err
+			}()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if Name(err) != InputInvalid {
+				t.Errorf("name = %s, want %s (%v)", Name(err), InputInvalid, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+			if len(err.Error()) > 400 {
+				t.Errorf("error is %d bytes long", len(err.Error()))
+			}
+			if a.calls != 0 {
+				t.Errorf("%d Atlas calls before refusing", a.calls)
+			}
+		})
+	}
+}
+
+func TestNextWait(t *testing.T) {
+	want := []time.Duration{5, 10, 20, 40, 60, 60}
+	for polls, w := range want {
+		if got := NextWait(polls); got != w*time.Second {
+			t.Errorf("NextWait(%d) = %v, want %v", polls, got, w*time.Second)
+		}
+	}
+	// A 120 s query is seen ready at the fifth poll: 5+10+20+40+60 = 135 s.
+	var at time.Duration
+	polls := 0
+	for at < 120*time.Second {
+		at += NextWait(polls)
+		polls++
+	}
+	if polls > 6 {
+		t.Errorf("a 120 s query takes %d polls", polls)
+	}
+}
+
+func TestPollExhausted(t *testing.T) {
+	a := &countingAtlas{}
+	exp := newExporter(t, a)
+	j := Job{OrgID: orgA, Period: period.Month(2024, time.June), MaxAttempts: 3}
+	j, err := exp.Submit(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if j, err = exp.Poll(context.Background(), j); err != nil {
+			t.Fatalf("poll %d: %v", i+1, err)
+		}
+		if j.Status != StatusProcessing || j.Attempt != i+1 {
+			t.Fatalf("poll %d: status %s attempt %d", i+1, j.Status, j.Attempt)
+		}
+	}
+	_, err = exp.Poll(context.Background(), j)
+	if Name(err) != PollAttemptsExhausted || !strings.Contains(err.Error(), orgA) {
+		t.Fatalf("err = %v (%s), want %s naming the org", err, Name(err), PollAttemptsExhausted)
+	}
+	if a.calls != 4 { // one submit, three polls
+		t.Errorf("calls = %d, want 4", a.calls)
+	}
+}
+
+type brokenReader struct{ n int }
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, strings.Repeat("a,b\n", 1024))
+	n = min(n, b.n)
+	b.n -= n
+	return n, nil
+}
+
+type drainStore struct{ err error }
+
+func (d drainStore) Put(_ context.Context, p sink.Put) (sink.Object, error) {
+	n, err := io.Copy(io.Discard, p.Body)
+	if err != nil {
+		return sink.Object{}, err
+	}
+	if d.err != nil {
+		return sink.Object{}, d.err
+	}
+	meta := p.Meta()
+	return sink.Object{Key: p.Key, Bytes: n, SHA256: meta["rows"]}, nil
+}
+
+func TestStoreNamesWhatBroke(t *testing.T) {
+	ctx := context.Background()
+	exp := newExporter(t, nil)
+
+	exp.Store = drainStore{}
+	obj, err := exp.store(ctx, "k", strings.NewReader("h1,h2\n1,\"a,\nb\"\n2,c\n"), countCSVRows, map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Rows != 2 || obj.SHA256 != "2" { // the metadata saw the count too
+		t.Errorf("rows = %d, meta rows = %s, want 2", obj.Rows, obj.SHA256)
+	}
+
+	_, err = exp.store(ctx, "k", &brokenReader{n: 1 << 20}, countCSVRows, map[string]string{})
+	if Name(err) != AtlasStreamBroken {
+		t.Errorf("broken body: %v (%s), want %s", err, Name(err), AtlasStreamBroken)
+	}
+
+	exp.Store = drainStore{err: errors.New("503 Slow Down")}
+	_, err = exp.store(ctx, "k", strings.NewReader("h\n1\n"), countCSVRows, map[string]string{})
+	if Name(err) != StorageError {
+		t.Errorf("store failure: %v (%s), want %s", err, Name(err), StorageError)
+	}
+
+	exp.Store = drainStore{}
+	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), countInvoiceRows, map[string]string{})
+	if Name(err) != AtlasError {
+		t.Errorf("unparseable invoice: %v (%s), want %s", err, Name(err), AtlasError)
+	}
+}

@@ -1,0 +1,175 @@
+package export
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// rowCounter counts the data rows of a CSV stream as it goes by.
+type rowCounter func(io.Reader) (int64, error)
+
+// countCSVRows counts the records after the header row.
+func countCSVRows(r io.Reader) (int64, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	var n int64
+	for {
+		_, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return max(n-1, 0), nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
+// countInvoiceRows counts an invoice's line items, after its preamble.
+func countInvoiceRows(r io.Reader) (int64, error) {
+	ir, err := atlas.NewInvoiceReader(r)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for {
+		_, err := ir.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
+// store streams body into the store under key. The rows are counted on the
+// way (a parse failure fails the upload, so no unreadable file is stored),
+// and a failure says whether Atlas's stream or the store broke.
+func (e *Exporter) store(ctx context.Context, key string, body io.Reader, count rowCounter, meta map[string]string) (sink.Object, error) {
+	if e.Progress != nil {
+		body = &progressReader{r: body, key: key, report: e.report}
+	}
+	src := newCountingSource(body, count)
+	defer src.stop(errors.New("upload ended"))
+	obj, err := e.Store.Put(ctx, sink.Put{
+		Key:         key,
+		Body:        src,
+		ContentType: "text/csv; charset=utf-8",
+		Meta: func() map[string]string {
+			m := maps.Clone(meta)
+			m["rows"] = strconv.FormatInt(src.rows, 10)
+			return m
+		},
+	})
+	switch {
+	case err == nil:
+		obj.Rows = src.rows
+		return obj, nil
+	case src.readErr != nil:
+		if Name(src.readErr) != AtlasError {
+			return sink.Object{}, wrap(src.readErr, "reading from Atlas")
+		}
+		return sink.Object{}, &Error{Name: AtlasStreamBroken, Msg: "the Atlas response broke off", Err: src.readErr}
+	case src.countErr != nil:
+		return sink.Object{}, &Error{Name: AtlasError, Msg: "Atlas sent a CSV that does not parse", Err: src.countErr}
+	default:
+		return sink.Object{}, &Error{Name: StorageError, Msg: "writing " + key, Err: err}
+	}
+}
+
+// countingSource passes body through, feeding a row counter in a goroutine.
+// At the end of body it waits for the count, and turns a count failure into
+// a read error so the upload is aborted.
+type countingSource struct {
+	body     io.Reader
+	pw       *io.PipeWriter
+	done     chan struct{}
+	rows     int64
+	countErr error
+	readErr  error
+	finished bool
+}
+
+func newCountingSource(body io.Reader, count rowCounter) *countingSource {
+	pr, pw := io.Pipe()
+	s := &countingSource{body: body, pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		n, err := count(pr)
+		// Drain, so a counter that stopped early never blocks the upload.
+		_, _ = io.Copy(io.Discard, pr)
+		s.rows, s.countErr = n, err
+	}()
+	return s
+}
+
+func (s *countingSource) Read(p []byte) (int, error) {
+	if s.readErr != nil {
+		return 0, s.readErr
+	}
+	if s.finished {
+		return 0, io.EOF
+	}
+	n, err := s.body.Read(p)
+	if n > 0 {
+		if _, werr := s.pw.Write(p[:n]); werr != nil {
+			return n, fmt.Errorf("counting rows: %w", werr)
+		}
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		s.finish(nil)
+		if s.countErr != nil {
+			return n, fmt.Errorf("counting rows: %w", s.countErr)
+		}
+		return n, io.EOF
+	case err != nil:
+		s.readErr = err
+		s.stop(err)
+		return n, err
+	}
+	return n, nil
+}
+
+// finish closes the counter's input and waits for its count.
+func (s *countingSource) finish(err error) {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	s.pw.CloseWithError(err)
+	<-s.done
+}
+
+func (s *countingSource) stop(err error) { s.finish(err) }
+
+// progressReader reports the bytes read every progressStep.
+type progressReader struct {
+	r      io.Reader
+	key    string
+	n, at  int64
+	report func(Event)
+}
+
+const progressStep = 16 << 20
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n-p.at >= progressStep {
+		p.at = p.n
+		p.report(Event{Step: "stream", Key: p.key, Bytes: p.n})
+	}
+	return n, err
+}

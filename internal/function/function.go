@@ -1,0 +1,200 @@
+// Package function wires the export steps into Lambda handlers: configuration
+// from the environment, the secret from Secrets Manager, the S3 sink, all
+// built once per cold start; and errors turned into the named errors a state
+// machine's Retry and Catch match.
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlasclient"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+)
+
+// Version names the build in the User-Agent.
+var Version = "dev"
+
+// Handlers are the three functions' entry points.
+type Handlers struct {
+	exp *export.Exporter
+	err error // a configuration error, reported by every invocation
+	log *slog.Logger
+}
+
+// New builds the handlers from the environment. A configuration problem does
+// not stop the runtime: each invocation reports it as Config.Invalid, which
+// is where an operator looks.
+// Logs are JSON lines on logOut (os.Stderr in Lambda, which CloudWatch keeps).
+func New(ctx context.Context, getenv func(string) string, logOut io.Writer) *Handlers {
+	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	exp, err := build(ctx, getenv, log)
+	if err != nil {
+		log.Error("configuration", "error", err.Error())
+	}
+	return &Handlers{exp: exp, err: err, log: log}
+}
+
+func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*export.Exporter, error) {
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return nil, &export.Error{Name: export.ConfigInvalid, Msg: err.Error()}
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "loading the AWS configuration", Err: err}
+	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.S3Endpoint)
+			o.UsePathStyle = true
+		}
+	})
+	lay, err := layout.New(cfg.Prefix)
+	if err != nil {
+		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "ABX_PREFIX", Err: err}
+	}
+	client := atlasclient.New(secret.NewStore(sm, cfg.SecretARN), atlasclient.Options{
+		BaseURL:   cfg.BaseURL,
+		UserAgent: "atlas-billing-export/" + Version + " (lambda)",
+	})
+	return &export.Exporter{
+		Atlas:       client,
+		Store:       sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID, StagingPrefix: lay.Staging()}),
+		Layout:      lay,
+		Orgs:        orgs(cfg.OrgIDs, client),
+		MaxAttempts: cfg.MaxPollAttempts,
+		Log:         log,
+	}, nil
+}
+
+// orgs prefers the configured org ids and falls back to the secret's.
+func orgs(configured []string, client *atlasclient.Client) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		if len(configured) > 0 {
+			return configured, nil
+		}
+		return client.OrgIDs(ctx)
+	}
+}
+
+// Exporter gives the export steps to other front ends (the command-line
+// tool's invoke), with the same configuration as the functions.
+func (h *Handlers) Exporter() (*export.Exporter, error) { return h.exp, h.err }
+
+// Submit is the submit function: a plan call from the state machine, a Job,
+// or a plain request (console, schedule) that names one org and one month.
+func (h *Handlers) Submit(ctx context.Context, raw json.RawMessage) (any, error) {
+	if h.err != nil {
+		return nil, h.fail(h.err)
+	}
+	out, err := Submit(ctx, h.exp, raw)
+	return out, h.fail(err)
+}
+
+// Poll is the poll function.
+func (h *Handlers) Poll(ctx context.Context, raw json.RawMessage) (any, error) {
+	if h.err != nil {
+		return nil, h.fail(h.err)
+	}
+	out, err := Poll(ctx, h.exp, raw)
+	return out, h.fail(err)
+}
+
+// FetchInvoice is the fetch-invoice function.
+func (h *Handlers) FetchInvoice(ctx context.Context, raw json.RawMessage) (any, error) {
+	if h.err != nil {
+		return nil, h.fail(h.err)
+	}
+	out, err := FetchInvoice(ctx, h.exp, raw)
+	return out, h.fail(err)
+}
+
+// Submit runs the submit step on a raw event.
+func Submit(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
+	ev, err := export.DecodeSubmit(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ev.Plan:
+		return exp.Plan(ctx, *ev.Request)
+	case ev.Job != nil:
+		return exp.Submit(ctx, *ev.Job)
+	}
+	plan, err := exp.Plan(ctx, *ev.Request)
+	if err != nil {
+		return nil, err
+	}
+	if len(plan.Jobs) != 1 {
+		return nil, &export.Error{Name: export.InputInvalid, Msg: "this request covers several orgs or months: name one orgId and one period, or start the state machine, which exports them all"}
+	}
+	return exp.Submit(ctx, plan.Jobs[0])
+}
+
+// Poll runs the poll step on a raw event.
+func Poll(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
+	job, err := export.DecodeJob(raw)
+	if err != nil {
+		return nil, err
+	}
+	return exp.Poll(ctx, job)
+}
+
+// FetchInvoice runs the fetch-invoice step on a raw event: a Job, or a plain
+// request for one org and month.
+func FetchInvoice(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
+	ev, err := export.DecodeSubmit(raw)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Job != nil {
+		return exp.FetchInvoices(ctx, *ev.Job)
+	}
+	if ev.Plan {
+		return nil, &export.Error{Name: export.InputInvalid, Msg: "fetch-invoice takes a job or a request, not a plan call"}
+	}
+	plan, err := exp.Plan(ctx, *ev.Request)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]export.Result, 0, len(plan.Jobs))
+	for _, j := range plan.Jobs {
+		r, err := exp.FetchInvoices(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return Results{Results: results}, nil
+}
+
+// Results is fetch-invoice's answer to a plain request, which may cover
+// several orgs and months.
+type Results struct {
+	Results []export.Result `json:"results"`
+}
+
+// fail turns err into the Lambda error the runtime reports: errorType is the
+// stable name, errorMessage says what happened and for which org.
+func (h *Handlers) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	name := export.Name(err)
+	h.log.Error("step failed", "error_type", name, "error", err.Error())
+	return messages.InvokeResponse_Error{Type: name, Message: err.Error()}
+}

@@ -1,0 +1,60 @@
+// Package layout names the S3 keys of an export: deterministic, Hive-style
+// partitions that Athena reads, so a re-run of a period overwrites the same
+// keys instead of adding duplicates.
+package layout
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// DefaultPrefix is where an export lands when no prefix is configured.
+const DefaultPrefix = "atlas-billing"
+
+// Layout builds keys under one prefix.
+type Layout struct {
+	prefix string
+}
+
+// New checks the prefix: relative, no empty, "." or ".." segments.
+func New(prefix string) (Layout, error) {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return Layout{}, fmt.Errorf("layout: empty prefix")
+	}
+	for _, seg := range strings.Split(prefix, "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00\r\n") {
+			return Layout{}, fmt.Errorf("layout: prefix %q has an invalid segment %q", prefix, seg)
+		}
+	}
+	return Layout{prefix: prefix}, nil
+}
+
+// Prefix is the cleaned prefix, without slashes at either end.
+func (l Layout) Prefix() string { return l.prefix }
+
+// Usage is the key of one org's Cost Explorer usage for one month.
+func (l Layout) Usage(orgID string, p period.Period) (string, error) {
+	if err := atlas.ValidateOrgID(orgID); err != nil {
+		return "", err
+	}
+	return path.Join(l.prefix, "usage", "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
+}
+
+// Invoice is the key of one invoice CSV, partitioned by the month it bills.
+func (l Layout) Invoice(orgID string, p period.Period, invoiceID string) (string, error) {
+	if err := atlas.ValidateOrgID(orgID); err != nil {
+		return "", err
+	}
+	if err := atlas.ValidateInvoiceID(invoiceID); err != nil {
+		return "", err
+	}
+	return path.Join(l.prefix, "invoices", "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+".csv"), nil
+}
+
+// Staging is where uploads land before they are complete, never a final key.
+func (l Layout) Staging() string { return path.Join(l.prefix, "_staging") }

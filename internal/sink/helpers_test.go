@@ -1,0 +1,168 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+const MiB = 1 << 20
+
+var errBoom = errors.New("boom: upstream connection reset")
+
+// data returns n deterministic pseudo-random bytes.
+func data(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	var s [32]byte
+	s[0] = byte(seed)
+	rand.NewChaCha8(s).Read(b)
+	return b
+}
+
+// reader hides bytes.Reader's Seek, like an HTTP response body.
+func reader(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }
+
+// failingReader yields the first n bytes of b, then err.
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func failAfter(b []byte, n int, err error) io.Reader {
+	return &failingReader{r: bytes.NewReader(b[:n]), err: err}
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+// lineCounter counts '\n' in what passes through: the caller-side row count
+// that Put.Meta reports after the body was read.
+type lineCounter struct {
+	r     io.Reader
+	lines int64
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.lines += int64(bytes.Count(p[:n], []byte{'\n'}))
+	return n, err
+}
+
+func (c *lineCounter) meta(extra map[string]string) func() map[string]string {
+	return func() map[string]string {
+		m := map[string]string{"rows": strconv.FormatInt(c.lines, 10)}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+}
+
+// csvData returns about n bytes of CSV-like lines.
+func csvData(n int, seed uint64) []byte {
+	var b bytes.Buffer
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString("2024-06-01,65ab" + strconv.Itoa(i) + ",Atlas AWS Instance M10," + strconv.Itoa(r.IntN(100000)) + ".00\n")
+	}
+	return b.Bytes()[:n]
+}
+
+// recorder is an HTTP client that records each S3 request.
+type recorder struct {
+	next *http.Client
+	mu   sync.Mutex
+	reqs []request
+}
+
+type request struct {
+	Method, Key string
+	Query       url.Values
+	Header      http.Header
+}
+
+func (r *recorder) Do(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	// Path style: /bucket/key...
+	_, key, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
+	r.reqs = append(r.reqs, request{req.Method, key, req.URL.Query(), req.Header.Clone()})
+	r.mu.Unlock()
+	return r.next.Do(req)
+}
+
+// op names the S3 operation of a recorded request.
+func (q request) op() string {
+	copySrc := q.Header.Get("X-Amz-Copy-Source") != ""
+	switch {
+	case q.Method == http.MethodPost && q.Query.Has("uploads"):
+		return "CreateMultipartUpload"
+	case q.Method == http.MethodPost && q.Query.Has("uploadId"):
+		return "CompleteMultipartUpload"
+	case q.Method == http.MethodDelete && q.Query.Has("uploadId"):
+		return "AbortMultipartUpload"
+	case q.Method == http.MethodDelete:
+		return "DeleteObject"
+	case q.Method == http.MethodPut && q.Query.Has("partNumber") && copySrc:
+		return "UploadPartCopy"
+	case q.Method == http.MethodPut && q.Query.Has("partNumber"):
+		return "UploadPart"
+	case q.Method == http.MethodPut && copySrc:
+		return "CopyObject"
+	case q.Method == http.MethodPut:
+		return "PutObject"
+	case q.Method == http.MethodHead:
+		return "HeadObject"
+	}
+	return q.Method
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
+}
+
+func (r *recorder) requests() []request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]request(nil), r.reqs...)
+}
+
+// count returns how many requests were of operation op.
+func (r *recorder) count(op string) int {
+	n := 0
+	for _, q := range r.requests() {
+		if q.op() == op {
+			n++
+		}
+	}
+	return n
+}
+
+func recordingClient(newClient func(...func(*s3.Options)) *s3.Client) (*s3.Client, *recorder) {
+	rec := &recorder{next: &http.Client{}}
+	return newClient(func(o *s3.Options) { o.HTTPClient = rec }), rec
+}
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

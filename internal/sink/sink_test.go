@@ -1,0 +1,63 @@
+package sink
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateKey(t *testing.T) {
+	tests := []struct {
+		key string
+		ok  bool
+	}{
+		{"atlas-billing/usage/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=2024-06/usage.csv", true},
+		{"a", true},
+		{"", false},
+		{"/abs/key", false},
+		{"trailing/", false},
+		{"a//b", false},
+		{"a/../b", false},
+		{"..", false},
+		{"a/./b", false},
+		{"a/b\x00c", false},
+		{"a\nb", false},
+		{"a\x7fb", false},
+		{"a\\b", false},
+		{"bad\xffutf8", false},
+		{strings.Repeat("k", 1025), false},
+	}
+	for _, tt := range tests {
+		err := ValidateKey(tt.key)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateKey(%q) = %v, want ok=%v", tt.key, err, tt.ok)
+		}
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	tests := []struct {
+		name string
+		meta map[string]string
+		ok   bool
+	}{
+		{"layout keys", map[string]string{"source": "invoice", "org-id": "5f1a", "billing-month": "2024-06", "rows": "12"}, true},
+		{"none", nil, true},
+		{"upper-case key", map[string]string{"Org-Id": "x"}, false},
+		{"space in key", map[string]string{"org id": "x"}, false},
+		{"non-ASCII value", map[string]string{"org-name": "Zürich"}, false},
+		{"newline in value", map[string]string{"note": "a\nb"}, false},
+		{"too large", map[string]string{"big": strings.Repeat("x", 2100)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Put{Meta: func() map[string]string { return tt.meta }}
+			m, err := p.metadata("abc")
+			if (err == nil) != tt.ok {
+				t.Fatalf("metadata() error = %v, want ok=%v", err, tt.ok)
+			}
+			if err == nil && m[MetaSHA256] != "abc" {
+				t.Errorf("sha256 = %q, want abc", m[MetaSHA256])
+			}
+		})
+	}
+}

@@ -1,0 +1,33 @@
+package atlas
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// SetRetryHooks replaces the sleep, jitter and clock of c, so unit tests can
+// check waits without waiting. A nil argument keeps the current one.
+func SetRetryHooks(c *Client, sleep func(context.Context, time.Duration) error, jitter func(int64) int64, now func() time.Time) {
+	if sleep != nil {
+		c.sleep = sleep
+	}
+	if jitter != nil {
+		c.jitter = jitter
+	}
+	if now != nil {
+		c.now = now
+	}
+}
+
+// DecodeError exposes the ApiError decoder to the fuzz target.
+var DecodeError = decodeError
+
+// OpenEnvelope exposes the streaming envelope decoder to the fuzz target.
+func OpenEnvelope(rc io.ReadCloser) (io.ReadCloser, error) {
+	e, err := openEnvelope(rc, "GET", "/fuzz")
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}

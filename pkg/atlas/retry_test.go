@@ -1,0 +1,372 @@
+package atlas_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+var quickRetry = atlas.RetryPolicy{MaxAttempts: 5, MaxElapsed: 30 * time.Second, BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
+
+// failFirst answers the first n requests with fail, then with ok.
+func failFirst(n int64, fail, ok http.HandlerFunc) http.HandlerFunc {
+	var seen atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1) <= n {
+			fail(w, r)
+			return
+		}
+		ok(w, r)
+	}
+}
+
+func pendingOK(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, `{"results":[{"id":"`+testInv+`","orgId":"`+testOrg+`","statusName":"PENDING"}]}`)
+}
+
+// Retry-After is honoured with a real wait.
+func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, failFirst(1, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "1")
+				writeAPIError(w, status, "RATE_LIMITED")
+			}, pendingOK))
+			c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+			start := time.Now()
+			inv, err := c.PendingInvoices(ctxTimeout(t, 10*time.Second), testOrg)
+			if err != nil {
+				t.Fatalf("PendingInvoices: %v", err)
+			}
+			if len(inv) != 1 || inv[0].ID != testInv {
+				t.Errorf("got %+v", inv)
+			}
+			if d := time.Since(start); d < time.Second {
+				t.Errorf("retried after %s, want at least the Retry-After of 1s", d)
+			}
+			if n := srv.requests(); n != 2 {
+				t.Errorf("server saw %d requests, want 2", n)
+			}
+		})
+	}
+}
+
+func TestRetryServerErrors(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{500, 502, 503, 504} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, failFirst(2, func(w http.ResponseWriter, r *http.Request) {
+				writeAPIError(w, status, "UNEXPECTED_ERROR")
+			}, pendingOK))
+			c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 5, MaxElapsed: time.Minute, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second}))
+			ft := useFakeTime(c)
+			if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+				t.Fatalf("PendingInvoices: %v", err)
+			}
+			if n := srv.requests(); n != 3 {
+				t.Errorf("server saw %d requests, want 3", n)
+			}
+			// Full jitter with the jitter pinned to its maximum: 100ms, 200ms.
+			w := ft.recorded()
+			if len(w) != 2 || w[0] != 100*time.Millisecond || w[1] != 200*time.Millisecond {
+				t.Errorf("waits = %v, want [100ms 200ms]", w)
+			}
+		})
+	}
+}
+
+func TestRetryBackoffJitterAndCap(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeAPIError(w, 500, "UNEXPECTED_ERROR") })
+	c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 6, MaxElapsed: time.Hour, BaseDelay: time.Second, MaxDelay: 5 * time.Second}))
+	ft := useFakeTime(c)
+	var ceilings []int64
+	atlas.SetRetryHooks(c, nil, func(n int64) int64 { ceilings = append(ceilings, n); return n / 2 }, nil)
+	_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+	if !atlas.IsServerError(err) {
+		t.Fatalf("error = %v, want a server error", err)
+	}
+	want := []int64{int64(time.Second), int64(2 * time.Second), int64(4 * time.Second), int64(5 * time.Second), int64(5 * time.Second)}
+	if len(ceilings) != len(want) {
+		t.Fatalf("jitter ceilings = %v, want %v", ceilings, want)
+	}
+	for i := range want {
+		if ceilings[i] != want[i] {
+			t.Errorf("ceiling %d = %v, want %v", i, time.Duration(ceilings[i]), time.Duration(want[i]))
+		}
+		// uniform draw n/2 (+1ns so a wait is never zero)
+		if got := ft.recorded()[i]; got != time.Duration(want[i]/2)+1 {
+			t.Errorf("wait %d = %v", i, got)
+		}
+	}
+}
+
+func TestRetryBudget(t *testing.T) {
+	t.Parallel()
+	t.Run("attempts", func(t *testing.T) {
+		t.Parallel()
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			writeAPIError(w, http.StatusTooManyRequests, "RATE_LIMITED")
+		})
+		c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 3, MaxElapsed: time.Minute, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		ft := useFakeTime(c)
+		_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+		var e *atlas.Error
+		var re *atlas.RetryError
+		switch {
+		case !errors.As(err, &e) || !atlas.IsRateLimited(err):
+			t.Fatalf("error = %v, want a rate-limit *Error", err)
+		case !errors.Is(err, atlas.ErrTooManyAttempts) || !errors.As(err, &re):
+			t.Fatalf("error = %v, want a *RetryError", err)
+		}
+		if re.Attempts != 3 || srv.requests() != 3 {
+			t.Errorf("attempts = %d, server saw %d, want 3", re.Attempts, srv.requests())
+		}
+		if e.RetryAfter != time.Second || e.ErrorCode != "RATE_LIMITED" {
+			t.Errorf("*Error = %+v", e)
+		}
+		for _, w := range ft.recorded() {
+			if w < time.Second {
+				t.Errorf("waited %s, less than Retry-After", w)
+			}
+		}
+		if len(ft.recorded()) != 2 {
+			t.Errorf("waits = %v, want 2", ft.recorded())
+		}
+	})
+	t.Run("elapsed", func(t *testing.T) {
+		t.Parallel()
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "10")
+			writeAPIError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+		})
+		c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 10, MaxElapsed: 25 * time.Second, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		ft := useFakeTime(c)
+		_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+		var re *atlas.RetryError
+		if !errors.As(err, &re) || !atlas.IsServerError(err) {
+			t.Fatalf("error = %v, want *RetryError wrapping a 503", err)
+		}
+		// 0s: 503, wait 10s; 10s: 503, wait 10s; 20s: 503, 30s > 25s: stop.
+		if re.Attempts != 3 || srv.requests() != 3 || len(ft.recorded()) != 2 {
+			t.Errorf("attempts %d, requests %d, waits %v", re.Attempts, srv.requests(), ft.recorded())
+		}
+	})
+}
+
+func TestRetryStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		writeAPIError(w, http.StatusTooManyRequests, "RATE_LIMITED")
+	})
+	c := newClient(t, srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.PendingInvoices(ctx, testOrg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want context.Canceled", err)
+	}
+	if atlas.IsRateLimited(err) {
+		t.Errorf("a cancelled call must not look rate limited: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s after cancel", d)
+	}
+	if n := srv.requests(); n != 1 {
+		t.Errorf("server saw %d requests, want 1", n)
+	}
+}
+
+// resetConn closes the connection with an RST before any answer.
+func resetConn(t *testing.T) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = conn.Close()
+	}
+}
+
+func TestRetryConnectionErrors(t *testing.T) {
+	t.Parallel()
+	tests := map[string]http.HandlerFunc{
+		"reset": resetConn(t),
+		"eof before headers": func(w http.ResponseWriter, r *http.Request) {
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			_ = conn.Close()
+		},
+		"partial headers": func(w http.ResponseWriter, r *http.Request) {
+			conn, buf, _ := http.NewResponseController(w).Hijack()
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n")
+			_ = buf.Flush()
+			_ = conn.Close()
+		},
+		"json body cut": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+json")
+			w.Header().Set("Content-Length", "500")
+			_, _ = io.WriteString(w, `{"results":[`)
+		},
+	}
+	for name, fail := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, failFirst(1, fail, pendingOK))
+			c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+			inv, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+			if err != nil || len(inv) != 1 {
+				t.Fatalf("PendingInvoices = %v, %v", inv, err)
+			}
+			if n := srv.requests(); n != 2 {
+				t.Errorf("server saw %d requests, want 2", n)
+			}
+		})
+	}
+}
+
+func TestNoRetryOnClientErrors(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{400, 403, 404, 409} {
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeAPIError(w, status, "SOME_ERROR") })
+		c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+		_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+		var e *atlas.Error
+		if !errors.As(err, &e) || e.StatusCode != status || errors.Is(err, atlas.ErrTooManyAttempts) {
+			t.Errorf("%d: error = %v", status, err)
+		}
+		if n := srv.requests(); n != 1 {
+			t.Errorf("%d: server saw %d requests, want 1", status, n)
+		}
+	}
+}
+
+// The POST is retried with the same body.
+func TestCreateUsageQueryRetried(t *testing.T) {
+	t.Parallel()
+	var bodies []string
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b)) // requests are sequential
+		if len(bodies) < 3 {
+			writeAPIError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+			return
+		}
+		writeJSON(w, http.StatusAccepted, `{"token":"`+testToken+`"}`)
+	})
+	c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+	tok, err := c.CreateUsageQuery(ctxTimeout(t, 5*time.Second), testOrg, atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"})
+	if err != nil || tok != testToken {
+		t.Fatalf("CreateUsageQuery = %q, %v", tok, err)
+	}
+	if len(bodies) != 3 || bodies[0] != bodies[2] || !strings.Contains(bodies[0], `"startDate":"2024-06-01"`) {
+		t.Errorf("bodies = %q", bodies)
+	}
+}
+
+// A body that breaks after being handed over is an error from Read, and is
+// not retried.
+func TestStreamBroken(t *testing.T) {
+	t.Parallel()
+	tests := map[string]http.HandlerFunc{
+		"short content-length": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+csv")
+			w.Header().Set("Content-Length", "100000")
+			_, _ = w.Write(bytes.Repeat([]byte("a,b\n"), 1000))
+		},
+		"chunked then reset": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+csv")
+			_, _ = w.Write(bytes.Repeat([]byte("a,b\n"), 1000))
+			http.NewResponseController(w).Flush()
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			_ = conn.Close()
+		},
+	}
+	for name, h := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, h)
+			c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+			for _, get := range []func(context.Context) (io.ReadCloser, error){
+				func(ctx context.Context) (io.ReadCloser, error) { return c.InvoiceCSV(ctx, testOrg, testInv) },
+				func(ctx context.Context) (io.ReadCloser, error) {
+					u, err := c.GetUsage(ctx, testOrg, testToken, atlas.CSV)
+					if err != nil {
+						return nil, err
+					}
+					return u.Body, nil
+				},
+			} {
+				body, err := get(ctxTimeout(t, 5*time.Second))
+				if err != nil {
+					t.Fatalf("open: %v", err)
+				}
+				n, err := io.Copy(io.Discard, body)
+				body.Close()
+				if err == nil || !atlas.IsStreamBroken(err) {
+					t.Fatalf("read %d bytes, err = %v; want a *StreamError", n, err)
+				}
+				if name == "short content-length" && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Errorf("err = %v, want io.ErrUnexpectedEOF inside", err)
+				}
+				if !strings.Contains(err.Error(), "/api/atlas/v2/orgs/"+testOrg) {
+					t.Errorf("err %q does not say what was being read", err)
+				}
+			}
+			if n := srv.requests(); n != 2 {
+				t.Errorf("server saw %d requests, want 2 (no retry after hand-over)", n)
+			}
+		})
+	}
+}
+
+func TestRetryLogNoSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-value-never-logged"
+	var accessToken = "at-" + strings.Repeat("x", 20)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"`+accessToken+`","token_type":"Bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("/", failFirst(2, func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, 502, "BAD_GATEWAY")
+	}, pendingOK))
+	srv := newServer(t, mux.ServeHTTP)
+	var logs bytes.Buffer
+	c := newClient(t, srv.URL, atlas.WithRetry(quickRetry), atlas.WithServiceAccount("mdb_sa_id_1", secret),
+		atlas.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if strings.Count(out, `"msg":"atlas: retrying"`) != 2 || !strings.Contains(out, `"status":502`) {
+		t.Errorf("logs = %s", out)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, accessToken) {
+		t.Errorf("logs leak a credential: %s", out)
+	}
+}

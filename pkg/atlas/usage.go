@@ -1,0 +1,99 @@
+package atlas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Format is the media type of a usage result.
+type Format string
+
+const (
+	CSV  Format = "csv"
+	JSON Format = "json"
+)
+
+// Usage is the answer to GetUsage: still processing, or the result as a stream.
+type Usage struct {
+	Processing  bool
+	Body        io.ReadCloser // nil when Processing; the caller closes it
+	ContentType string
+}
+
+// CreateUsageQuery starts a Cost Explorer query and returns its token. The
+// query is validated first; nothing is sent when it is invalid. Retrying the
+// POST is safe: at worst Atlas runs the same query twice.
+func (c *Client) CreateUsageQuery(ctx context.Context, orgID string, q UsageQuery) (string, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return "", err
+	}
+	if err := q.Validate(); err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(q)
+	if err != nil {
+		return "", fmt.Errorf("atlas: encoding usage query: %w", err)
+	}
+	r := &request{
+		method: http.MethodPost,
+		path:   "/orgs/" + orgID + "/billing/costExplorer/usage",
+		accept: mediaJSON,
+		body:   body,
+	}
+	res, err := c.send(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(res.data, &out); err != nil {
+		return "", fmt.Errorf("atlas: %s %s: decoding answer: %w", r.method, r.shown(), err)
+	}
+	// Not a *ValidationError: the caller's input was fine, the answer is not.
+	if err := ValidateToken(out.Token); err != nil {
+		return "", fmt.Errorf("atlas: %s %s: answer has an unusable token: %s", r.method, r.shown(), err.(*ValidationError).Reason)
+	}
+	return out.Token, nil
+}
+
+// GetUsage polls a Cost Explorer query. While Atlas answers 102 it returns
+// Usage{Processing: true}; once ready, the result streams from Usage.Body.
+//
+// A 102 seen on a response means "still processing", even if the server
+// then sends a final status on the same response: the client stops reading
+// at the 102.
+func (c *Client) GetUsage(ctx context.Context, orgID, token string, f Format) (*Usage, error) {
+	if err := ValidateOrgID(orgID); err != nil {
+		return nil, err
+	}
+	if err := ValidateToken(token); err != nil {
+		return nil, err
+	}
+	accept := mediaCSV
+	switch f {
+	case CSV:
+	case JSON:
+		accept = mediaJSON
+	default:
+		return nil, &ValidationError{Field: "format", Reason: fmt.Sprintf("%q is not csv or json", clean(string(f), 16))}
+	}
+	res, err := c.send(ctx, &request{
+		method:  http.MethodGet,
+		path:    "/orgs/" + orgID + "/billing/costExplorer/usage/" + token,
+		display: "/orgs/" + orgID + "/billing/costExplorer/usage/" + token[:8] + "...",
+		accept:  accept,
+		usage:   true,
+		stream:  true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.processing {
+		return &Usage{Processing: true}, nil
+	}
+	return &Usage{Body: res.body, ContentType: res.contentType}, nil
+}

@@ -1,0 +1,328 @@
+package atlas_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// hijack102 answers with a real 102 on the wire (HTTP/1.1), then follows
+// up as tail says.
+func hijack102(t *testing.T, tail string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString("HTTP/1.1 102 Processing\r\n\r\n")
+		switch tail {
+		case "close":
+		case "keep": // hold the connection until the client gives up on it
+			_ = buf.Flush()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.Copy(io.Discard, conn)
+		case "then200":
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.atlas.2023-01-01+csv\r\nContent-Length: 4\r\n\r\na,b\n")
+		}
+		_ = buf.Flush()
+	}
+}
+
+func TestGetUsage102HTTP1(t *testing.T) {
+	t.Parallel()
+	for _, tail := range []string{"close", "keep", "then200"} {
+		t.Run(tail, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, hijack102(t, tail))
+			c := newClient(t, srv.URL)
+			start := time.Now()
+			// The bound only matters if the client fails and waits for a
+			// final status that never comes.
+			u, err := c.GetUsage(ctxTimeout(t, 5*time.Second), testOrg, testToken, atlas.CSV)
+			if err != nil {
+				t.Fatalf("GetUsage: %v", err)
+			}
+			if !u.Processing || u.Body != nil {
+				t.Fatalf("got %+v, want Processing and no body", u)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("took %s: the client waited past the 102", d)
+			}
+			if n := srv.requests(); n != 1 {
+				t.Errorf("server saw %d requests, want 1 (a 102 is not retried)", n)
+			}
+		})
+	}
+}
+
+func TestGetUsage102HTTP2(t *testing.T) {
+	t.Parallel()
+	var proto atomic.Int32
+	srv := newTLSServer(t, true, func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(int32(r.ProtoMajor))
+		w.WriteHeader(http.StatusProcessing)
+		// Returning sends a final 200 with no body after the 102.
+	})
+	c := newClient(t, srv.URL, atlas.WithHTTPClient(srv.Client()))
+	for _, f := range []atlas.Format{atlas.CSV, atlas.JSON} {
+		start := time.Now()
+		u, err := c.GetUsage(ctxTimeout(t, 5*time.Second), testOrg, testToken, f)
+		if err != nil {
+			t.Fatalf("GetUsage(%s): %v", f, err)
+		}
+		if !u.Processing || u.Body != nil {
+			t.Fatalf("GetUsage(%s) = %+v, want Processing", f, u)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("took %s", d)
+		}
+	}
+	if p := proto.Load(); p != 2 {
+		t.Errorf("server saw HTTP/%d, want HTTP/2", p)
+	}
+	if n := srv.requests(); n != 2 {
+		t.Errorf("server saw %d requests, want 2", n)
+	}
+}
+
+func TestGetUsageReady(t *testing.T) {
+	t.Parallel()
+	const csvBody = "Invoice ID,Organization ID,Service,Usage Amount\n65ab,5f1a,\"Data Transfer\",-25.00\n"
+	const jsonBody = `{"usageDetails":[{"invoiceId":"65ab","service":"Atlas","usageAmount":"1018.39"}]}`
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/atlas/v2/orgs/"+testOrg+"/billing/costExplorer/usage/"+testToken {
+			t.Errorf("path %q", r.URL.Path)
+		}
+		if ua := r.Header.Get("User-Agent"); !strings.HasPrefix(ua, "atlas-billing-export/") {
+			t.Errorf("User-Agent %q", ua)
+		}
+		w.Header().Set("Content-Type", r.Header.Get("Accept"))
+		switch r.Header.Get("Accept") {
+		case "application/vnd.atlas.2023-01-01+csv":
+			_, _ = io.WriteString(w, csvBody)
+		case "application/vnd.atlas.2023-01-01+json":
+			_, _ = io.WriteString(w, jsonBody)
+		default:
+			t.Errorf("Accept %q", r.Header.Get("Accept"))
+		}
+	}
+	h1 := newServer(t, h)
+	h2 := newTLSServer(t, true, h)
+	for _, tc := range []struct {
+		name string
+		url  string
+		hc   *http.Client
+	}{{"http1", h1.URL, nil}, {"http2", h2.URL, h2.Client()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []atlas.Option
+			if tc.hc != nil {
+				opts = append(opts, atlas.WithHTTPClient(tc.hc))
+			}
+			c := newClient(t, tc.url, opts...)
+			for f, want := range map[atlas.Format]string{atlas.CSV: csvBody, atlas.JSON: jsonBody} {
+				u, err := c.GetUsage(ctxTimeout(t, 5*time.Second), testOrg, testToken, f)
+				if err != nil {
+					t.Fatalf("GetUsage(%s): %v", f, err)
+				}
+				if u.Processing {
+					t.Fatalf("GetUsage(%s): Processing", f)
+				}
+				got, err := io.ReadAll(u.Body)
+				u.Body.Close()
+				if err != nil || string(got) != want {
+					t.Errorf("GetUsage(%s) body = %q, %v; want %q", f, got, err, want)
+				}
+				if u.ContentType != "application/vnd.atlas.2023-01-01+"+string(f) {
+					t.Errorf("ContentType %q", u.ContentType)
+				}
+			}
+		})
+	}
+}
+
+func TestGetUsageEnvelope(t *testing.T) {
+	t.Parallel()
+	csv := "Invoice ID,Service,Usage Amount\n65ab,\"Data Transfer\",-25.00\nx,\"Zürich \U0001F600\",1\r\n"
+	csvJSON, _ := json.Marshal(csv)
+	tests := []struct {
+		name       string
+		accept     atlas.Format
+		body       string
+		processing bool
+		want       string // body read
+		wantCT     string
+		openErr    func(error) bool
+		readErr    bool
+	}{
+		{name: "processing", accept: atlas.CSV, body: `{"status":102}`, processing: true},
+		{name: "processing with content", accept: atlas.JSON, body: ` { "status" : 102 , "content" : {"detail":"x"} } `, processing: true},
+		{name: "csv", accept: atlas.CSV, body: `{"status":200,"content":` + string(csvJSON) + `}`, want: csv, wantCT: "application/vnd.atlas.2023-01-01+csv"},
+		{name: "csv status after", accept: atlas.CSV, body: `{"content":` + string(csvJSON) + `,"status":200}`, want: csv, wantCT: "application/vnd.atlas.2023-01-01+csv"},
+		{name: "lone surrogates", accept: atlas.CSV, body: `{"status":200,"content":"\ud83dx\ud83d\u0041\ude00"}`, want: "\uFFFDx\uFFFDA\uFFFD", wantCT: "application/vnd.atlas.2023-01-01+csv"},
+		{name: "escapes", accept: atlas.CSV, body: `{"status":200,"content":"a\"b\\c\/d\u00e9\ud83d\ude00\t\n"}`, want: "a\"b\\c/dé\U0001F600\t\n", wantCT: "application/vnd.atlas.2023-01-01+csv"},
+		{name: "json", accept: atlas.JSON, body: `{"status":200,"content":{"usageDetails":[{"service":"a}\"]"}]}}`, want: `{"usageDetails":[{"service":"a}\"]"}]}`, wantCT: "application/vnd.atlas.2023-01-01+json"},
+		{name: "unknown members skipped", accept: atlas.JSON, body: `{"x":[1,{"y":"}"}],"status":200,"content":[]}`, want: `[]`, wantCT: "application/vnd.atlas.2023-01-01+json"},
+		{name: "not found", accept: atlas.CSV, body: `{"status":404,"content":{"error":404,"errorCode":"RESOURCE_NOT_FOUND","detail":"no such query"}}`, openErr: atlas.IsNotFound},
+		{name: "bad request", accept: atlas.CSV, body: `{"status":400,"content":{"error":400,"errorCode":"VALIDATION_ERROR"}}`, openErr: func(err error) bool {
+			var e *atlas.Error
+			return errors.As(err, &e) && e.StatusCode == 400 && e.ErrorCode == "VALIDATION_ERROR"
+		}},
+		{name: "truncated content", accept: atlas.CSV, body: `{"status":200,"content":"a,b\nc`, want: "a,b\nc", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
+		{name: "truncated after content", accept: atlas.CSV, body: `{"status":200,"content":"a,b\n"`, want: "a,b\n", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
+		{name: "late error status", accept: atlas.CSV, body: `{"content":"a","status":500}`, want: "a", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
+		{name: "garbage after", accept: atlas.CSV, body: `{"status":200,"content":"a"} x`, want: "a", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
+		{name: "not json", accept: atlas.CSV, body: `nope`, openErr: atlas.IsStreamBroken},
+		{name: "csv asked json got", accept: atlas.CSV, body: `{"status":200,"content":{}}`, openErr: func(err error) bool {
+			var e *atlas.MediaTypeError
+			return errors.As(err, &e)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("envelope") != "true" {
+					t.Errorf("query %q lacks envelope=true", r.URL.RawQuery)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tc.body)
+			})
+			c := newClient(t, srv.URL, atlas.WithEnvelope(true), atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 1}))
+			u, err := c.GetUsage(ctxTimeout(t, 5*time.Second), testOrg, testToken, tc.accept)
+			if tc.openErr != nil {
+				if err == nil || !tc.openErr(err) {
+					t.Fatalf("GetUsage error = %v, want a matching error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetUsage: %v", err)
+			}
+			if u.Processing != tc.processing {
+				t.Fatalf("Processing = %v, want %v", u.Processing, tc.processing)
+			}
+			if tc.processing {
+				return
+			}
+			defer u.Body.Close()
+			if u.ContentType != tc.wantCT {
+				t.Errorf("ContentType = %q, want %q", u.ContentType, tc.wantCT)
+			}
+			// A small buffer exercises the partial-read paths.
+			got, err := io.ReadAll(bufio.NewReaderSize(onebyte{u.Body}, 16))
+			if string(got) != tc.want {
+				t.Errorf("body = %q, want %q", got, tc.want)
+			}
+			if tc.readErr != (err != nil) {
+				t.Errorf("read error = %v, want error: %v", err, tc.readErr)
+			}
+		})
+	}
+}
+
+// onebyte reads at most 3 bytes at a time.
+type onebyte struct{ r io.Reader }
+
+func (o onebyte) Read(p []byte) (int, error) {
+	if len(p) > 3 {
+		p = p[:3]
+	}
+	return o.r.Read(p)
+}
+
+func TestCreateUsageQuery(t *testing.T) {
+	t.Parallel()
+	q := atlas.UsageQuery{
+		StartDate: "2024-06-01", EndDate: "2024-08-01",
+		Organizations: []string{testOrg}, Projects: []string{"32b6e34b3d91647abb20e7b8"},
+		Clusters: []string{"32b6e34b3d91647abb20e7b9"}, Services: []string{"Data Transfer", "Cloud Manager Standard/Premium"},
+		GroupBy: "services", IncludePartialMatches: true,
+	}
+	var got map[string]any
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/atlas/v2/orgs/"+testOrg+"/billing/costExplorer/usage" {
+			t.Errorf("%s %s", r.Method, r.URL.Path)
+		}
+		for h, want := range map[string]string{
+			"Content-Type": "application/vnd.atlas.2023-01-01+json",
+			"Accept":       "application/vnd.atlas.2023-01-01+json",
+		} {
+			if r.Header.Get(h) != want {
+				t.Errorf("%s = %q, want %q", h, r.Header.Get(h), want)
+			}
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Errorf("decoding body: %v", err)
+		}
+		writeJSON(w, http.StatusAccepted, `{"token":"`+testToken+`"}`)
+	})
+	c := newClient(t, srv.URL)
+	tok, err := c.CreateUsageQuery(ctxTimeout(t, 5*time.Second), testOrg, q)
+	if err != nil || tok != testToken {
+		t.Fatalf("CreateUsageQuery = %q, %v", tok, err)
+	}
+	want := map[string]any{
+		"startDate": "2024-06-01", "endDate": "2024-08-01",
+		"organizations": []any{testOrg}, "projects": []any{"32b6e34b3d91647abb20e7b8"},
+		"clusters": []any{"32b6e34b3d91647abb20e7b9"}, "services": []any{"Data Transfer", "Cloud Manager Standard/Premium"},
+		"groupBy": "services", "includePartialMatches": true,
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if string(gj) != string(wj) {
+		t.Errorf("body = %s, want %s", gj, wj)
+	}
+}
+
+func TestCreateUsageQueryBadAnswer(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"short token":   `{"token":"abc"}`,
+		"no token":      `{}`,
+		"path in token": `{"token":"../../../../../../../../../../../../../../../../../../../../../a"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusAccepted, body) })
+			c := newClient(t, srv.URL)
+			_, err := c.CreateUsageQuery(ctxTimeout(t, 5*time.Second), testOrg, atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"})
+			var ve *atlas.ValidationError
+			if err == nil || errors.As(err, &ve) {
+				t.Fatalf("error = %v, want a non-validation error", err)
+			}
+		})
+	}
+}
+
+// A server that answers the wrong media type is an error, not data.
+func TestWrongMediaType(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html>proxy says hi</html>")
+	})
+	c := newClient(t, srv.URL)
+	ctx := ctxTimeout(t, 5*time.Second)
+	var me *atlas.MediaTypeError
+	if _, err := c.GetUsage(ctx, testOrg, testToken, atlas.CSV); !errors.As(err, &me) {
+		t.Errorf("GetUsage error = %v, want *MediaTypeError", err)
+	}
+	if _, err := c.InvoiceCSV(ctx, testOrg, testInv); !errors.As(err, &me) {
+		t.Errorf("InvoiceCSV error = %v, want *MediaTypeError", err)
+	}
+	if _, err := c.PendingInvoices(ctx, testOrg); !errors.As(err, &me) {
+		t.Errorf("PendingInvoices error = %v, want *MediaTypeError", err)
+	}
+	if n := srv.requests(); n != 3 {
+		t.Errorf("server saw %d requests, want 3 (no retries)", n)
+	}
+}

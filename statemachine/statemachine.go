@@ -1,0 +1,105 @@
+// Package statemachine holds the Step Functions definition of the export
+// workflow (Amazon States Language, JSONPath) and fills its
+// DefinitionSubstitutions the way CloudFormation does, so local runs and
+// tests execute the very file that is deployed.
+package statemachine
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+//go:embed export.asl.json
+var exportASL []byte
+
+// File is the definition's path relative to the repository root, as
+// template.yaml's DefinitionUri names it.
+const File = "statemachine/export.asl.json"
+
+// State names the handlers and the harness refer to.
+const (
+	StatePlan          = "Plan"
+	StateSubmit        = "Submit"
+	StateWait          = "WaitForUsage"
+	StatePoll          = "Poll"
+	StateFetchInvoices = "FetchInvoices"
+)
+
+// Functions maps each Task state to the function (functions/<name>) it invokes.
+var Functions = map[string]string{
+	StatePlan:          "submit",
+	StateSubmit:        "submit",
+	StatePoll:          "poll",
+	StateFetchInvoices: "fetch-invoice",
+}
+
+var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
+
+// Raw returns the definition as stored, with its ${...} placeholders.
+// It is not valid JSON until substituted (numbers are unquoted placeholders).
+func Raw() []byte { return slices.Clone(exportASL) }
+
+// Placeholders returns the sorted, distinct ${...} names in raw.
+func Placeholders(raw []byte) []string {
+	var names []string
+	for _, m := range placeholder.FindAllSubmatch(raw, -1) {
+		names = append(names, string(m[1]))
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// Definition returns the export definition with every placeholder replaced
+// from subs, as CloudFormation's DefinitionSubstitutions would.
+func Definition(subs map[string]string) ([]byte, error) {
+	return Substitute(exportASL, subs)
+}
+
+// Substitute replaces the ${Name} placeholders in raw with subs[Name]. Every
+// placeholder needs a value and every value a placeholder, so a typo on
+// either side fails here rather than in a deployed state machine. Values are
+// pasted as text (unquoted placeholders take numbers), so characters that
+// would need JSON escaping are refused.
+func Substitute(raw []byte, subs map[string]string) ([]byte, error) {
+	names := Placeholders(raw)
+	for _, n := range names {
+		v, ok := subs[n]
+		if !ok {
+			return nil, fmt.Errorf("substitute definition: no value for ${%s}", n)
+		}
+		if i := strings.IndexFunc(v, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }); i >= 0 {
+			return nil, fmt.Errorf("substitute definition: value for ${%s} has a character that needs JSON escaping at %d", n, i)
+		}
+	}
+	for n := range subs {
+		if !slices.Contains(names, n) {
+			return nil, fmt.Errorf("substitute definition: %q is not a placeholder in the definition", n)
+		}
+	}
+	out := placeholder.ReplaceAllFunc(raw, func(m []byte) []byte {
+		return []byte(subs[string(m[2:len(m)-1])])
+	})
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("substitute definition: result is not valid JSON (check numeric values such as MaxConcurrency)")
+	}
+	return out, nil
+}
+
+// LocalSubstitutions returns values for running the definition outside AWS
+// (local interpreter, validator): well-formed but fake function ARNs and the
+// template's default concurrency.
+func LocalSubstitutions() map[string]string {
+	arn := func(name string) string {
+		return "arn:aws:lambda:us-east-1:123456789012:function:atlas-billing-export-" + name
+	}
+	return map[string]string{
+		"SubmitFunctionArn":       arn("submit"),
+		"PollFunctionArn":         arn("poll"),
+		"FetchInvoiceFunctionArn": arn("fetch-invoice"),
+		"MaxConcurrency":          "2",
+	}
+}

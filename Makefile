@@ -57,8 +57,31 @@ lint: ## go vet and a gofmt check
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+demo: cli ## export three months for two orgs from the bundled Atlas simulator into ./out/
+	@scripts/demo.sh
+
 test: tools lint ## run every test (installs the pinned tools first)
 	$(GO) test -count=1 -timeout 30m ./...
 
 clean: ## remove build output and the demo's export
 	rm -rf bin out .aws-sam
+
+# ---- SAM: template.yaml builds each function with BuildMethod makefile ----
+# `sam build` runs `make build-<LogicalId>` with ARTIFACTS_DIR set. Lambda runs
+# arm64 whatever LAMBDA_GOARCH says, so GOARCH is fixed here.
+SAM_GO_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap
+
+.PHONY: build-SubmitFunction build-PollFunction build-FetchInvoiceFunction deploy
+
+build-SubmitFunction:
+	$(SAM_GO_BUILD) ./functions/submit
+
+build-PollFunction:
+	$(SAM_GO_BUILD) ./functions/poll
+
+build-FetchInvoiceFunction:
+	$(SAM_GO_BUILD) ./functions/fetch-invoice
+
+deploy: ## build with SAM and deploy (guided until samconfig.toml exists)
+	sam build --build-in-source
+	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi

@@ -10,11 +10,14 @@ import (
 	"syscall"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/cli"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/local"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.New().Main(ctx, os.Args[1:])
+	app := cli.New()
+	app.Exporter, app.NewInvoker = local.Exporter{}, local.NewInvoker
+	code := app.Main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -67,6 +67,7 @@ type RunOptions struct {
 	Clusters       []string // 24-hex
 	GroupBy        string   // "", organizations, projects, clusters or services
 	IncludePending bool     // also export the current month's pending invoice
+	Concurrency    int      // org-months exported at once (the state machine's Map runs 2)
 }
 
 // InvokeOptions are the parsed flags of `invoke` (the event carries the rest).

@@ -4,11 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/report"
 )
 
 // Progress receives events while an export runs. Implementations are safe for concurrent use, so an
@@ -102,9 +107,10 @@ type Object struct {
 
 // Summary is what a whole export did.
 type Summary struct {
-	Orgs    []string `json:"orgs"`
-	Months  []string `json:"months"`
-	Objects []Object `json:"objects"`
+	Orgs    []string       `json:"orgs"`
+	Months  []string       `json:"months"`
+	Objects []Object       `json:"objects"`
+	Totals  []report.Total `json:"usageTotals,omitempty"` // usage per month and service, read back from the files
 }
 
 type outputMode int
@@ -312,6 +318,10 @@ func writeSummary(w io.Writer, out Output, s Summary, elapsed time.Duration) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", location(out, o), formatBytes(o.Bytes), o.Rows, state)
 	}
 	tw.Flush()
+	if len(s.Totals) > 0 {
+		fmt.Fprintln(w)
+		writeTotals(w, s.Totals)
+	}
 	fmt.Fprintf(w, "done in %s\n", elapsed.Round(time.Millisecond))
 }
 
@@ -323,4 +333,46 @@ func monthsText(months []string) string {
 		return months[0]
 	}
 	return months[0] + " to " + months[len(months)-1]
+}
+
+// writeTotals prints the usage as a table: a row per service, a column per
+// month, and a total row; sums are exact decimals.
+func writeTotals(w io.Writer, totals []report.Total) {
+	var months, services []string
+	cell := map[[2]string]string{}
+	sums := map[string]*big.Rat{}
+	for _, t := range totals {
+		if sums[t.Month] == nil {
+			sums[t.Month] = new(big.Rat)
+			months = append(months, t.Month)
+		}
+		if !slices.Contains(services, t.Service) {
+			services = append(services, t.Service)
+		}
+		cell[[2]string{t.Service, t.Month}] = t.Amount
+		if v, ok := new(big.Rat).SetString(t.Amount); ok {
+			sums[t.Month].Add(sums[t.Month], v)
+		}
+	}
+	sort.Strings(months)
+	sort.Strings(services)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "USAGE (USD)\t%s\t\n", strings.Join(months, "\t"))
+	row := func(name string, value func(month string) string) {
+		fmt.Fprintf(tw, "%s\t", name)
+		for _, m := range months {
+			fmt.Fprintf(tw, "%s\t", value(m))
+		}
+		fmt.Fprintln(tw)
+	}
+	for _, svc := range services {
+		row(svc, func(m string) string {
+			if v, ok := cell[[2]string{svc, m}]; ok {
+				return v
+			}
+			return "-"
+		})
+	}
+	row("total", func(m string) string { return sums[m].FloatString(2) })
+	tw.Flush()
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
-// DefaultMaxPollAttempts bounds a Cost Explorer query to about an hour with
-// the poll backoff (5 s growing to a 60 s cap).
-const DefaultMaxPollAttempts = 60
+// DefaultMaxPollAttempts bounds a Cost Explorer query to about 37 minutes
+// with the poll backoff (5 s growing to a 60 s cap).
+const DefaultMaxPollAttempts = 40
 
 // Config is what every function needs.
 type Config struct {

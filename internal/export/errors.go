@@ -86,6 +86,8 @@ func classify(err error) string {
 		return secErr.Name
 	case errors.As(err, &valErr):
 		return InputInvalid
+	case atlas.IsStreamBroken(err):
+		return AtlasStreamBroken
 	case errors.As(err, &apiErr):
 		switch {
 		case atlas.IsRateLimited(err):
@@ -96,7 +98,7 @@ func classify(err error) string {
 			return AtlasNotFound
 		case atlas.IsUnauthorized(err):
 			return AtlasUnauthorized
-		case apiErr.StatusCode == 403:
+		case atlas.IsForbidden(err):
 			return AtlasForbidden
 		case apiErr.StatusCode == 400:
 			return AtlasBadRequest

@@ -280,6 +280,7 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
 	}
 	j.Status, j.WaitSeconds, j.Usage = StatusReady, 0, &obj
+	e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
 	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 	return j, nil
 }
@@ -305,6 +306,7 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
 		log.Info("invoice stored", "invoice", inv.ID, "status", inv.StatusName, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 		res.Objects = append(res.Objects, obj)
 	}

@@ -15,7 +15,8 @@ import (
 type Event struct {
 	OrgID   string
 	Period  period.Period
-	Step    string        // plan, submit, poll, wait, fetch-invoice, stream, done
+	Step    string        // plan, submit, wait, poll, object, fetch-invoice, stream, done
+	Status  string        // poll: PROCESSING or READY
 	Attempt int           // poll attempt
 	Wait    time.Duration // the wait before the next poll
 	Key     string        // the object being written
@@ -94,7 +95,7 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 			return Result{}, err
 		}
 		e = ev("poll")
-		e.Attempt, e.Object = j.Attempt, j.Usage
+		e.Attempt, e.Status = j.Attempt, j.Status
 		r.report(e)
 	}
 	r.report(ev("fetch-invoice"))

@@ -20,11 +20,12 @@ type Layout struct {
 	prefix string
 }
 
-// New checks the prefix: relative, no empty, "." or ".." segments.
+// New checks the prefix: relative, no empty, "." or ".." segments. An empty
+// prefix puts the layout at the root (of a bucket or folder).
 func New(prefix string) (Layout, error) {
 	prefix = strings.Trim(prefix, "/")
 	if prefix == "" {
-		return Layout{}, fmt.Errorf("layout: empty prefix")
+		return Layout{}, nil
 	}
 	for _, seg := range strings.Split(prefix, "/") {
 		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00\r\n") {

@@ -45,7 +45,14 @@ func TestRejectsPathCharacters(t *testing.T) {
 			t.Errorf("Invoice(%q) = %q, want an error", bad, k)
 		}
 	}
-	for _, bad := range []string{"", "/", "a/../b", "a//b", "./a"} {
+	root, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := root.Usage(org, p); k != "usage/org_id="+org+"/billing_month=2024-06/usage.csv" {
+		t.Errorf("root usage key = %s", k)
+	}
+	for _, bad := range []string{"a/../b", "a//b", "./a", "a/\\x"} {
 		if _, err := New(bad); err == nil {
 			t.Errorf("New(%q) accepted", bad)
 		}

@@ -1,6 +1,5 @@
-// Package report summarizes an export for a person: the files written, with
-// sizes and row counts, and the usage totals per month and service read back
-// from the exported data.
+// Package report reads the exported usage back and totals it per month and
+// service, so a person sees at a glance what an export adds up to.
 package report
 
 import (
@@ -12,72 +11,63 @@ import (
 	"math/big"
 	"sort"
 	"strings"
-	"text/tabwriter"
-
-	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
 // Opener reads back an object that was written.
 type Opener func(ctx context.Context, key string) (io.ReadCloser, error)
 
-// Total is the usage of one service in one month, exact (a decimal, never a float).
+// Usage is one usage file and the month it covers.
+type Usage struct {
+	Key   string
+	Month string
+}
+
+// Total is the usage of one service in one month, as a decimal string with
+// two places: summed exactly (big.Rat), never through a float.
 type Total struct {
-	Month   string
-	Service string
-	Amount  *big.Rat
+	Month   string `json:"month"`
+	Service string `json:"service"`
+	Amount  string `json:"amount"`
 }
 
-// Summary is what an export wrote and what it adds up to.
-type Summary struct {
-	Objects []sink.Object
-	Totals  []Total
-}
-
-// Summarize lists the objects of results and reads the usage files back to
-// total them per month and service.
-func Summarize(ctx context.Context, results []export.Result, open Opener) (Summary, error) {
-	var s Summary
+// Totals reads the usage files back and totals them per month and service,
+// sorted by month then service.
+func Totals(ctx context.Context, files []Usage, open Opener) ([]Total, error) {
 	sums := map[[2]string]*big.Rat{}
-	for _, r := range results {
-		for _, o := range r.Objects {
-			s.Objects = append(s.Objects, o)
-			if !strings.Contains(o.Key, "/usage/") {
-				continue
-			}
-			if err := addUsage(ctx, open, o.Key, r.Period.Label(), sums); err != nil {
-				return Summary{}, err
-			}
+	for _, f := range files {
+		if err := add(ctx, open, f, sums); err != nil {
+			return nil, err
 		}
 	}
+	out := make([]Total, 0, len(sums))
 	for k, v := range sums {
-		s.Totals = append(s.Totals, Total{Month: k[0], Service: k[1], Amount: v})
+		out = append(out, Total{Month: k[0], Service: k[1], Amount: v.FloatString(2)})
 	}
-	sort.Slice(s.Totals, func(i, j int) bool {
-		a, b := s.Totals[i], s.Totals[j]
-		if a.Month != b.Month {
-			return a.Month < b.Month
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Month != out[j].Month {
+			return out[i].Month < out[j].Month
 		}
-		return a.Service < b.Service
+		return out[i].Service < out[j].Service
 	})
-	return s, nil
+	return out, nil
 }
 
-func addUsage(ctx context.Context, open Opener, key, month string, sums map[[2]string]*big.Rat) error {
-	rc, err := open(ctx, key)
+func add(ctx context.Context, open Opener, f Usage, sums map[[2]string]*big.Rat) error {
+	rc, err := open(ctx, f.Key)
 	if err != nil {
-		return fmt.Errorf("reading back %s: %w", key, err)
+		return fmt.Errorf("reading back %s: %w", f.Key, err)
 	}
 	defer rc.Close()
 	cr := csv.NewReader(rc)
 	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return fmt.Errorf("reading the header of %s: %w", key, err)
+		return fmt.Errorf("reading the header of %s: %w", f.Key, err)
 	}
 	service, amount := index(header, "Service"), index(header, "Usage Amount")
 	if service < 0 || amount < 0 {
-		return fmt.Errorf("%s has no Service and Usage Amount columns", key)
+		return fmt.Errorf("%s has no Service and Usage Amount columns", f.Key)
 	}
 	for line := 2; ; line++ {
 		rec, err := cr.Read()
@@ -85,21 +75,31 @@ func addUsage(ctx context.Context, open Opener, key, month string, sums map[[2]s
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", key, err)
+			return fmt.Errorf("reading %s: %w", f.Key, err)
 		}
 		if len(rec) <= max(service, amount) {
-			return fmt.Errorf("%s line %d: too few fields", key, line)
+			return fmt.Errorf("%s line %d: too few fields", f.Key, line)
 		}
-		v, ok := new(big.Rat).SetString(strings.TrimSpace(rec[amount]))
+		v, ok := decimal(rec[amount])
 		if !ok {
-			return fmt.Errorf("%s line %d: amount %q is not a decimal", key, line, rec[amount])
+			return fmt.Errorf("%s line %d: amount %q is not a decimal", f.Key, line, truncate(rec[amount]))
 		}
-		k := [2]string{month, rec[service]}
+		k := [2]string{f.Month, rec[service]}
 		if sums[k] == nil {
 			sums[k] = new(big.Rat)
 		}
 		sums[k].Add(sums[k], v)
 	}
+}
+
+// decimal reads a plain decimal such as "1018.39" or "-25.00": no exponent,
+// no fraction, so a hostile value cannot make big.Rat work hard.
+func decimal(s string) (*big.Rat, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 40 || strings.ContainsAny(s, "eE/") {
+		return nil, false
+	}
+	return new(big.Rat).SetString(s)
 }
 
 func index(header []string, name string) int {
@@ -111,52 +111,9 @@ func index(header []string, name string) int {
 	return -1
 }
 
-// Print writes the summary as two aligned tables.
-func (s Summary) Print(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "FILE\tSIZE\tROWS\t\n")
-	var bytes, rows int64
-	for _, o := range s.Objects {
-		note := ""
-		if o.Skipped {
-			note = "unchanged"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", o.Key, Size(o.Bytes), o.Rows, note)
-		bytes += o.Bytes
-		rows += o.Rows
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
 	}
-	fmt.Fprintf(tw, "%d files\t%s\t%d\t\n", len(s.Objects), Size(bytes), rows)
-	if len(s.Totals) > 0 {
-		fmt.Fprintf(tw, "\nMONTH\tSERVICE\tUSAGE (USD)\t\n")
-		month := ""
-		total := new(big.Rat)
-		flush := func() {
-			if month != "" {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t\n", month, "total", total.FloatString(2))
-			}
-		}
-		for _, t := range s.Totals {
-			if t.Month != month {
-				flush()
-				month, total = t.Month, new(big.Rat)
-			}
-			total.Add(total, t.Amount)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", t.Month, t.Service, t.Amount.FloatString(2))
-		}
-		flush()
-	}
-	return tw.Flush()
-}
-
-// Size writes a byte count for a person.
-func Size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return s
 }

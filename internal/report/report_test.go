@@ -1,64 +1,57 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
-func TestSummarize(t *testing.T) {
-	files := map[string]string{
-		"p/usage/org_id=a/billing_month=2024-06/usage.csv": "Invoice ID,Service,Usage Amount\n" +
-			"1,Clusters,0.10\n2,Clusters,0.20\n3,\"Data Transfer\",1018.39\n4,Credits,-25.00\n",
-	}
-	open := func(_ context.Context, key string) (io.ReadCloser, error) {
+func opener(files map[string]string) Opener {
+	return func(_ context.Context, key string) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(files[key])), nil
 	}
-	results := []export.Result{{
-		Period: period.Month(2024, time.June),
-		Objects: []sink.Object{
-			{Key: "p/usage/org_id=a/billing_month=2024-06/usage.csv", Bytes: 2048, Rows: 4},
-			{Key: "p/invoices/org_id=a/billing_month=2024-06/invoice_id=b.csv", Bytes: 3 << 20, Rows: 200, Skipped: true},
-		},
-	}}
-	s, err := Summarize(context.Background(), results, open)
+}
+
+func TestTotals(t *testing.T) {
+	open := opener(map[string]string{
+		"june.csv": "Invoice ID,Service,Usage Amount\n" +
+			"1,Clusters,0.10\n2,Clusters,0.20\n3,\"Data Transfer\",1018.39\n4,Credits,-25.00\n",
+		"july.csv": "Service,Usage Amount\nClusters, 1.5\n",
+	})
+	got, err := Totals(context.Background(), []Usage{{"june.csv", "2024-06"}, {"july.csv", "2024-07"}}, open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"Clusters": "0.30", "Data Transfer": "1018.39", "Credits": "-25.00"}
-	if len(s.Totals) != len(want) {
-		t.Fatalf("totals = %v", s.Totals)
+	// 0.10 + 0.20 is exactly 0.30 here: no float on the way.
+	want := []Total{
+		{"2024-06", "Clusters", "0.30"},
+		{"2024-06", "Credits", "-25.00"},
+		{"2024-06", "Data Transfer", "1018.39"},
+		{"2024-07", "Clusters", "1.50"},
 	}
-	for _, tot := range s.Totals {
-		// 0.10 + 0.20 is exactly 0.30 here: no float on the way.
-		if got := tot.Amount.FloatString(2); got != want[tot.Service] || tot.Month != "2024-06" {
-			t.Errorf("%s %s = %s, want %s", tot.Month, tot.Service, got, want[tot.Service])
-		}
+	if len(got) != len(want) {
+		t.Fatalf("totals = %v", got)
 	}
-	var out bytes.Buffer
-	if err := s.Print(&out); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []string{"usage.csv", "2.0 KiB", "3.0 MiB", "unchanged", "2 files", "993.69"} {
-		if !strings.Contains(out.String(), w) {
-			t.Errorf("summary lacks %q:\n%s", w, out.String())
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("total %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
 }
 
-func TestSummarizeBadAmount(t *testing.T) {
-	open := func(context.Context, string) (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader("Service,Usage Amount\nClusters,1.0e400x\n")), nil
+func TestTotalsRefusesBadData(t *testing.T) {
+	tests := map[string]string{
+		"not a decimal":                       "Service,Usage Amount\nClusters,1.0e400\n",
+		"no Service and Usage Amount columns": "A,B\n1,2\n",
+		"too few fields":                      "Service,Usage Amount\nClusters\n",
 	}
-	_, err := Summarize(context.Background(), []export.Result{{Objects: []sink.Object{{Key: "p/usage/x.csv"}}}}, open)
-	if err == nil || !strings.Contains(err.Error(), "not a decimal") {
-		t.Fatalf("err = %v", err)
+	for name, body := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Totals(context.Background(), []Usage{{"x.csv", "2024-06"}}, opener(map[string]string{"x.csv": body}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("err = %v, want it to say %q", err, name)
+			}
+		})
 	}
 }

@@ -85,16 +85,7 @@ func (c *Client) current(ctx context.Context) (*atlas.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	creds, err := c.creds.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := c.build(creds)
-	if err != nil {
-		return nil, err
-	}
-	c.client = cl
-	return cl, nil
+	return c.load(ctx, c.creds.Get)
 }
 
 // renew re-reads the secret and rebuilds the client, unless another call
@@ -105,7 +96,12 @@ func (c *Client) renew(ctx context.Context, stale *atlas.Client) (*atlas.Client,
 	if c.client != nil && c.client != stale {
 		return c.client, nil
 	}
-	creds, err := c.creds.Refresh(ctx)
+	return c.load(ctx, c.creds.Refresh)
+}
+
+// load builds the client from the credentials read; c.mu is held.
+func (c *Client) load(ctx context.Context, read func(context.Context) (secret.Credentials, error)) (*atlas.Client, error) {
+	creds, err := read(ctx)
 	if err != nil {
 		return nil, err
 	}

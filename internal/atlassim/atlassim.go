@@ -5,6 +5,20 @@
 // 102 Processing answers for Cost Explorer queries, streams large
 // deterministic invoice and usage CSVs, and injects faults on demand.
 //
+// Invoice reports (FOCUS, version 2025-03-12): a report created with POST
+// .../invoices/{invoiceId}/reports answers 201 PENDING, then its GETs answer
+// PENDING, RUNNING and SUCCEEDED (see Config.ReportProcessingTime and
+// ReportReadyAfterPolls), or FAILED with a ReportFailed fault. A SUCCEEDED
+// report carries a pre-signed-looking downloadUrl on a second host, the
+// download host (DownloadHandler, served on its own listener; see
+// SetDownloadBaseURL), which behaves like S3 for a pre-signed GET: it checks
+// the URL's X-Amz-Signature (an HMAC over path and query), answers 403
+// AccessDenied "Request has expired" after Config.ReportURLTTL (or on an
+// ExpiredURL fault), refuses a request that also carries an Authorization
+// header (400 InvalidArgument, as S3 does), and streams the FOCUS CSV
+// (WriteFocusCSV, FocusColumns). It records the headers of every request it
+// gets (DownloadRequests), so a test can check no credentials reached it.
+//
 // Answers (all bodies of errors are the spec's ApiError, application/json):
 //   - no or bad credentials: 401 UNAUTHORIZED with a Digest challenge
 //     (realm "MMS Public API", qop "auth", MD5); the token endpoint answers
@@ -31,13 +45,16 @@
 // simulator bug and is answered 500 SIMULATOR_INVALID_RESPONSE.
 //
 // Clocks: Config.Now is the calendar (which invoices exist, which one is
-// pending). Durations (TokenTTL, ProcessingTime, digest nonce lifetime, rate
-// limit refill) use the real monotonic clock, so a test that pins Now to a
-// fixed date still sees tokens expire and queries finish.
+// pending). Durations (TokenTTL, ProcessingTime, ReportProcessingTime,
+// ReportURLTTL, digest nonce lifetime, rate limit refill) use the real
+// monotonic clock, so a test that pins Now to a fixed date still sees tokens
+// expire and queries finish; a report's expiresAt and X-Amz-Date are real
+// wall-clock times for the same reason.
 package atlassim
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -86,6 +103,22 @@ type Config struct {
 	// ReadyAfterPolls, if > 0, replaces ProcessingTime: the first N polls of a
 	// query answer 102 and poll N+1 gets the result.
 	ReadyAfterPolls int
+	// ReportProcessingTime is how long an invoice report takes: its GETs
+	// answer PENDING for the first half, RUNNING for the second, then
+	// SUCCEEDED (default 2s; negative: SUCCEEDED at the first GET).
+	ReportProcessingTime time.Duration
+	// ReportReadyAfterPolls, if > 0, replaces ReportProcessingTime: the
+	// first N GETs of a report answer PENDING (the first N/2 of them) or
+	// RUNNING, and GET N+1 SUCCEEDED.
+	ReportReadyAfterPolls int
+	// ReportURLTTL is how long a report's download URL works after the
+	// report succeeded (default 15m). The report expires with it: it leaves
+	// the list, and a new one must be created.
+	ReportURLTTL time.Duration
+	// DownloadBaseURL is the base URL (scheme://host:port) of the download
+	// host serving DownloadHandler; SetDownloadBaseURL sets it later. Without
+	// one, reports end FAILED with a failureReason saying so.
+	DownloadBaseURL string
 	InvoiceRows     int   // line items per invoice CSV (default 200)
 	InvoiceBytes    int64 // if > 0, about this many bytes per invoice CSV (overrides InvoiceRows)
 	UsageRows       int   // rows per Cost Explorer result (default 100)
@@ -112,6 +145,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.IntVar(&c.ReadyAfterPolls, "ready-after-polls", c.ReadyAfterPolls, "if > 0: each query answers 102 to this many polls, then its result (replaces --processing-time)")
+	fs.Func("report-processing-time", fmt.Sprintf("how long each invoice report takes (PENDING, then RUNNING), 0 = SUCCEEDED at the first poll (default %s)", c.ReportProcessingTime), func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			d = -1 // zero would mean "default" in Config
+		}
+		c.ReportProcessingTime = d
+		return nil
+	})
+	fs.IntVar(&c.ReportReadyAfterPolls, "report-ready-after-polls", c.ReportReadyAfterPolls, "if > 0: each invoice report answers PENDING/RUNNING to this many polls, then SUCCEEDED (replaces --report-processing-time)")
+	fs.DurationVar(&c.ReportURLTTL, "report-url-ttl", c.ReportURLTTL, "lifetime of a report's pre-signed download URL")
 	fs.IntVar(&c.InvoiceRows, "invoice-rows", c.InvoiceRows, "line items per invoice CSV")
 	fs.Int64Var(&c.InvoiceBytes, "invoice-bytes", c.InvoiceBytes, "if > 0: make each invoice CSV about this many bytes (overrides --invoice-rows)")
 	fs.IntVar(&c.UsageRows, "usage-rows", c.UsageRows, "rows per Cost Explorer result")
@@ -174,6 +220,12 @@ func (c *Config) fillDefaults() {
 	if c.ProcessingTime == 0 {
 		c.ProcessingTime = 2 * time.Second
 	}
+	if c.ReportProcessingTime == 0 {
+		c.ReportProcessingTime = 2 * time.Second
+	}
+	if c.ReportURLTTL <= 0 {
+		c.ReportURLTTL = 15 * time.Minute
+	}
 	if c.InvoiceRows <= 0 {
 		c.InvoiceRows = 200
 	}
@@ -205,6 +257,13 @@ type Server struct {
 	querySeq uint64
 	totals   map[string]invoiceTotals // by org/invoice id, computed once
 	sizes    map[string]int64         // invoice CSV sizes, computed once
+
+	reports   map[string]*report // invoice reports by id
+	reportSeq uint64
+	grants    map[string]*report // download URLs issued, by signature
+	dlBase    string             // download host base URL
+	dlKey     [32]byte           // signs download URLs
+	downloads []http.Header      // headers of the latest download requests
 }
 
 // New validates cfg, loads the embedded spec and builds the server.
@@ -222,6 +281,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("atlassim: first month %q: want YYYY-MM", cfg.FirstMonth)
 		}
 	}
+	if cfg.DownloadBaseURL != "" {
+		if err := checkBaseURL(cfg.DownloadBaseURL); err != nil {
+			return nil, fmt.Errorf("atlassim: download base URL: %w", err)
+		}
+	}
 	doc, router, err := loadSpec()
 	if err != nil {
 		return nil, fmt.Errorf("atlassim: %w", err)
@@ -237,19 +301,35 @@ func New(cfg Config) (*Server, error) {
 		queries:  map[string]*query{},
 		totals:   map[string]invoiceTotals{},
 		sizes:    map[string]int64{},
+		reports:  map[string]*report{},
+		grants:   map[string]*report{},
+		dlBase:   strings.TrimRight(cfg.DownloadBaseURL, "/"),
 	}
 	s.rate.buckets = map[string]*bucket{}
+	if _, err := rand.Read(s.dlKey[:]); err != nil {
+		return nil, fmt.Errorf("atlassim: read random signing key: %w", err)
+	}
 	return s, nil
 }
 
 // Handler returns the HTTP handler of the simulator.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-// Serve answers requests on l until ctx ends, then shuts down gracefully
+// Serve answers API requests on l until ctx ends, then shuts down gracefully
 // (bounded to a few seconds). It returns nil after a shutdown caused by ctx.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, s.Handler())
+}
+
+// ServeDownloads is Serve for the download host (DownloadHandler). Give the
+// simulator l's URL with SetDownloadBaseURL.
+func (s *Server) ServeDownloads(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, s.DownloadHandler())
+}
+
+func (s *Server) serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -362,18 +362,72 @@ func (s *Server) writeInvoicePreamble(w io.Writer, inv Invoice) error {
 	return err
 }
 
-// writeInvoiceRows writes line items [from, to). Row i depends only on the
-// org, the invoice and i.
+// lineItem is one generated line of an invoice: what the invoice CSV and the
+// FOCUS report both show, so the two always agree.
+type lineItem struct {
+	amount
+	sku                                     sku
+	day                                     int // days since the billing period start
+	project                                 project
+	note, cluster, replicaSet, configServer string
+	app                                     string
+}
+
+// lineGen draws line items; row i depends only on the org, the invoice and i.
+type lineGen struct {
+	p        rand.PCG
+	s1, s2   uint64
+	projects []project
+	days     int
+	shard    string
+}
+
+func newLineGen(inv Invoice) *lineGen {
+	g := &lineGen{projects: projectsOf(inv.OrgID), days: int(inv.End.Sub(inv.Start).Hours() / 24), shard: hashID(6, "shard", inv.OrgID)}
+	g.s1, g.s2 = seeds("invoice-rows", inv.OrgID, inv.ID)
+	return g
+}
+
+// line draws row i. The order of draws is part of the generated data: keep it.
+func (g *lineGen) line(i int64) lineItem {
+	p := &g.p
+	rowPCG(p, g.s1, g.s2, i)
+	var l lineItem
+	l.amount = drawAmount(p)
+	l.sku = pick(p, skus)
+	if l.credit {
+		l.sku = creditSKU
+	}
+	l.day = int(p.Uint64() % uint64(g.days))
+	l.project = pick(p, g.projects)
+	switch n := p.Uint64() % 20; {
+	case l.credit:
+		l.note = "Applied to balance, thank you"
+	case n == 0:
+		l.note = "Discount applied, see contract §4"
+	case n == 1:
+		l.note = `Includes "free tier" allowance`
+	}
+	if l.sku.Cluster {
+		l.cluster = pick(p, clusterNames)
+		l.replicaSet = "atlas-" + g.shard + "-shard-0"
+		if p.Uint64()%5 == 0 {
+			l.configServer = "atlas-" + g.shard + "-config-0"
+		}
+	}
+	if l.sku.App {
+		l.app = "Çàfé App, Triggers"
+	}
+	return l
+}
+
+// writeInvoiceRows writes line items [from, to).
 func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) error {
 	org := s.orgs[inv.OrgID]
 	b := make([]byte, 0, 1024)
-	var p rand.PCG
-	projects := projectsOf(inv.OrgID)
-	days := int(inv.End.Sub(inv.Start).Hours() / 24)
-	s1, s2 := seeds("invoice-rows", inv.OrgID, inv.ID)
-	shard := hashID(6, "shard", inv.OrgID)
+	g := newLineGen(inv)
 	// Pre-format what repeats, for speed on gigabyte streams.
-	dates := make([][]byte, days)
+	dates := make([][]byte, g.days)
 	for d := range dates {
 		u := inv.Start.AddDate(0, 0, d)
 		dates[d] = u.AppendFormat(u.AddDate(0, 0, 1).AppendFormat(nil, "2006-01-02,"), "2006-01-02,")
@@ -381,70 +435,42 @@ func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) erro
 	orgCols := append(appendField(nil, org.Name), ',')
 	orgCols = append(append(orgCols, org.ID...), ',')
 	for i := from; i < to; i++ {
-		rowPCG(&p, s1, s2, i)
-		a := drawAmount(&p)
-		k := pick(&p, skus)
-		if a.credit {
-			k = creditSKU
-		}
-		day := int(p.Uint64() % uint64(days))
-		prj := pick(&p, projects)
-		note := ""
-		switch n := p.Uint64() % 20; {
-		case a.credit:
-			note = "Applied to balance, thank you"
-		case n == 0:
-			note = "Discount applied, see contract §4"
-		case n == 1:
-			note = `Includes "free tier" allowance`
-		}
-		var cluster, rs, cfg, app string
-		if k.Cluster {
-			cluster = pick(&p, clusterNames)
-			rs = "atlas-" + shard + "-shard-0"
-			if p.Uint64()%5 == 0 {
-				cfg = "atlas-" + shard + "-config-0"
-			}
-		}
-		if k.App {
-			app = "Çàfé App, Triggers"
-		}
-
-		b = append(b[:0], dates[day]...) // Date (charges post the next day), Usage Date
-		b = appendField(b, k.Desc)
+		l := g.line(i)
+		b = append(b[:0], dates[l.day]...) // Date (charges post the next day), Usage Date
+		b = appendField(b, l.sku.Desc)
 		b = append(b, ',')
-		b = appendField(b, note)
+		b = appendField(b, l.note)
 		b = append(b, ',')
 		b = append(b, orgCols...)
-		b = appendField(b, prj.Name)
+		b = appendField(b, l.project.Name)
 		b = append(b, ',')
-		b = append(b, prj.ID...)
+		b = append(b, l.project.ID...)
 		b = append(b, ',')
-		b = append(b, k.Code...)
+		b = append(b, l.sku.Code...)
 		b = append(b, ',')
-		b = append(b, k.Region...)
+		b = append(b, l.sku.Region...)
 		b = append(b, ',')
-		b = append(b, cluster...)
+		b = append(b, l.cluster...)
 		b = append(b, ',')
-		b = append(b, rs...)
+		b = append(b, l.replicaSet...)
 		b = append(b, ',')
-		b = append(b, cfg...)
+		b = append(b, l.configServer...)
 		b = append(b, ',')
-		b = appendField(b, app)
+		b = appendField(b, l.app)
 		b = append(b, ',')
-		b = append(b, k.Unit...)
+		b = append(b, l.sku.Unit...)
 		b = append(b, ',')
-		if !a.credit {
-			b = appendCents(b, a.priceCents)
+		if !l.credit {
+			b = appendCents(b, l.priceCents)
 			b = append(b, ',')
-			b = appendCents(b, a.qty)
+			b = appendCents(b, l.qty)
 			b = append(b, ',')
-			b = strconv.AppendInt(b, a.disc, 10)
+			b = strconv.AppendInt(b, l.disc, 10)
 		} else {
 			b = append(b, ',', ',')
 		}
 		b = append(b, ',')
-		b = appendCents(b, a.cents)
+		b = appendCents(b, l.cents)
 		b = append(b, '\n')
 		if _, err := w.Write(b); err != nil {
 			return err

@@ -35,6 +35,15 @@ const (
 	// MalformedJSON answers 200 with the right Content-Type and a JSON body
 	// cut in the middle.
 	MalformedJSON
+	// ReportFailed makes an invoice report end FAILED: on OpCreateInvoiceReport
+	// (the default Op) the report created goes PENDING, RUNNING, then FAILED
+	// instead of SUCCEEDED; on OpGetInvoiceReport the report polled fails at
+	// that poll (used up without effect if it had already finished).
+	ReportFailed
+	// ExpiredURL makes the download host answer the next signed download
+	// (Op OpDownloadReport, the default) 403 AccessDenied "Request has
+	// expired", as S3 does for a pre-signed URL past its X-Amz-Expires.
+	ExpiredURL
 )
 
 func (k FaultKind) String() string {
@@ -57,24 +66,39 @@ func (k FaultKind) String() string {
 		return "WrongMediaType"
 	case MalformedJSON:
 		return "MalformedJSON"
+	case ReportFailed:
+		return "ReportFailed"
+	case ExpiredURL:
+		return "ExpiredURL"
 	}
 	return "FaultKind(?)"
 }
 
-// Operation ids (from the spec) and the token endpoint's pseudo id.
+// Operation ids (from the spec), and the pseudo ids of the token endpoint
+// and of the download host.
 const (
-	OpCreateUsage    = "createOrgBillingCostExplorerUsageProcess"
-	OpGetUsage       = "getOrgBillingCostExplorerUsage"
-	OpListInvoices   = "listOrgInvoices"
-	OpGetInvoice     = "getOrgInvoice"
-	OpGetInvoiceCSV  = "getOrgInvoiceCsv"
-	OpPendingInvoice = "listOrgInvoicePending"
-	OpOAuthToken     = "oauthToken"
+	OpCreateUsage         = "createOrgBillingCostExplorerUsageProcess"
+	OpGetUsage            = "getOrgBillingCostExplorerUsage"
+	OpListInvoices        = "listOrgInvoices"
+	OpGetInvoice          = "getOrgInvoice"
+	OpGetInvoiceCSV       = "getOrgInvoiceCsv"
+	OpPendingInvoice      = "listOrgInvoicePending"
+	OpCreateInvoiceReport = "createOrgInvoiceReport"
+	OpGetInvoiceReport    = "getOrgInvoiceReport"
+	OpListInvoiceReports  = "listOrgInvoiceReports"
+	OpOAuthToken          = "oauthToken"
+	OpDownloadReport      = "downloadReport"
 )
 
 // Fault is one injected misbehaviour. See FaultKind for what each kind does.
 type Fault struct {
-	Op         string        // operationId, OpOAuthToken, or "" for any spec operation (not the token endpoint)
+	// Op is an operationId, OpOAuthToken, OpDownloadReport, or "" for any
+	// spec operation (not the token endpoint, not the download host).
+	// ReportFailed defaults to OpCreateInvoiceReport, ExpiredURL to
+	// OpDownloadReport. On the download host only Status (S3-style XML
+	// errors), NotFound, ExpiredURL, WrongMediaType, Reset, Truncate and
+	// SlowBody have an effect.
+	Op         string        //
 	Kind       FaultKind     //
 	Times      int           // matching requests affected (0 = 1)
 	Status     int           // for Status
@@ -96,6 +120,14 @@ type pending struct {
 // Inject queues f. Faults apply to matching authenticated requests in FIFO
 // order: a request takes the oldest fault whose Op matches it.
 func (s *Server) Inject(f Fault) {
+	if f.Op == "" {
+		switch f.Kind {
+		case ReportFailed:
+			f.Op = OpCreateInvoiceReport
+		case ExpiredURL:
+			f.Op = OpDownloadReport
+		}
+	}
 	n := f.Times
 	if n <= 0 {
 		n = 1
@@ -121,7 +153,7 @@ func (q *faultQueue) take(op string) (Fault, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, p := range q.q {
-		if p.f.Op != op && (p.f.Op != "" || op == OpOAuthToken) {
+		if p.f.Op != op && (p.f.Op != "" || op == OpOAuthToken || op == OpDownloadReport) {
 			continue
 		}
 		p.left--

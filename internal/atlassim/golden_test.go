@@ -24,6 +24,10 @@ func TestGolden(t *testing.T) {
 	if err := srv.WriteInvoiceCSV(h, org1, inv.ID); err != nil {
 		t.Fatal(err)
 	}
+	f := sha256.New()
+	if err := srv.WriteFocusCSV(f, org1, inv.ID); err != nil {
+		t.Fatal(err)
+	}
 	u := sha256.New()
 	if err := srv.WriteUsageCSV(u, org1, usageQuery()); err != nil {
 		t.Fatal(err)
@@ -31,6 +35,7 @@ func TestGolden(t *testing.T) {
 	for _, tc := range []struct{ name, got, want string }{
 		{"invoice id", inv.ID, "377006284ad87943a7d88454"},
 		{"invoice CSV", hex.EncodeToString(h.Sum(nil)), "8176f1004bc97a780927fafd548a7ca81eeec42e8dbc5f3bfd84795ed333f3cb"},
+		{"FOCUS CSV", hex.EncodeToString(f.Sum(nil)), "0aab8d1fd5aafc72a424dc9ee16e75181db084eb5eca47b86d25872c4be1116b"},
 		{"usage CSV", hex.EncodeToString(u.Sum(nil)), "3f8e3d9e7e2f0300e00b3c46c203b685cd3606d60764b1de56edfd3240f69fc0"},
 	} {
 		if tc.got != tc.want {

@@ -153,13 +153,7 @@ type invoicePage struct {
 
 func (s *Server) listInvoices(x *exchange) {
 	qv := x.r.URL.Query()
-	intParam := func(name string, def int) int {
-		if v, err := strconv.Atoi(qv.Get(name)); err == nil {
-			return v
-		}
-		return def
-	}
-	perPage, page := intParam("itemsPerPage", 100), intParam("pageNum", 1)
+	perPage, page := intParam(qv, "itemsPerPage", 100), intParam(qv, "pageNum", 1)
 	var from, to time.Time
 	if v := qv.Get("fromDate"); v != "" {
 		from, _ = time.Parse("2006-01-02", v) // format checked by the spec
@@ -200,6 +194,17 @@ func (s *Server) listInvoices(x *exchange) {
 	for _, inv := range all[lo:hi] {
 		res.Results = append(res.Results, x.invoiceJSON(inv, false))
 	}
+	res.Links = x.pageLinks(page, perPage, hi < len(all))
+	if qv.Get("includeCount") != "false" {
+		n := len(all)
+		res.TotalCount = &n
+	}
+	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
+}
+
+// pageLinks are the previous, self and next links of a list page.
+func (x *exchange) pageLinks(page, perPage int, more bool) []link {
+	qv := x.r.URL.Query()
 	pageURL := func(n int) string {
 		v := url.Values{}
 		for k, vs := range qv {
@@ -209,18 +214,15 @@ func (s *Server) listInvoices(x *exchange) {
 		v.Set("itemsPerPage", strconv.Itoa(perPage))
 		return baseURL(x.r) + x.r.URL.Path + "?" + v.Encode()
 	}
+	var links []link
 	if page > 1 {
-		res.Links = append(res.Links, link{Href: pageURL(page - 1), Rel: "previous"})
+		links = append(links, link{Href: pageURL(page - 1), Rel: "previous"})
 	}
-	res.Links = append(res.Links, link{Href: pageURL(page), Rel: "self"})
-	if hi < len(all) {
-		res.Links = append(res.Links, link{Href: pageURL(page + 1), Rel: "next"})
+	links = append(links, link{Href: pageURL(page), Rel: "self"})
+	if more {
+		links = append(links, link{Href: pageURL(page + 1), Rel: "next"})
 	}
-	if qv.Get("includeCount") != "false" {
-		n := len(all)
-		res.TotalCount = &n
-	}
-	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
+	return links
 }
 
 func (s *Server) getInvoice(x *exchange, id string) {

@@ -144,6 +144,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.getInvoice(x, params["invoiceId"])
 	case OpPendingInvoice:
 		s.pendingInvoices(x)
+	case OpCreateInvoiceReport:
+		s.createReport(x, params["invoiceId"])
+	case OpGetInvoiceReport:
+		s.getReport(x, params["invoiceId"], params["reportId"])
+	case OpListInvoiceReports:
+		s.listReports(x, params["invoiceId"])
 	default:
 		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", fmt.Sprintf("The simulator does not implement %s.", x.op))
 	}
@@ -189,7 +195,7 @@ func specComplaint(err error) string {
 // operations: CSV).
 func (x *exchange) negotiate(op *openapi3.Operation) bool {
 	var offered []string
-	for _, code := range []int{200, 202} {
+	for _, code := range []int{200, 201, 202} {
 		if ref := op.Responses.Status(code); ref != nil && ref.Value != nil {
 			for ct := range ref.Value.Content {
 				offered = append(offered, ct)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -22,16 +23,18 @@ var simulateCommand = &command{
 	about: `
 Start the project's Atlas Admin API simulator on --addr and serve until SIGINT or SIGTERM. It speaks the
 billing operations of the official OpenAPI spec (Cost Explorer with real 102 Processing answers,
-invoices, invoice CSVs), OAuth service accounts and Digest API keys, and can inject faults.
+invoices, invoice CSVs, invoice FOCUS reports), OAuth service accounts and Digest API keys, and can
+inject faults. Report downloads are served by a second host, on another free port of --addr's address.
 
 It prints its base URL and the demo credentials built into it (they are not secrets; they only open
 this simulator) as shell lines to export, so run and invoke can talk to it. With --ready-file it writes
 the base URL to that file once it listens (and removes it on exit), so a script can wait for it.
 
 --fault takes comma-separated key=value pairs: kind= one of Status, Reset, Truncate, SlowBody,
-ExpiredToken, NotFound, NeverReady, WrongMediaType, MalformedJSON; op= an operationId
-(createOrgBillingCostExplorerUsageProcess, getOrgBillingCostExplorerUsage, listOrgInvoices,
-getOrgInvoice, getOrgInvoiceCsv, listOrgInvoicePending) or oauthToken, empty for any; times=N
+ExpiredToken, NotFound, NeverReady, WrongMediaType, MalformedJSON, ReportFailed, ExpiredURL; op= an
+operationId (createOrgBillingCostExplorerUsageProcess, getOrgBillingCostExplorerUsage, listOrgInvoices,
+getOrgInvoice, getOrgInvoiceCsv, listOrgInvoicePending, createOrgInvoiceReport, getOrgInvoiceReport,
+listOrgInvoiceReports), oauthToken or downloadReport (the download host), empty for any; times=N
 (default 1); status=N (for Status); retry-after=DURATION; after=BYTES (Reset, Truncate);
 delay=DURATION (SlowBody). Faults apply to matching requests in the order given.`,
 	example: `
@@ -74,15 +77,37 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 			return fmt.Errorf("simulate: listen on %s: %w", *addr, err)
 		}
 		base := "http://" + ln.Addr().String()
+		// The download host: same address, another port, so report
+		// downloads come from a host other than the API's.
+		dlHost, _, _ := net.SplitHostPort(ln.Addr().String())
+		dl, err := net.Listen("tcp", net.JoinHostPort(dlHost, "0"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("simulate: listen for the download host: %w", err)
+		}
+		if err := srv.SetDownloadBaseURL("http://" + dl.Addr().String()); err != nil {
+			ln.Close()
+			dl.Close()
+			return fmt.Errorf("simulate: %w", err)
+		}
+		dlDone := make(chan error, 1)
+		go func() { dlDone <- srv.ServeDownloads(ctx, dl) }()
 		a.printSimulator(base, cfg)
+		fmt.Fprintf(a.Stdout, "# report downloads are served by %s\n", srv.DownloadBaseURL())
 		if *readyFile != "" {
 			if err := writeFileAtomic(*readyFile, []byte(base+"\n")); err != nil {
 				ln.Close()
+				dl.Close()
 				return fmt.Errorf("simulate: write ready file: %w", err)
 			}
 			defer os.Remove(*readyFile)
 		}
-		if err := srv.Serve(ctx, ln); err != nil {
+		err = srv.Serve(ctx, ln)
+		dl.Close() // ends ServeDownloads too when Serve failed before ctx ended
+		if dlErr := <-dlDone; err == nil && dlErr != nil && !errors.Is(dlErr, net.ErrClosed) {
+			err = dlErr
+		}
+		if err != nil {
 			return fmt.Errorf("simulate: serve: %w", err)
 		}
 		fmt.Fprintln(a.Stderr, "simulator stopped")
@@ -133,7 +158,8 @@ func writeFileAtomic(path string, b []byte) error {
 var faultKinds = func() map[string]atlassim.FaultKind {
 	m := map[string]atlassim.FaultKind{}
 	for _, k := range []atlassim.FaultKind{atlassim.Status, atlassim.Reset, atlassim.Truncate, atlassim.SlowBody,
-		atlassim.ExpiredToken, atlassim.NotFound, atlassim.NeverReady, atlassim.WrongMediaType, atlassim.MalformedJSON} {
+		atlassim.ExpiredToken, atlassim.NotFound, atlassim.NeverReady, atlassim.WrongMediaType, atlassim.MalformedJSON,
+		atlassim.ReportFailed, atlassim.ExpiredURL} {
 		m[strings.ToLower(k.String())] = k
 	}
 	return m

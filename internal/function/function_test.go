@@ -6,119 +6,31 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 )
 
-const prefix = "exports/atlas"
+const prefix = e2e.Prefix
 
 // world is one test's Atlas simulator, S3 server, Secrets Manager and the
-// three functions' handlers built from their environment.
+// three functions' handlers built from their environment (internal/e2e),
+// with the first simulator org at hand.
 type world struct {
-	sim     *atlassim.Server
-	base    string
-	s3      *testenv.S3
-	bucket  string
-	sm      *testenv.SecretsManager
-	arn     string
-	env     map[string]string
-	logs    *syncBuffer
-	h       *function.Handlers
-	org     string
-	secrets []string // every credential value, which no log may show
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func serviceAccountSecret(id, secret string) string {
-	b, _ := json.Marshal(map[string]string{"clientId": id, "clientSecret": secret})
-	return string(b)
+	*e2e.World
+	org string
 }
 
 func newWorld(t *testing.T, cfg atlassim.Config, secretJSON string) *world {
 	t.Helper()
-	if cfg.Now == nil {
-		cfg.Now = func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) }
-	}
-	if cfg.ReadyAfterPolls == 0 && cfg.ProcessingTime == 0 {
-		cfg.ReadyAfterPolls = 2
-	}
-	w := &world{logs: &syncBuffer{}}
-	w.sim, w.base = atlassimtest.Start(t, cfg)
-	w.org = w.sim.Orgs()[0].ID
-	w.s3 = testenv.Versity(t)
-	w.bucket = w.s3.Bucket(t)
-	w.sm = testenv.NewSecretsManager(t)
-	// The functions sign both services' requests with the one set of AWS
-	// credentials in their environment, as in Lambda.
-	w.sm.AccessKey = w.s3.AccessKey
-	if secretJSON == "" {
-		secretJSON = serviceAccountSecret(atlassim.DefaultClientID, atlassim.DefaultClientSecret)
-	}
-	w.secrets = []string{atlassim.DefaultClientSecret, atlassim.DefaultPrivateKey}
-	w.arn = w.sm.Put("atlas-billing", secretJSON)
-	w.env = map[string]string{
-		"ABX_BUCKET":         w.bucket,
-		"ABX_PREFIX":         prefix,
-		"ABX_SECRET_ARN":     w.arn,
-		"ABX_ATLAS_BASE_URL": w.base,
-		"ABX_S3_ENDPOINT":    w.s3.Endpoint,
-		"ABX_ORG_IDS":        w.org,
-	}
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                w.s3.AccessKey,
-		"AWS_SECRET_ACCESS_KEY":            w.s3.SecretKey,
-		"AWS_REGION":                       testenv.Region,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER": w.sm.Endpoint,
-		"AWS_EC2_METADATA_DISABLED":        "true",
-		"AWS_CONFIG_FILE":                  "/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE":      "/dev/null",
-	} {
-		t.Setenv(k, v)
-	}
-	w.h = function.New(context.Background(), func(k string) string { return w.env[k] }, w.logs)
-	t.Cleanup(func() { w.checkLogs(t) })
-	return w
-}
-
-// checkLogs is run after every test: no credential in any log line.
-func (w *world) checkLogs(t *testing.T) {
-	t.Helper()
-	logs := w.logs.String()
-	for _, s := range w.secrets {
-		if s != "" && strings.Contains(logs, s) {
-			t.Errorf("a secret value appears in the logs")
-		}
-	}
-	for _, bad := range []string{"Bearer ", "access_token", "Digest "} {
-		if strings.Contains(logs, bad) {
-			t.Errorf("the logs contain %q", bad)
-		}
-	}
+	w := e2e.New(t, e2e.Options{Sim: cfg, Secret: secretJSON})
+	return &world{World: w, org: w.Orgs[0]}
 }
 
 func call(t *testing.T, fn func(context.Context, json.RawMessage) (any, error), event any) (json.RawMessage, error) {
@@ -168,7 +80,7 @@ func untilReady(t *testing.T, w *world, job export.Job) export.Job {
 	t.Helper()
 	for i := 0; i < 10; i++ {
 		prev := job.Attempt
-		job = mustCall[export.Job](t, w.h.Poll, job)
+		job = mustCall[export.Job](t, w.H.Poll, job)
 		if job.Status == export.StatusReady {
 			return job
 		}
@@ -182,7 +94,7 @@ func untilReady(t *testing.T, w *world, job export.Job) export.Job {
 
 func (w *world) atlasClient(t *testing.T) *atlas.Client {
 	t.Helper()
-	c, err := atlas.NewClient(atlas.WithBaseURL(w.base), atlas.WithServiceAccount(atlassim.DefaultClientID, atlassim.DefaultClientSecret))
+	c, err := atlas.NewClient(atlas.WithBaseURL(w.BaseURL), atlas.WithServiceAccount(atlassim.DefaultClientID, atlassim.DefaultClientSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +105,7 @@ func TestExportOneOrgMonth(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
 
 	// A console test event: one org, one month.
-	job := mustCall[export.Job](t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06", "includePending": true})
+	job := mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06", "includePending": true})
 	if len(job.Token) != 64 || job.Status != export.StatusSubmitted || job.WaitSeconds != 5 || job.Period.Label() != "2024-06" {
 		t.Fatalf("submit = %+v", job)
 	}
@@ -213,36 +125,36 @@ func TestExportOneOrgMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantKey := prefix + "/usage/org_id=" + w.org + "/billing_month=2024-06/usage.csv"
-	if job.Usage.Key != wantKey || job.Usage.Bucket != w.bucket {
+	if job.Usage.Key != wantKey || job.Usage.Bucket != w.Bucket {
 		t.Errorf("usage object = %+v, want key %s", job.Usage, wantKey)
 	}
-	if got := w.s3.Get(t, w.bucket, wantKey); !bytes.Equal(got, served) {
+	if got := w.S3.Get(t, w.Bucket, wantKey); !bytes.Equal(got, served) {
 		t.Errorf("stored usage (%d bytes) differs from what Atlas served (%d bytes)", len(got), len(served))
 	}
 	if job.Usage.Rows != 100 || job.Usage.Bytes != int64(len(served)) {
 		t.Errorf("usage rows/bytes = %d/%d", job.Usage.Rows, job.Usage.Bytes)
 	}
 
-	res := mustCall[export.Result](t, w.h.FetchInvoice, job)
+	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
 	// usage, June's invoice, July's pending one
 	if len(res.Objects) != 3 {
 		t.Fatalf("objects = %+v", res.Objects)
 	}
 	byMonth := map[string]atlassim.Invoice{}
-	for _, inv := range w.sim.Invoices(w.org) {
+	for _, inv := range w.Sim.Invoices(w.org) {
 		byMonth[inv.Month] = inv
 	}
 	for _, month := range []string{"2024-06", "2024-07"} {
 		inv := byMonth[month]
 		key := prefix + "/invoices/org_id=" + w.org + "/billing_month=" + month + "/invoice_id=" + inv.ID + ".csv"
 		var want bytes.Buffer
-		if err := w.sim.WriteInvoiceCSV(&want, w.org, inv.ID); err != nil {
+		if err := w.Sim.WriteInvoiceCSV(&want, w.org, inv.ID); err != nil {
 			t.Fatal(err)
 		}
-		if got := w.s3.Get(t, w.bucket, key); !bytes.Equal(got, want.Bytes()) {
+		if got := w.S3.Get(t, w.Bucket, key); !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("%s: stored %d bytes differ from the %d Atlas served", key, len(got), want.Len())
 		}
-		head := w.s3.Head(t, w.bucket, key)
+		head := w.S3.Head(t, w.Bucket, key)
 		if head == nil {
 			t.Fatalf("%s: missing", key)
 		}
@@ -253,17 +165,17 @@ func TestExportOneOrgMonth(t *testing.T) {
 	}
 
 	// A re-run stores nothing new: same keys, every invoice skipped as unchanged.
-	before := w.s3.Keys(t, w.bucket, prefix+"/")
-	again := mustCall[export.Result](t, w.h.FetchInvoice, job)
+	before := w.S3.Keys(t, w.Bucket, prefix+"/")
+	again := mustCall[export.Result](t, w.H.FetchInvoice, job)
 	for _, o := range again.Objects[1:] {
 		if !o.Skipped {
 			t.Errorf("%s rewritten on an unchanged re-run", o.Key)
 		}
 	}
-	if after := w.s3.Keys(t, w.bucket, prefix+"/"); strings.Join(after, ",") != strings.Join(before, ",") || len(after) != 3 {
+	if after := w.S3.Keys(t, w.Bucket, prefix+"/"); strings.Join(after, ",") != strings.Join(before, ",") || len(after) != 3 {
 		t.Errorf("keys after re-run = %v, before = %v", after, before)
 	}
-	if n := w.s3.OpenMultipartUploads(t, w.bucket); n != 0 {
+	if n := w.S3.OpenMultipartUploads(t, w.Bucket); n != 0 {
 		t.Errorf("%d multipart uploads left open", n)
 	}
 }
@@ -272,18 +184,18 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestPlanAndDefaults(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
-	w.env["ABX_ORG_IDS"] = ""
+	w.Env["ABX_ORG_IDS"] = ""
 	// No org configured and none in the secret: a clear configuration error.
-	h := function.New(context.Background(), func(k string) string { return w.env[k] }, w.logs)
+	h := w.NewHandlers()
 	_, err := call(t, h.Submit, `{"action":"plan","request":{}}`)
 	if errorType(err) != export.ConfigInvalid {
 		t.Fatalf("err = %v (%s)", err, errorType(err))
 	}
 	// The secret's orgIds are the default.
-	orgs := w.sim.Orgs()
+	orgs := w.Sim.Orgs()
 	secretJSON, _ := json.Marshal(map[string]any{"clientId": atlassim.DefaultClientID, "clientSecret": atlassim.DefaultClientSecret, "orgIds": []string{orgs[0].ID, orgs[1].ID}})
-	w.sm.Put("atlas-billing", string(secretJSON))
-	h = function.New(context.Background(), func(k string) string { return w.env[k] }, w.logs)
+	w.SM.Put(e2e.SecretName, string(secretJSON))
+	h = w.NewHandlers()
 	plan := mustCall[export.Plan](t, h.Submit, `{"action":"plan","request":{"scheduledTime":"2024-03-01T06:00:00Z"}}`)
 	if len(plan.Jobs) != 2 || plan.Jobs[0].OrgID != orgs[0].ID || plan.Jobs[1].Period.Label() != "2024-02" {
 		t.Fatalf("plan = %+v", plan)
@@ -297,40 +209,40 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		`{"orgId":"` + w.org + `","startDate":"2024-01-15","endDate":"2024-03-01"}`,
 		`{"orgId":"` + w.org + `","services":["Snacks"]}`,
 	} {
-		_, err := call(t, w.h.Submit, ev)
+		_, err := call(t, w.H.Submit, ev)
 		if errorType(err) != export.InputInvalid {
 			t.Errorf("%s: err = %v (%s)", ev, err, errorType(err))
 		}
 	}
-	if n := w.sim.Requests(atlassim.OpCreateUsage) + w.sim.Requests(atlassim.OpOAuthToken); n != 0 {
+	if n := w.Sim.Requests(atlassim.OpCreateUsage) + w.Sim.Requests(atlassim.OpOAuthToken); n != 0 {
 		t.Errorf("%d Atlas requests for bad input", n)
 	}
-	if n := w.sm.Calls(); n != 0 {
+	if n := w.SM.Calls(); n != 0 {
 		t.Errorf("%d secret reads for bad input", n)
 	}
 }
 
 func TestStreamCutMidBody(t *testing.T) {
 	w := newWorld(t, atlassim.Config{InvoiceBytes: 12 << 20}, "")
-	job := untilReady(t, w, mustCall[export.Job](t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06"}))
-	w.sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.Reset, After: 6 << 20})
+	job := untilReady(t, w, mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"}))
+	w.Sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.Reset, After: 6 << 20})
 
-	_, err := call(t, w.h.FetchInvoice, job)
+	_, err := call(t, w.H.FetchInvoice, job)
 	if errorType(err) != export.AtlasStreamBroken || !strings.Contains(err.Error(), w.org) {
 		t.Fatalf("err = %v (%s), want %s naming the org", err, errorType(err), export.AtlasStreamBroken)
 	}
-	if keys := w.s3.Keys(t, w.bucket, prefix+"/invoices/"); len(keys) != 0 {
+	if keys := w.S3.Keys(t, w.Bucket, prefix+"/invoices/"); len(keys) != 0 {
 		t.Errorf("objects under a final key after a broken stream: %v", keys)
 	}
-	if keys := w.s3.Keys(t, w.bucket, prefix+"/_staging/"); len(keys) != 0 {
+	if keys := w.S3.Keys(t, w.Bucket, prefix+"/_staging/"); len(keys) != 0 {
 		t.Errorf("staging objects left: %v", keys)
 	}
-	if n := w.s3.OpenMultipartUploads(t, w.bucket); n != 0 {
+	if n := w.S3.OpenMultipartUploads(t, w.Bucket); n != 0 {
 		t.Errorf("%d multipart uploads left open", n)
 	}
 
 	// The retry the state machine makes stores the whole invoice.
-	res := mustCall[export.Result](t, w.h.FetchInvoice, job)
+	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
 	if len(res.Objects) != 2 || res.Objects[1].Bytes < 12<<20-(1<<20) {
 		t.Fatalf("retry objects = %+v", res.Objects)
 	}
@@ -338,41 +250,41 @@ func TestStreamCutMidBody(t *testing.T) {
 
 func TestSecretRotation(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
-	job := mustCall[export.Job](t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
-	if n := w.sm.Calls(); n != 1 {
+	job := mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+	if n := w.SM.Calls(); n != 1 {
 		t.Fatalf("secret reads after the first call = %d, want 1", n)
 	}
 
 	// Rotate: the old secret stops working at Atlas (and its tokens with it),
 	// the new one is in Secrets Manager.
 	const newSecret = "mdb_sa_sk_rotated-0123456789abcdef0123"
-	w.secrets = append(w.secrets, newSecret)
-	w.sim.RevokeServiceAccount(atlassim.DefaultClientID)
-	w.sim.SetServiceAccount(atlassim.DefaultClientID, newSecret)
-	w.sm.Put("atlas-billing", serviceAccountSecret(atlassim.DefaultClientID, newSecret))
+	w.Secrets = append(w.Secrets, newSecret)
+	w.Sim.RevokeServiceAccount(atlassim.DefaultClientID)
+	w.Sim.SetServiceAccount(atlassim.DefaultClientID, newSecret)
+	w.SM.Put(e2e.SecretName, e2e.ServiceAccountSecret(atlassim.DefaultClientID, newSecret))
 
-	job = mustCall[export.Job](t, w.h.Poll, job)
+	job = mustCall[export.Job](t, w.H.Poll, job)
 	if job.Status != export.StatusProcessing || job.Attempt != 1 {
 		t.Fatalf("poll after rotation = %+v", job)
 	}
-	if n := w.sm.Calls(); n != 2 {
+	if n := w.SM.Calls(); n != 2 {
 		t.Errorf("secret reads = %d, want 2 (one re-read after the 401)", n)
 	}
 	// Later calls use the new credentials without re-reading.
 	untilReady(t, w, job)
-	if n := w.sm.Calls(); n != 2 {
+	if n := w.SM.Calls(); n != 2 {
 		t.Errorf("secret reads = %d after more polls, want 2", n)
 	}
 }
 
 func TestRevokedCredentials(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
-	w.sim.RevokeServiceAccount(atlassim.DefaultClientID)
-	_, err := call(t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+	w.Sim.RevokeServiceAccount(atlassim.DefaultClientID)
+	_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
 	if errorType(err) != export.AtlasUnauthorized || !strings.Contains(err.Error(), w.org) {
 		t.Fatalf("err = %v (%s)", err, errorType(err))
 	}
-	if n := w.sm.Calls(); n != 2 {
+	if n := w.SM.Calls(); n != 2 {
 		t.Errorf("secret reads = %d, want 2 (one re-read, then give up)", n)
 	}
 }
@@ -387,7 +299,7 @@ func TestSecretProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, atlassim.Config{}, tt.secret)
-			_, err := call(t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+			_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
 			if errorType(err) != tt.want {
 				t.Fatalf("err = %v (%s), want %s", err, errorType(err), tt.want)
 			}
@@ -395,8 +307,8 @@ func TestSecretProblems(t *testing.T) {
 	}
 	t.Run("missing secret", func(t *testing.T) {
 		w := newWorld(t, atlassim.Config{}, "")
-		w.sm.Delete("atlas-billing")
-		_, err := call(t, w.h.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+		w.SM.Delete(e2e.SecretName)
+		_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
 		if errorType(err) != export.SecretUnavailable {
 			t.Fatalf("err = %v (%s)", err, errorType(err))
 		}
@@ -406,15 +318,13 @@ func TestSecretProblems(t *testing.T) {
 // TestBootstrap drives the built submit function through the Lambda Runtime
 // API, as Lambda runs it: one success, one named error.
 func TestBootstrap(t *testing.T) {
-	apiKey, _ := json.Marshal(map[string]string{"publicKey": atlassim.DefaultPublicKey, "privateKey": atlassim.DefaultPrivateKey})
-	w := newWorld(t, atlassim.Config{}, string(apiKey))
+	w := newWorld(t, atlassim.Config{}, e2e.APIKeySecret(atlassim.DefaultPublicKey, atlassim.DefaultPrivateKey))
 	bin := testenv.BuildBootstrap(t, "./functions/submit")
-	env := []string{
-		"AWS_ACCESS_KEY_ID=" + w.s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + w.s3.SecretKey,
-		"AWS_REGION=" + testenv.Region, "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + w.sm.Endpoint,
-		"AWS_EC2_METADATA_DISABLED=true",
+	var env []string
+	for k, v := range w.AWSEnv() {
+		env = append(env, k+"="+v)
 	}
-	for k, v := range w.env {
+	for k, v := range w.Env {
 		env = append(env, k+"="+v)
 	}
 	invs, output := testenv.RunBootstrapOutput(t, bin, env,
@@ -431,10 +341,10 @@ func TestBootstrap(t *testing.T) {
 	if invs[1].ErrorType != export.InputInvalid || !strings.Contains(invs[1].ErrorMessage, "org") {
 		t.Errorf("second invocation = %+v", invs[1])
 	}
-	if w.sim.Requests(atlassim.OpCreateUsage) != 1 {
-		t.Errorf("create requests = %d", w.sim.Requests(atlassim.OpCreateUsage))
+	if w.Sim.Requests(atlassim.OpCreateUsage) != 1 {
+		t.Errorf("create requests = %d", w.Sim.Requests(atlassim.OpCreateUsage))
 	}
-	for _, s := range w.secrets {
+	for _, s := range w.Secrets {
 		if strings.Contains(output, s) {
 			t.Error("a secret value appears in the function's output")
 		}

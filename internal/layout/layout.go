@@ -48,13 +48,38 @@ func (l Layout) Usage(orgID string, p period.Period) (string, error) {
 
 // Invoice is the key of one invoice CSV, partitioned by the month it bills.
 func (l Layout) Invoice(orgID string, p period.Period, invoiceID string) (string, error) {
+	return l.perInvoice("invoices", orgID, p, invoiceID)
+}
+
+// NormalizedUsage is the key of one org's usage for one month rewritten for
+// Athena (internal/normalize): same partitions as Usage, its own folder, so
+// one Glue table reads only normalized files.
+func (l Layout) NormalizedUsage(orgID string, p period.Period) (string, error) {
+	if err := atlas.ValidateOrgID(orgID); err != nil {
+		return "", err
+	}
+	return path.Join(l.prefix, "usage_normalized", "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
+}
+
+// NormalizedInvoice is the key of one invoice's line items rewritten for
+// Athena (internal/normalize), next to the raw invoice's partitions.
+func (l Layout) NormalizedInvoice(orgID string, p period.Period, invoiceID string) (string, error) {
+	return l.perInvoice("invoice_line_items", orgID, p, invoiceID)
+}
+
+// Focus is the key of one invoice's FOCUS report as Atlas generated it.
+func (l Layout) Focus(orgID string, p period.Period, invoiceID string) (string, error) {
+	return l.perInvoice("focus", orgID, p, invoiceID)
+}
+
+func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID string) (string, error) {
 	if err := atlas.ValidateOrgID(orgID); err != nil {
 		return "", err
 	}
 	if err := atlas.ValidateInvoiceID(invoiceID); err != nil {
 		return "", err
 	}
-	return path.Join(l.prefix, "invoices", "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+".csv"), nil
+	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+".csv"), nil
 }
 
 // Staging is where uploads land before they are complete, never a final key.

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,60 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestDerivedKeys pins the keys of the Athena datasets: each has its own
+// folder (one Glue table each) and the raw keys' partitions.
+func TestDerivedKeys(t *testing.T) {
+	l, err := New("exports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := period.Month(2025, time.January)
+	const inv = "65ab0c1d2e3f4a5b6c7d8e9f"
+	for _, tc := range []struct {
+		name string
+		key  func() (string, error)
+		want string
+	}{
+		{"NormalizedUsage", func() (string, error) { return l.NormalizedUsage(org, p) },
+			"exports/usage_normalized/org_id=" + org + "/billing_month=2025-01/usage.csv"},
+		{"NormalizedInvoice", func() (string, error) { return l.NormalizedInvoice(org, p, inv) },
+			"exports/invoice_line_items/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
+		{"Focus", func() (string, error) { return l.Focus(org, p, inv) },
+			"exports/focus/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.key()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("%s = %s, want %s", tc.name, got, tc.want)
+			}
+		})
+	}
+	// Each dataset has its own top folder: a Glue table over one folder must
+	// never read another dataset's files (for example the raw CSVs).
+	keys := []func() (string, error){
+		func() (string, error) { return l.Usage(org, p) },
+		func() (string, error) { return l.Invoice(org, p, inv) },
+		func() (string, error) { return l.NormalizedUsage(org, p) },
+		func() (string, error) { return l.NormalizedInvoice(org, p, inv) },
+		func() (string, error) { return l.Focus(org, p, inv) },
+	}
+	seen := map[string]bool{}
+	for _, key := range keys {
+		k, err := key()
+		if err != nil {
+			t.Fatal(err)
+		}
+		folder := strings.Split(strings.TrimPrefix(k, "exports/"), "/")[0]
+		if seen[folder] {
+			t.Errorf("two datasets share the folder %q", folder)
+		}
+		seen[folder] = true
+	}
+}
+
 func TestRejectsPathCharacters(t *testing.T) {
 	l, err := New(DefaultPrefix)
 	if err != nil {
@@ -43,6 +98,19 @@ func TestRejectsPathCharacters(t *testing.T) {
 		}
 		if k, err := l.Invoice(org, p, bad); err == nil {
 			t.Errorf("Invoice(%q) = %q, want an error", bad, k)
+		}
+		if k, err := l.NormalizedUsage(bad, p); err == nil {
+			t.Errorf("NormalizedUsage(%q) = %q, want an error", bad, k)
+		}
+		for name, key := range map[string]func(string, period.Period, string) (string, error){
+			"NormalizedInvoice": l.NormalizedInvoice, "Focus": l.Focus,
+		} {
+			if k, err := key(org, p, bad); err == nil {
+				t.Errorf("%s(org, %q) = %q, want an error", name, bad, k)
+			}
+			if k, err := key(bad, p, "65ab0c1d2e3f4a5b6c7d8e9f"); err == nil {
+				t.Errorf("%s(%q, id) = %q, want an error", name, bad, k)
+			}
 		}
 	}
 	root, err := New("")

@@ -1,10 +1,11 @@
 // Package atlas is a small client for the billing part of the MongoDB Atlas
-// Administration API v2: Cost Explorer usage queries and invoices.
+// Administration API v2: Cost Explorer usage queries, invoices, and invoice
+// reports (FOCUS).
 //
-// Response bodies that can be large (usage results, invoice CSVs) are handed
-// to the caller as streams and never read whole. Requests are retried on
-// 429, 5xx and connection errors within a bounded budget, and only before a
-// body is handed over.
+// Response bodies that can be large (usage results, invoice CSVs, report
+// downloads) are handed to the caller as streams and never read whole.
+// Requests are retried on 429, 5xx and connection errors within a bounded
+// budget, and only before a body is handed over.
 package atlas
 
 import (
@@ -28,14 +29,20 @@ import (
 const (
 	// DefaultBaseURL is the Atlas Administration API host.
 	DefaultBaseURL = "https://cloud.mongodb.com"
-	// APIVersion is the only version every billing operation declares.
+	// APIVersion is the version every billing operation declares, except
+	// the invoice report operations.
 	APIVersion = "2023-01-01"
+	// ReportAPIVersion is the only version the invoice report operations
+	// (create, get) declare.
+	ReportAPIVersion = "2025-03-12"
 
 	apiPrefix = "/api/atlas/v2"
 	tokenPath = "/api/oauth/token"
 
 	mediaJSON = "application/vnd.atlas." + APIVersion + "+json"
 	mediaCSV  = "application/vnd.atlas." + APIVersion + "+csv"
+
+	mediaReportJSON = "application/vnd.atlas." + ReportAPIVersion + "+json"
 )
 
 // Version names this client in the default User-Agent; set at build time with
@@ -45,8 +52,10 @@ var Version = "dev"
 // Client calls the Atlas Administration API. It is safe for concurrent use.
 type Client struct {
 	base      *url.URL
-	baseHC    *http.Client // as given by WithHTTPClient; also used for the OAuth token request
+	baseHC    *http.Client // as given by WithHTTPClient, never following redirects; for the OAuth token request
 	hc        *http.Client // what API requests go through (digest transport for API keys)
+	dlHC      *http.Client // as given by WithDownloadClient
+	dl        *http.Client // what report downloads go through: never any credentials
 	userAgent string
 	retry     RetryPolicy
 	envelope  bool
@@ -87,6 +96,22 @@ func WithHTTPClient(hc *http.Client) Option {
 			return errors.New("atlas: WithHTTPClient: nil client")
 		}
 		c.baseHC = hc
+		return nil
+	}
+}
+
+// WithDownloadClient sets the HTTP client for report downloads (the
+// pre-signed downloadUrl, on another host). By default downloads use the
+// transport of WithHTTPClient's client (or the default one) without any
+// Atlas credentials; give a separate client when that transport adds
+// credentials of its own. Whichever client is used, its cookie jar is
+// dropped and redirects are not followed.
+func WithDownloadClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("atlas: WithDownloadClient: nil client")
+		}
+		c.dlHC = hc
 		return nil
 	}
 }
@@ -172,8 +197,22 @@ func NewClient(opts ...Option) (*Client, error) {
 		t.ResponseHeaderTimeout = 2 * time.Minute
 		c.baseHC = &http.Client{Transport: t}
 	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Downloads: a plain client, outside the auth set up below (no bearer
+	// header, no digest transport) and without cookies.
+	dl := *c.baseHC
+	if c.dlHC != nil {
+		dl = *c.dlHC
+	}
+	dl.Jar = nil
+	dl.CheckRedirect = noRedirect
+	c.dl = &dl
 	hc := *c.baseHC
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.CheckRedirect = noRedirect
+	// The token request (Basic auth with the client secret) must not follow
+	// a redirect either: it goes through this copy, before any digest transport.
+	tokenHC := hc
+	c.baseHC = &tokenHC
 	switch {
 	case c.clientID != "" && c.publicKey != "":
 		return nil, errors.New("atlas: both a service account and an API key given; choose one")

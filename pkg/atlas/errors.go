@@ -26,6 +26,7 @@ type Error struct {
 	Path       string // request path, with the Cost Explorer token shortened
 
 	staleNonce bool // a 401 whose Digest challenge says stale=true
+	expired    bool // a report download refused because its URL expired
 }
 
 // FieldViolation is one entry of an ApiError's badRequestDetail.
@@ -65,6 +66,14 @@ func IsUnauthorized(err error) bool {
 // IsForbidden reports whether err is (or wraps) a 403 *Error.
 func IsForbidden(err error) bool {
 	return hasStatus(err, func(c int) bool { return c == http.StatusForbidden })
+}
+
+// IsExpired reports whether err is (or wraps) a report download refused
+// because its pre-signed URL expired. The report must then be created again
+// (see DownloadReport for the answers recognised).
+func IsExpired(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.expired
 }
 
 // IsRateLimited reports whether err is (or wraps) a 429 *Error.

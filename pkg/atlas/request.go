@@ -25,13 +25,21 @@ type request struct {
 	display string // path for errors and logs (secret-free); defaults to path
 	query   url.Values
 	accept  string
+	ctype   string // Content-Type of body; default the 2023-01-01 JSON type
 	body    []byte
 	usage   bool // a 102 means "still processing"
 	stream  bool // hand the body to the caller instead of reading it
+
+	// download is a report's pre-signed URL: fetched with the plain download
+	// client, no credentials; display is then its query-free form.
+	download *url.URL
 }
 
 func (r *request) shown() string {
-	if r.display != "" {
+	switch {
+	case r.download != nil:
+		return r.display
+	case r.display != "":
 		return apiPrefix + r.display
 	}
 	return apiPrefix + r.path
@@ -60,7 +68,14 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	start := c.now()
 	refreshed := false
 	for attempt := 1; ; attempt++ {
-		res, tok, err := c.attempt(ctx, r)
+		var res *response
+		var tok string
+		var err error
+		if r.download != nil {
+			res, err = c.fetch(ctx, r)
+		} else {
+			res, tok, err = c.attempt(ctx, r)
+		}
 		if err == nil {
 			return res, nil
 		}
@@ -166,7 +181,11 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	req.Header.Set("Accept", r.accept)
 	req.Header.Set("User-Agent", c.userAgent)
 	if r.body != nil {
-		req.Header.Set("Content-Type", mediaJSON)
+		ct := mediaJSON
+		if r.ctype != "" {
+			ct = r.ctype
+		}
+		req.Header.Set("Content-Type", ct)
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -1,0 +1,348 @@
+package normalize_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+const invID = "65ab0c1d2e3f4a5b6c7d8e9f"
+
+var header = strings.Join(atlas.InvoiceColumns, ",")
+
+// item is one raw line item with the given description, unit price,
+// quantity, discount and amount (raw CSV text, quoted by the caller).
+func item(date, desc, price, qty, disc, amount string) string {
+	return date + ",2024-06-01," + desc + `,,"Zürich Ödön Ltd, Inc.",5f1a2b3c4d5e6f7a8b9c0d1e,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d0,ATLAS_AWS_INSTANCE_M30,EU_CENTRAL_1,Cluster0,atlas-abc123-shard-0,,,server hours,` +
+		price + "," + qty + "," + disc + "," + amount
+}
+
+// raw builds an invoice CSV: preamble lines, a blank line, the header, items.
+func raw(preamble []string, items ...string) string {
+	var b strings.Builder
+	for _, p := range preamble {
+		b.WriteString(p + "\n")
+	}
+	if len(preamble) > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString(header + "\n")
+	for _, it := range items {
+		b.WriteString(it + "\n")
+	}
+	return b.String()
+}
+
+var shortPreamble = []string{
+	"Invoice Number," + invID + ",",
+	`Billing Period,"June 1, 2024 - July 1, 2024",`,
+	"Invoice Status,CLOSED,",
+}
+
+var longPreamble = append(slices.Clone(shortPreamble),
+	`Organization Name,"Søren ""Data"" Analytics, ApS",`,
+	"Organization ID,65ab12cd34ef56ab78cd90ef,",
+	"Currency,USD,",
+	`Payment Terms,"Net 30, end of month",`,
+	`Billing Contact,"Jörg Müller, Finance",`,
+	`Purchase Order,"PO ""2024-17""",`,
+	"Tax ID,CHE-123.456.789 MWST,",
+	`Note,"a line that looks like a header: Date,Usage Date",`,
+)
+
+// records parses a normalized file strictly: every record as wide as the header.
+func records(t *testing.T, b []byte) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatalf("normalized output does not parse: %v\n%s", err, b)
+	}
+	return recs
+}
+
+// col returns the named normalized column of rec.
+func col(rec []string, name string) string {
+	return rec[slices.Index(normalize.InvoiceColumns, name)]
+}
+
+func TestInvoice(t *testing.T) {
+	m30 := item("2024-06-02", "Atlas AWS Instance M30", "0.54", "24.00", "0", "12.96")
+	for _, tc := range []struct {
+		name      string
+		in        string
+		info      normalize.InvoiceInfo
+		rows      int64
+		cents     int64
+		err       string // substring of the error; "" = success
+		check     func(t *testing.T, recs [][]string)
+		exactBody string // the whole output, when given
+	}{
+		{
+			name: "short preamble", in: raw(shortPreamble, m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 1296,
+			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n" +
+				invID + `,PAID,2024-06-02,2024-06-01,Atlas AWS Instance M30,,"Zürich Ödön Ltd, Inc.",5f1a2b3c4d5e6f7a8b9c0d1e,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d0,ATLAS_AWS_INSTANCE_M30,EU_CENTRAL_1,Cluster0,atlas-abc123-shard-0,,,server hours,0.54,24.00,0,12.96` + "\n",
+		},
+		{
+			name: "long preamble with quoted commas and quotes", in: raw(longPreamble, m30, m30, m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "CLOSED"}, rows: 3, cents: 3 * 1296,
+		},
+		{
+			name: "no preamble", in: raw(nil, m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PENDING"}, rows: 1, cents: 1296,
+		},
+		{
+			name: "status from the preamble", in: raw(shortPreamble, m30),
+			info: normalize.InvoiceInfo{ID: invID}, rows: 1, cents: 1296,
+			check: func(t *testing.T, recs [][]string) {
+				if got := col(recs[1], "invoice_status"); got != "CLOSED" {
+					t.Errorf("invoice_status = %q, want CLOSED from the preamble", got)
+				}
+			},
+		},
+		{
+			name: "CRLF line endings", in: strings.ReplaceAll(raw(longPreamble, m30, m30), "\n", "\r\n"),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 2, cents: 2592,
+			check: func(t *testing.T, recs [][]string) {
+				if got := col(recs[2], "amount"); got != "12.96" {
+					t.Errorf("amount = %q, want 12.96 (no stray \\r)", got)
+				}
+			},
+		},
+		{
+			name: "byte order mark", in: "\xef\xbb\xbf" + raw(shortPreamble, m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 1296,
+		},
+		{
+			name: "quoted commas, quotes and non-ASCII in line items",
+			in: raw(shortPreamble,
+				item("2024-06-03", `"Backup Snapshot Storage, AWS"`, "0.14", "1.00", "0", "0.14"),
+				item("2024-06-03", `"Credit, promotional ""Startup"" program"`, "", "", "", "-500.00"),
+				item("2024-06-03", `"AWS Storage — Provisioned IOPS, 数据 Платформа"`, "1.00", "2.00", "10", "1.80"),
+			),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 3, cents: 14 - 50000 + 180,
+			check: func(t *testing.T, recs [][]string) {
+				want := []string{"Backup Snapshot Storage, AWS", `Credit, promotional "Startup" program`, "AWS Storage — Provisioned IOPS, 数据 Платформа"}
+				for i, w := range want {
+					if got := col(recs[i+1], "description"); got != w {
+						t.Errorf("row %d description = %q, want %q", i+1, got, w)
+					}
+				}
+				if got := col(recs[2], "organization_name"); got != "Zürich Ödön Ltd, Inc." {
+					t.Errorf("organization_name = %q", got)
+				}
+				if got := col(recs[2], "unit_price") + "|" + col(recs[2], "quantity") + "|" + col(recs[2], "discount_percent"); got != "||" {
+					t.Errorf("credit's price|quantity|discount = %q, want empty", got)
+				}
+			},
+		},
+		{
+			name: "credits only: a negative total", in: raw(shortPreamble,
+				item("2024-06-30", "Credit", "", "", "", "-0.01"),
+				item("2024-06-30", "Credit", "", "", "", `"(1,000.00)"`)),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 2, cents: -100001,
+			check: func(t *testing.T, recs [][]string) {
+				if got := col(recs[2], "amount"); got != "-1000.00" {
+					t.Errorf("amount = %q, want -1000.00", got)
+				}
+			},
+		},
+		{
+			name: "US dates, currency symbols, thousands separators, percent",
+			in: raw(shortPreamble, strings.Replace(
+				item("06/02/2024", "M30", `"$1,234.5000"`, `"1,000"`, "15%", `"$1,049,362.50"`),
+				",2024-06-01,", ",6/1/2024,", 1)),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 104936250,
+			check: func(t *testing.T, recs [][]string) {
+				r := recs[1]
+				got := []string{col(r, "date"), col(r, "usage_date"), col(r, "unit_price"), col(r, "quantity"), col(r, "discount_percent"), col(r, "amount")}
+				want := []string{"2024-06-02", "2024-06-01", "1234.5000", "1000", "15", "1049362.50"}
+				if !slices.Equal(got, want) {
+					t.Errorf("date, usage_date, unit_price, quantity, discount_percent, amount = %q, want %q", got, want)
+				}
+			},
+		},
+		{
+			name: "line breaks inside a value", in: raw(shortPreamble,
+				item("2024-06-02", "\"two\nlines\r\nhere\"", "1", "1", "0", "1.00")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 100,
+			check: func(t *testing.T, recs [][]string) {
+				if got := col(recs[1], "description"); got != "two lines here" {
+					t.Errorf("description = %q, want it on one line", got)
+				}
+			},
+		},
+		{
+			name: "trailing empty fields and blank rows", in: raw(shortPreamble, m30+",,", ",,,", "", m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 2, cents: 2592,
+		},
+		{
+			name: "empty invoice: header only", in: raw(shortPreamble),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PENDING"}, rows: 0, cents: 0,
+			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n",
+		},
+		{
+			name: "amount not a decimal", in: raw(shortPreamble, m30, item("2024-06-02", "M30", "0.54", "24.00", "0", "1.296e1")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "1.296e1": not a plain decimal`,
+		},
+		{
+			name: "amount with a fraction of a cent", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "12.961")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "12.961": has a fraction of a cent`,
+		},
+		{
+			name: "amount missing", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "": is empty`,
+		},
+		{
+			name: "quantity not a decimal", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "lots", "0", "1.00")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "lots"`,
+		},
+		{
+			name: "date not a date", in: raw(shortPreamble, item("31/06/2024", "M30", "0.54", "1", "0", "1.00")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: date "31/06/2024": not a date`,
+		},
+		{
+			name: "short line item", in: raw(shortPreamble, "2024-06-02,2024-06-01,M30"),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 3 fields, want 19",
+		},
+		{
+			name: "extra non-empty field", in: raw(shortPreamble, m30+",surprise"),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 20 fields, want 19",
+		},
+		{
+			name: "bare quote", in: raw(shortPreamble, m30, `2024-06-02,2024-06-01,a "quoted" word,`),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2",
+		},
+		{
+			name: "no header", in: "Invoice Number,x,\nDate,Amount\n1,2\n",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found",
+		},
+		{
+			name: "invalid invoice id", in: raw(shortPreamble, m30),
+			info: normalize.InvoiceInfo{ID: "../x", Status: "PAID"}, err: "invoice",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			st, err := normalize.Invoice(&out, strings.NewReader(tc.in), tc.info)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rows != tc.rows || st.AmountCents != tc.cents {
+				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
+			}
+			if tc.exactBody != "" && out.String() != tc.exactBody {
+				t.Errorf("output:\n%s\nwant:\n%s", out.String(), tc.exactBody)
+			}
+			recs := records(t, out.Bytes())
+			if int64(len(recs)) != tc.rows+1 || !slices.Equal(recs[0], normalize.InvoiceColumns) {
+				t.Fatalf("%d records, header %v; want %d and InvoiceColumns", len(recs), recs[0], tc.rows+1)
+			}
+			if n := int64(bytes.Count(out.Bytes(), []byte("\n"))); n != tc.rows+1 {
+				t.Errorf("%d lines, want %d: Athena reads one record per line", n, tc.rows+1)
+			}
+			for _, r := range recs[1:] {
+				if r[0] != tc.info.ID || r[1] == "" {
+					t.Errorf("record starts %q, %q; want the invoice id and a status", r[0], r[1])
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, recs)
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	const hdr = "Invoice ID,Organization ID,Organization Name,Project ID,Project Name,Cluster ID,Cluster Name,Service,Usage Date,Usage Amount\n"
+	const row = invID + `,5f1a2b3c4d5e6f7a8b9c0d1e,"Zürich Ödön Ltd, Inc.",6650a1b2c3d4e5f6a7b8c9d0,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d1,Cluster0,Data Transfer,2024-06-03,`
+	for _, tc := range []struct {
+		name  string
+		in    string
+		rows  int64
+		cents int64
+		err   string
+		want  []string // the first record, when given
+	}{
+		{
+			name: "rows", in: hdr + row + "12.50\n" + row + "-2.25\n", rows: 2, cents: 1025,
+			want: []string{invID, "5f1a2b3c4d5e6f7a8b9c0d1e", "Zürich Ödön Ltd, Inc.", "6650a1b2c3d4e5f6a7b8c9d0", "Analytics, EU", "6650a1b2c3d4e5f6a7b8c9d1", "Cluster0", "Data Transfer", "2024-06-03", "12.50"},
+		},
+		{name: "header only", in: hdr, rows: 0, cents: 0},
+		{name: "CRLF and BOM", in: "\xef\xbb\xbf" + strings.ReplaceAll(hdr+row+"1.00\n", "\n", "\r\n"), rows: 1, cents: 100},
+		{
+			name: "columns reordered, one added", rows: 1, cents: 99,
+			in: "Usage Amount,Usage Date,Service,Cluster Name,Cluster ID,Project Name,Project ID,Organization Name,Organization ID,Invoice ID,Region\n" +
+				"0.99,06/03/2024,Clusters,c,cid,p,pid,o,oid,iid,EU\n",
+			want: []string{"iid", "oid", "o", "pid", "p", "cid", "c", "Clusters", "2024-06-03", "0.99"},
+		},
+		{name: "empty file", in: "", err: "empty file"},
+		{name: "a column missing", in: strings.Replace(hdr, "Service,", "", 1), err: `header has no "Service" column`},
+		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`},
+		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			st, err := normalize.Usage(&out, strings.NewReader(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rows != tc.rows || st.AmountCents != tc.cents {
+				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
+			}
+			recs := records(t, out.Bytes())
+			if int64(len(recs)) != tc.rows+1 || !slices.Equal(recs[0], normalize.UsageColumns) {
+				t.Fatalf("%d records, header %v; want %d and UsageColumns", len(recs), recs[0], tc.rows+1)
+			}
+			if tc.want != nil && !slices.Equal(recs[1], tc.want) {
+				t.Errorf("first record = %q, want %q", recs[1], tc.want)
+			}
+		})
+	}
+}
+
+// failWriter fails every write, like an upload that broke.
+type failWriter struct{}
+
+var errBroken = errors.New("broken pipe")
+
+func (failWriter) Write([]byte) (int, error) { return 0, errBroken }
+
+func TestWriteErrors(t *testing.T) {
+	// Enough rows to overflow the output buffer, so the failure shows mid-stream.
+	items := make([]string, 3000)
+	for i := range items {
+		items[i] = item("2024-06-02", "Atlas AWS Instance M30", "0.54", "24.00", "0", "12.96")
+	}
+	if _, err := normalize.Invoice(failWriter{}, strings.NewReader(raw(shortPreamble, items...)), normalize.InvoiceInfo{ID: invID}); !errors.Is(err, errBroken) {
+		t.Errorf("Invoice to a broken writer: %v, want the write error", err)
+	}
+	if _, err := normalize.Usage(failWriter{}, strings.NewReader("Invoice ID,Organization ID,Organization Name,Project ID,Project Name,Cluster ID,Cluster Name,Service,Usage Date,Usage Amount\n")); !errors.Is(err, errBroken) {
+		t.Errorf("Usage to a broken writer: %v, want the write error", err)
+	}
+	// A reader that breaks mid-file is an error, never a short file passed as whole.
+	r := io.MultiReader(strings.NewReader(raw(shortPreamble, items[:10]...)), iotest.ErrReader(errBroken))
+	if _, err := normalize.Invoice(io.Discard, r, normalize.InvoiceInfo{ID: invID}); !errors.Is(err, errBroken) {
+		t.Errorf("Invoice from a broken reader: %v, want the read error", err)
+	}
+}

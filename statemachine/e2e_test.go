@@ -1,0 +1,263 @@
+package statemachine_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
+	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
+)
+
+// TestEndToEnd runs the deployed definition in aws-local-stepfunctions with
+// every Task state running the real handler code against the Atlas
+// simulator, versitygw and Secrets Manager. (Not parallel: a World sets the
+// AWS SDK's environment.)
+func TestEndToEnd(t *testing.T) {
+	const month = "2024-06"
+	bothOrgs := func(w *e2e.World) any {
+		// No orgIds: the plan takes both from ABX_ORG_IDS.
+		return map[string]any{"period": month, "includePending": true}
+	}
+	firstOrg := func(w *e2e.World) any {
+		return map[string]any{"orgIds": []string{w.Orgs[0]}, "period": month}
+	}
+	tests := []struct {
+		name   string
+		sim    atlassim.Config
+		env    map[string]string
+		faults []atlassim.Fault
+		input  func(w *e2e.World) any
+
+		wantErr      string
+		wantCalls    map[string]int // handler calls per Task state
+		wantRequests map[string]int // simulator requests per operation
+		wantRetried  int
+		minElapsed   time.Duration // the Retry-After waits the client must honour
+		check        func(t *testing.T, w *e2e.World, res sfntest.Result)
+	}{
+		{
+			name:  "query processing for several polls, two orgs",
+			sim:   atlassim.Config{ReadyAfterPolls: 3},
+			input: bothOrgs,
+			// Per org: 3 polls answer PROCESSING (102), the 4th streams the usage.
+			wantCalls:    map[string]int{"Plan": 1, "Submit": 2, "Poll": 8, "FetchInvoices": 2},
+			wantRequests: map[string]int{atlassim.OpCreateUsage: 2, atlassim.OpGetUsage: 8, atlassim.OpListInvoices: 2, atlassim.OpPendingInvoice: 2, atlassim.OpGetInvoiceCSV: 4},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				if n := res.Entered[statemachine.StateWait]; n != 8 {
+					t.Errorf("WaitForUsage entered %d times, want 8 (one before each poll)", n)
+				}
+				sum := decodeSummary(t, res)
+				if sum.Jobs != 2 || len(sum.Results) != 2 {
+					t.Fatalf("summary has %d jobs, %d results, want 2: %s", sum.Jobs, len(sum.Results), res.Output)
+				}
+				var listed []string
+				for i, r := range sum.Results {
+					if r.OrgID != w.Orgs[i] || r.Period.Month != month || r.Error != nil {
+						t.Errorf("result %d = %s %s (error %v), want %s %s", i, r.OrgID, r.Period.Month, r.Error, w.Orgs[i], month)
+					}
+					checkObjects(t, w, r.Objects, expected(t, w, r.OrgID, month, true))
+					for _, o := range r.Objects {
+						listed = append(listed, o.Key)
+					}
+				}
+				slices.Sort(listed)
+				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 6 {
+					t.Errorf("bucket holds\n%s\nthe output lists\n%s", strings.Join(got, "\n"), strings.Join(listed, "\n"))
+				}
+			},
+		},
+		{
+			name:   "invoice not found names the org",
+			faults: []atlassim.Fault{{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.NotFound}},
+			input:  bothOrgs,
+			// Not retried; the other org's job still runs to the end.
+			wantErr:      "Atlas.NotFound",
+			wantCalls:    map[string]int{"Submit": 2, "Poll": 6, "FetchInvoices": 2},
+			wantRequests: map[string]int{atlassim.OpGetInvoiceCSV: 3},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				// The fault hits whichever org asks first.
+				var failed, other []string
+				for _, org := range w.Orgs {
+					if strings.Contains(res.Cause, "org "+org) {
+						failed = append(failed, org)
+					} else {
+						other = append(other, org)
+					}
+				}
+				if len(failed) != 1 {
+					t.Fatalf("cause %q names %d orgs, want exactly one", res.Cause, len(failed))
+				}
+				if keys := w.KeysUnder(t, "invoices/org_id="+failed[0]+"/"); len(keys) != 0 {
+					t.Errorf("invoices stored for the failed org: %v", keys)
+				}
+				want := expected(t, w, other[0], month, true)
+				keys := w.KeysUnder(t, "invoices/org_id="+other[0]+"/")
+				if len(keys) != 2 {
+					t.Errorf("the other org's invoices = %v, want June's and July's", keys)
+				}
+				for _, k := range keys {
+					if !bytes.Equal(w.Object(t, k), want[k].body) {
+						t.Errorf("%s differs from what Atlas served", k)
+					}
+				}
+			},
+		},
+		{
+			name: "query never finishes",
+			env:  map[string]string{"ABX_MAX_POLL_ATTEMPTS": "4"},
+			// Polled once as never-ready, the query stays so.
+			faults:       []atlassim.Fault{{Op: atlassim.OpGetUsage, Kind: atlassim.NeverReady}},
+			input:        firstOrg,
+			wantErr:      "Poll.AttemptsExhausted",
+			wantCalls:    map[string]int{"Submit": 1, "Poll": 4, "FetchInvoices": 0},
+			wantRequests: map[string]int{atlassim.OpGetUsage: 4, atlassim.OpListInvoices: 0},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				if !strings.Contains(res.Cause, "org "+w.Orgs[0]) || !strings.Contains(res.Cause, "after 4 polls") {
+					t.Errorf("cause = %q, want the org and the 4 polls", res.Cause)
+				}
+				if n := res.Entered[statemachine.StateWait]; n != 4 {
+					t.Errorf("WaitForUsage entered %d times, want 4", n)
+				}
+				if keys := w.FinalKeys(t); len(keys) != 0 {
+					t.Errorf("objects stored: %v", keys)
+				}
+			},
+		},
+		{
+			name: "429 burst beyond the client's budget",
+			// The client makes 5 attempts (all 429) and gives up with
+			// Atlas.RateLimited; the state machine's Retry calls the step
+			// again, whose client meets the 6th 429, waits and succeeds.
+			faults:       []atlassim.Fault{{Op: atlassim.OpListInvoices, Kind: atlassim.Status, Status: 429, RetryAfter: time.Second, Times: 6}},
+			input:        firstOrg,
+			wantCalls:    map[string]int{"Submit": 1, "Poll": 3, "FetchInvoices": 2},
+			wantRequests: map[string]int{atlassim.OpListInvoices: 7, atlassim.OpGetInvoiceCSV: 1},
+			wantRetried:  1,
+			// 4 waits before the client gives up, 1 in the retried step.
+			minElapsed: 5 * time.Second,
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				sum := decodeSummary(t, res)
+				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+					t.Fatalf("summary = %s", res.Output)
+				}
+				checkObjects(t, w, sum.Results[0].Objects, expected(t, w, w.Orgs[0], month, false))
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e2e.New(t, e2e.Options{Sim: tt.sim, Env: tt.env})
+			for _, f := range tt.faults {
+				w.Sim.Inject(f)
+			}
+			start := time.Now()
+			res := w.Run(t, tt.input(w))
+			elapsed := time.Since(start)
+
+			if res.Error != tt.wantErr {
+				t.Fatalf("execution error = %q (cause %q), want %q", res.Error, res.Cause, tt.wantErr)
+			}
+			if tt.wantErr != "" && !strings.Contains(res.Cause, "org ") {
+				t.Errorf("cause %q does not name an org", res.Cause)
+			}
+			for _, state := range slices.Sorted(maps.Keys(tt.wantCalls)) {
+				if got := res.Calls[state]; got != tt.wantCalls[state] {
+					t.Errorf("%s called %d times, want %d", state, got, tt.wantCalls[state])
+				}
+			}
+			for _, op := range slices.Sorted(maps.Keys(tt.wantRequests)) {
+				if got := w.Sim.Requests(op); got != tt.wantRequests[op] {
+					t.Errorf("simulator saw %d %s requests, want %d", got, op, tt.wantRequests[op])
+				}
+			}
+			if res.Retried != tt.wantRetried {
+				t.Errorf("state machine retried %d times, want %d", res.Retried, tt.wantRetried)
+			}
+			if n := w.Sim.PendingFaults(); n != 0 {
+				t.Errorf("%d injected faults never applied", n)
+			}
+			// A lower bound only, so it cannot flake.
+			if elapsed < tt.minElapsed {
+				t.Errorf("run took %v, less than the %v of Retry-After the simulator asked for", elapsed, tt.minElapsed)
+			}
+			if keys := w.StagingKeys(t); len(keys) != 0 {
+				t.Errorf("staging objects left: %v", keys)
+			}
+			if n := w.OpenUploads(t); n != 0 {
+				t.Errorf("%d multipart uploads left open", n)
+			}
+			tt.check(t, w, res)
+		})
+	}
+}
+
+// stored is what an object should hold.
+type stored struct {
+	body []byte
+	rows int64
+}
+
+// expected maps each key an org's job of month should write to what Atlas
+// served for it: the usage, the month's invoice, and with pending the
+// current month's pending invoice.
+func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[string]stored {
+	t.Helper()
+	out := map[string]stored{
+		w.UsageKey(t, org, month): {body: w.ServedUsage(t, org, month), rows: 100}, // the simulator's default UsageRows
+	}
+	months := []string{month}
+	if pending {
+		months = append(months, e2e.Now.Format("2006-01"))
+	}
+	for _, m := range months {
+		inv := w.Invoice(t, org, m)
+		out[w.InvoiceKey(t, org, m, inv.ID)] = stored{body: w.ServedInvoice(t, org, inv.ID), rows: inv.Rows}
+	}
+	return out
+}
+
+// checkObjects checks that objs, as the execution output lists them, are
+// exactly want and that each is stored byte for byte as Atlas served it.
+func checkObjects(t *testing.T, w *e2e.World, objs []object, want map[string]stored) {
+	t.Helper()
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Key)
+		exp, ok := want[o.Key]
+		if !ok {
+			continue
+		}
+		sum := sha256.Sum256(exp.body)
+		if o.Bucket != w.Bucket || o.Bytes != int64(len(exp.body)) || o.SHA256 != hex.EncodeToString(sum[:]) || o.Rows != exp.rows || o.Skipped {
+			t.Errorf("listed %+v, want %d bytes, %d rows, sha256 %x in %s", o, len(exp.body), exp.rows, sum, w.Bucket)
+		}
+		if body := w.Object(t, o.Key); !bytes.Equal(body, exp.body) {
+			t.Errorf("%s: stored %d bytes differ from the %d Atlas served", o.Key, len(body), len(exp.body))
+		}
+	}
+	slices.Sort(got)
+	if wantKeys := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantKeys) {
+		t.Errorf("output lists\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantKeys, "\n"))
+	}
+}
+
+func decodeSummary(t *testing.T, res sfntest.Result) summary {
+	t.Helper()
+	var sum summary
+	if err := json.Unmarshal(res.Output, &sum); err != nil {
+		t.Fatalf("decode output %s: %v", res.Output, err)
+	}
+	if sum.Jobs != len(sum.Results) {
+		t.Errorf("summary says %d jobs but has %d results", sum.Jobs, len(sum.Results))
+	}
+	return sum
+}

@@ -1,0 +1,318 @@
+package statemachine_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// The Glue tables must read what the code writes: columns in the order of
+// the files' header, partition keys that are key=value folders of the keys
+// internal/layout builds, and a location over the same folder.
+
+const (
+	sampleOrg     = "5f1a2b3c4d5e6f7a8b9c0d1e"
+	sampleInvoice = "65ab0c1d2e3f4a5b6c7d8e9f"
+	bucketExpr    = "If(CreateBucket,${Bucket},${BucketName})" // the template's bucket everywhere
+)
+
+type glueTable struct {
+	logicalID, condition string
+	header               func(t *testing.T) []string // the header of a file the code writes
+	key                  func(l layout.Layout, p billing.Period) (string, error)
+}
+
+var glueTables = []glueTable{
+	{
+		logicalID: "UsageTable",
+		header: func(t *testing.T) []string {
+			raw := strings.Join([]string{"Invoice ID", "Organization ID", "Organization Name", "Project ID", "Project Name", "Cluster ID", "Cluster Name", "Service", "Usage Date", "Usage Amount"}, ",") +
+				"\n" + sampleInvoice + "," + sampleOrg + ",o,p,pn,c,cn,Clusters,2024-06-01,1.00\n"
+			var out bytes.Buffer
+			if _, err := normalize.Usage(&out, strings.NewReader(raw)); err != nil {
+				t.Fatal(err)
+			}
+			return firstRecord(t, out.Bytes())
+		},
+		key: func(l layout.Layout, p billing.Period) (string, error) { return l.NormalizedUsage(sampleOrg, p) },
+	},
+	{
+		logicalID: "InvoiceLineItemsTable",
+		header: func(t *testing.T) []string {
+			raw := "Invoice Number," + sampleInvoice + ",\n\n" + strings.Join(atlas.InvoiceColumns, ",") + "\n" +
+				"2024-06-02,2024-06-01,M30,,o,oid,p,pid,SKU,R,C,RS,,,h,1.00,1.00,0,1.00\n"
+			var out bytes.Buffer
+			if _, err := normalize.Invoice(&out, strings.NewReader(raw), normalize.InvoiceInfo{ID: sampleInvoice, Status: "PAID"}); err != nil {
+				t.Fatal(err)
+			}
+			return firstRecord(t, out.Bytes())
+		},
+		key: func(l layout.Layout, p billing.Period) (string, error) {
+			return l.NormalizedInvoice(sampleOrg, p, sampleInvoice)
+		},
+	},
+	{
+		logicalID: "FocusTable", condition: "FocusReportsEnabled",
+		// Stored as Atlas generates it (here: the simulator's report); Glue
+		// keeps names lowercase, and Athena matches them case-insensitively.
+		header: func(t *testing.T) []string {
+			now := time.Date(2024, time.July, 15, 0, 0, 0, 0, time.UTC)
+			sim, err := atlassim.New(atlassim.Config{InvoiceRows: 3, FirstMonth: "2024-06", Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			org := atlassim.DefaultOrgs[0].ID
+			var out bytes.Buffer
+			if err := sim.WriteFocusCSV(&out, org, sim.Invoices(org)[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			return lower(firstRecord(t, out.Bytes()))
+		},
+		key: func(l layout.Layout, p billing.Period) (string, error) {
+			return l.Focus(sampleOrg, p, sampleInvoice)
+		},
+	},
+}
+
+func firstRecord(t *testing.T, b []byte) []string {
+	t.Helper()
+	rec, err := csv.NewReader(bytes.NewReader(b)).Read()
+	if err != nil {
+		t.Fatalf("normalized output: %v", err)
+	}
+	return rec
+}
+
+func lower(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+func names(t *testing.T, cols any) (out []string) {
+	t.Helper()
+	for _, c := range list(cols) {
+		name, _ := dig(c, "Name").(string)
+		if typ := dig(c, "Type"); typ != "string" {
+			t.Errorf("column %s has type %v, want string (OpenCSVSerde reads text)", name, typ)
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+func TestGlueTables(t *testing.T) {
+	tp := loadTemplate(t)
+	prefix, _ := tp.typed.Parameters["Prefix"].Default.(string)
+	l, err := layout.New(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := billing.Month(2024, time.June)
+
+	typed := tp.typed.GetAllGlueTableResources()
+	if len(typed) != len(glueTables) {
+		t.Errorf("template has %d Glue tables, want %d", len(typed), len(glueTables))
+	}
+	for _, gt := range glueTables {
+		t.Run(gt.logicalID, func(t *testing.T) {
+			res := dig(tp.raw, "Resources", gt.logicalID)
+			if typ := dig(res, "Type"); typ != "AWS::Glue::Table" {
+				t.Fatalf("%s is %v, want AWS::Glue::Table", gt.logicalID, typ)
+			}
+			if c, _ := dig(res, "Condition").(string); c != gt.condition {
+				t.Errorf("Condition = %q, want %q", c, gt.condition)
+			}
+			props := tp.props(t, gt.logicalID)
+			if dig(props, "DatabaseName", "Ref") != "GlueDatabase" {
+				t.Errorf("DatabaseName = %v, want Ref GlueDatabase", props["DatabaseName"])
+			}
+			in := dig(props, "TableInput")
+			if dig(in, "TableType") != "EXTERNAL_TABLE" {
+				t.Errorf("TableType = %v", dig(in, "TableType"))
+			}
+
+			// Columns: the header of the files, in order.
+			cols := names(t, dig(in, "StorageDescriptor", "Columns"))
+			if want := gt.header(t); !slices.Equal(cols, want) {
+				t.Errorf("columns = %v\nfile header = %v", cols, want)
+			}
+			// goformation's typed view agrees (the property names are right).
+			if tt, ok := typed[gt.logicalID]; !ok || tt.TableInput == nil || tt.TableInput.StorageDescriptor == nil || len(tt.TableInput.StorageDescriptor.Columns) != len(cols) {
+				t.Errorf("goformation does not see the columns of %s", gt.logicalID)
+			}
+
+			// Partition keys: key=value segments of the S3 keys written, in
+			// the same order, and never also a data column.
+			key, err := gt.key(l, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs := strings.Split(key, "/")
+			parts := names(t, dig(in, "PartitionKeys"))
+			if len(parts) == 0 {
+				t.Fatal("no partition keys")
+			}
+			last := -1
+			for _, pk := range parts {
+				i := slices.IndexFunc(segs, func(s string) bool { return strings.HasPrefix(s, pk+"=") })
+				if i < 0 {
+					t.Errorf("partition key %s is not a segment of %s", pk, key)
+					continue
+				}
+				if i <= last {
+					t.Errorf("partition key %s is out of order in %s", pk, key)
+				}
+				last = i
+				if slices.Contains(cols, pk) {
+					t.Errorf("partition key %s is also a column: Athena refuses the table", pk)
+				}
+			}
+
+			// Location and its template cover exactly the folder of the keys.
+			params, _ := dig(in, "Parameters").(map[string]any)
+			tmpl, err := render(params["storage.location.template"])
+			if err != nil {
+				t.Fatalf("storage.location.template: %v", err)
+			}
+			loc, err := render(dig(in, "StorageDescriptor", "Location"))
+			if err != nil {
+				t.Fatalf("Location: %v", err)
+			}
+			if !strings.HasPrefix(tmpl, loc) {
+				t.Errorf("location template %s is not under Location %s", tmpl, loc)
+			}
+			filled := tmpl
+			for _, pk := range parts {
+				// In Fn::Sub, ${!x} is Athena's literal ${x}.
+				if !strings.Contains(filled, "${!"+pk+"}") {
+					t.Errorf("location template %s has no ${!%s}", tmpl, pk)
+				}
+				v := ""
+				if i := slices.IndexFunc(segs, func(s string) bool { return strings.HasPrefix(s, pk+"=") }); i >= 0 {
+					v = strings.TrimPrefix(segs[i], pk+"=")
+				}
+				filled = strings.ReplaceAll(filled, "${!"+pk+"}", v)
+			}
+			filled = strings.ReplaceAll(filled, "${Prefix}", prefix)
+			wantDir := "s3://" + bucketExpr + "/" + key[:strings.LastIndex(key, "/")+1]
+			if filled != wantDir {
+				t.Errorf("location template gives %s, the key's folder is %s", filled, wantDir)
+			}
+			if !strings.HasPrefix(wantDir, strings.ReplaceAll(loc, "${Prefix}", prefix)) {
+				t.Errorf("Location %s is not a folder of %s", loc, key)
+			}
+
+			// Partition projection: no crawler, new months appear by themselves.
+			checkProjection(t, params, parts, p)
+
+			// CSV with a header row, quoted the way encoding/csv writes.
+			if params["skip.header.line.count"] != "1" {
+				t.Errorf("skip.header.line.count = %v, want \"1\"", params["skip.header.line.count"])
+			}
+			serde := dig(in, "StorageDescriptor", "SerdeInfo")
+			if lib := dig(serde, "SerializationLibrary"); lib != "org.apache.hadoop.hive.serde2.OpenCSVSerde" {
+				t.Errorf("SerDe = %v, want OpenCSVSerde (values hold quoted commas)", lib)
+			}
+			if dig(serde, "Parameters", "separatorChar") != "," || dig(serde, "Parameters", "quoteChar") != `"` {
+				t.Errorf("SerDe parameters = %v", dig(serde, "Parameters"))
+			}
+			if dig(in, "StorageDescriptor", "InputFormat") != "org.apache.hadoop.mapred.TextInputFormat" {
+				t.Errorf("InputFormat = %v", dig(in, "StorageDescriptor", "InputFormat"))
+			}
+		})
+	}
+}
+
+func checkProjection(t *testing.T, params map[string]any, parts []string, p billing.Period) {
+	t.Helper()
+	if params["projection.enabled"] != "true" {
+		t.Errorf("projection.enabled = %v", params["projection.enabled"])
+	}
+	for _, pk := range parts {
+		if params["projection."+pk+".type"] == nil {
+			t.Errorf("partition key %s has no projection type", pk)
+		}
+	}
+	// org_id: an enum of OrgIds when set, injected (a WHERE clause) when empty.
+	typ, _ := dig(params, "projection.org_id.type", "Fn::If").([]any)
+	if len(typ) != 3 || typ[0] != "HasOrgIds" || typ[1] != "enum" || typ[2] != "injected" {
+		t.Errorf("projection.org_id.type = %v, want If(HasOrgIds, enum, injected)", params["projection.org_id.type"])
+	}
+	vals, _ := dig(params, "projection.org_id.values", "Fn::If").([]any)
+	if len(vals) != 3 || vals[0] != "HasOrgIds" || dig(vals[1], "Ref") != "OrgIds" || dig(vals[2], "Ref") != "AWS::NoValue" {
+		t.Errorf("projection.org_id.values = %v, want If(HasOrgIds, OrgIds, NoValue)", params["projection.org_id.values"])
+	}
+	// billing_month: Java's yyyy-MM is Go's 2006-01, the layout's label.
+	if params["projection.billing_month.type"] != "date" || params["projection.billing_month.format"] != "yyyy-MM" {
+		t.Errorf("billing_month projection = %v / %v, want date / yyyy-MM", params["projection.billing_month.type"], params["projection.billing_month.format"])
+	}
+	if !regexp.MustCompile(`^\d{4}-\d{2}$`).MatchString(p.Label()) {
+		t.Errorf("layout month %q does not match yyyy-MM", p.Label())
+	}
+	rng, _ := params["projection.billing_month.range"].(string)
+	from, to, _ := strings.Cut(rng, ",")
+	if _, err := time.Parse("2006-01", from); err != nil || to != "NOW" {
+		t.Errorf("projection.billing_month.range = %q, want YYYY-MM,NOW", rng)
+	}
+	if params["projection.billing_month.interval"] != "1" || params["projection.billing_month.interval.unit"] != "MONTHS" {
+		t.Errorf("billing_month interval = %v %v, want 1 MONTHS", params["projection.billing_month.interval"], params["projection.billing_month.interval.unit"])
+	}
+}
+
+func TestGlueDatabaseAndParameters(t *testing.T) {
+	tp := loadTemplate(t)
+	db := dig(tp.raw, "Resources", "GlueDatabase")
+	if dig(db, "Type") != "AWS::Glue::Database" {
+		t.Fatalf("GlueDatabase is %v", dig(db, "Type"))
+	}
+	if dig(db, "Properties", "DatabaseInput", "Name", "Ref") != "GlueDatabaseName" {
+		t.Errorf("database name = %v, want the GlueDatabaseName parameter", dig(db, "Properties", "DatabaseInput", "Name"))
+	}
+	name, _ := tp.typed.Parameters["GlueDatabaseName"].Default.(string)
+	if !regexp.MustCompile(`^[a-z0-9_]+$`).MatchString(name) {
+		t.Errorf("GlueDatabaseName default %q: want a name Athena takes unquoted", name)
+	}
+	fr := tp.typed.Parameters["FocusReports"]
+	if fr.Default != "ENABLED" || !slices.Equal(fr.AllowedValues, []any{"ENABLED", "DISABLED"}) {
+		t.Errorf("FocusReports default %v allowed %v, want ENABLED of ENABLED/DISABLED", fr.Default, fr.AllowedValues)
+	}
+	conds := map[string]string{
+		"HasOrgIds":           `{"Fn::Not":[{"Fn::Equals":[{"Ref":"OrgIds"},""]}]}`,
+		"FocusReportsEnabled": `{"Fn::Equals":[{"Ref":"FocusReports"},"ENABLED"]}`,
+	}
+	for name, want := range conds {
+		var w any
+		if err := json.Unmarshal([]byte(want), &w); err != nil {
+			t.Fatal(err)
+		}
+		if got := dig(tp.raw, "Conditions", name); !jsonEqual(got, w) {
+			t.Errorf("condition %s = %v, want %s", name, got, want)
+		}
+	}
+	// Every parameter is in a console group, so it shows in the right place.
+	grouped := map[string]bool{}
+	for _, g := range list(dig(tp.raw, "Metadata", "AWS::CloudFormation::Interface", "ParameterGroups")) {
+		for _, p := range list(dig(g, "Parameters")) {
+			grouped[p.(string)] = true
+		}
+	}
+	for _, p := range []string{"FocusReports", "GlueDatabaseName"} {
+		if !grouped[p] {
+			t.Errorf("parameter %s is in no ParameterGroup", p)
+		}
+	}
+}

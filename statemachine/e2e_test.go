@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -70,7 +73,7 @@ func TestEndToEnd(t *testing.T) {
 					}
 				}
 				slices.Sort(listed)
-				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 6 {
+				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 14 {
 					t.Errorf("bucket holds\n%s\nthe output lists\n%s", strings.Join(got, "\n"), strings.Join(listed, "\n"))
 				}
 			},
@@ -152,6 +155,58 @@ func TestEndToEnd(t *testing.T) {
 				checkObjects(t, w, sum.Results[0].Objects, expected(t, w, w.Orgs[0], month, false))
 			},
 		},
+		{
+			name: "FOCUS report fails",
+			// June's report is requested, then fails at its first poll.
+			faults:       []atlassim.Fault{{Op: atlassim.OpGetInvoiceReport, Kind: atlassim.ReportFailed}},
+			input:        firstOrg,
+			wantErr:      "Atlas.ReportFailed",
+			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1, statemachine.StatePollFocus: 1},
+			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 1, atlassim.OpDownloadReport: 0},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				inv := w.Invoice(t, w.Orgs[0], month)
+				if !strings.Contains(res.Cause, "org "+w.Orgs[0]) || !strings.Contains(res.Cause, inv.ID) {
+					t.Errorf("cause = %q, want the org and the invoice", res.Cause)
+				}
+				if keys := w.KeysUnder(t, "focus/"); len(keys) != 0 {
+					t.Errorf("FOCUS objects stored for a failed report: %v", keys)
+				}
+			},
+		},
+		{
+			name: "FOCUS download URL expired",
+			// The first download is refused as expired: the report is
+			// requested again, and its new URL downloads.
+			faults:       []atlassim.Fault{{Op: atlassim.OpDownloadReport, Kind: atlassim.ExpiredURL}},
+			input:        firstOrg,
+			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1},
+			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 2, atlassim.OpDownloadReport: 2},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				sum := decodeSummary(t, res)
+				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+					t.Fatalf("summary = %s", res.Output)
+				}
+				checkObjects(t, w, sum.Results[0].Objects, expected(t, w, w.Orgs[0], month, false))
+				// The download host never saw Atlas credentials.
+				for _, h := range w.Sim.DownloadRequests() {
+					if h.Get("Authorization") != "" || h.Get("Cookie") != "" {
+						t.Errorf("a download request carried credentials: %v", h)
+					}
+				}
+			},
+		},
+		{
+			name:         "FOCUS reports turned off",
+			env:          map[string]string{"ABX_FOCUS_REPORTS": "false"},
+			input:        firstOrg,
+			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 0, statemachine.StatePollFocus: 0},
+			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 0},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				if keys := w.KeysUnder(t, "focus/"); len(keys) != 0 {
+					t.Errorf("FOCUS objects stored with FOCUS off: %v", keys)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,13 +261,20 @@ type stored struct {
 	rows int64
 }
 
-// expected maps each key an org's job of month should write to what Atlas
-// served for it: the usage, the month's invoice, and with pending the
-// current month's pending invoice.
+// expected maps each key an org's job of month should write to what it
+// should hold: the usage as Atlas served it and its normalized form, the
+// month's invoice (and with pending the current month's pending one) raw and
+// normalized, and the FOCUS report of each closed invoice.
 func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[string]stored {
 	t.Helper()
+	p, err := billing.Parse(month, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := w.ServedUsage(t, org, month)
 	out := map[string]stored{
-		w.UsageKey(t, org, month): {body: w.ServedUsage(t, org, month), rows: 100}, // the simulator's default UsageRows
+		w.UsageKey(t, org, month):                 {body: usage, rows: 100}, // the simulator's default UsageRows
+		must(t)(w.Layout.NormalizedUsage(org, p)): {body: normalized(t, usage, normalize.Usage), rows: 100},
 	}
 	months := []string{month}
 	if pending {
@@ -220,9 +282,42 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 	}
 	for _, m := range months {
 		inv := w.Invoice(t, org, m)
-		out[w.InvoiceKey(t, org, m, inv.ID)] = stored{body: w.ServedInvoice(t, org, inv.ID), rows: inv.Rows}
+		mp, _ := billing.Parse(m, time.Time{})
+		raw := w.ServedInvoice(t, org, inv.ID)
+		out[w.InvoiceKey(t, org, m, inv.ID)] = stored{body: raw, rows: inv.Rows}
+		lineItems := normalized(t, raw, func(dst io.Writer, src io.Reader) (normalize.Stats, error) {
+			return normalize.Invoice(dst, src, normalize.InvoiceInfo{ID: inv.ID, Status: inv.Status})
+		})
+		out[must(t)(w.Layout.NormalizedInvoice(org, mp, inv.ID))] = stored{body: lineItems, rows: inv.Rows}
+		if inv.Status != "PENDING" {
+			var focus bytes.Buffer
+			if err := w.Sim.WriteFocusCSV(&focus, org, inv.ID); err != nil {
+				t.Fatal(err)
+			}
+			out[must(t)(w.Layout.Focus(org, mp, inv.ID))] = stored{body: focus.Bytes(), rows: inv.Rows}
+		}
 	}
 	return out
+}
+
+// normalized is what internal/normalize makes of raw.
+func normalized(t *testing.T, raw []byte, conv func(io.Writer, io.Reader) (normalize.Stats, error)) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := conv(&b, bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func must(t *testing.T) func(string, error) string {
+	return func(s string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 }
 
 // checkObjects checks that objs, as the execution output lists them, are

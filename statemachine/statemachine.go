@@ -27,6 +27,9 @@ const (
 	StateWait          = "WaitForUsage"
 	StatePoll          = "Poll"
 	StateFetchInvoices = "FetchInvoices"
+	StateSubmitFocus   = "SubmitFocus"
+	StateWaitFocus     = "WaitForFocus"
+	StatePollFocus     = "PollFocus"
 )
 
 // Functions maps each Task state to the function (functions/<name>) it invokes.
@@ -35,6 +38,8 @@ var Functions = map[string]string{
 	StateSubmit:        "submit",
 	StatePoll:          "poll",
 	StateFetchInvoices: "fetch-invoice",
+	StateSubmitFocus:   "submit",
+	StatePollFocus:     "poll",
 }
 
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)

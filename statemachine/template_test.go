@@ -211,7 +211,7 @@ func TestTemplateFunctions(t *testing.T) {
 	if g.Environment == nil {
 		t.Fatal("Globals.Function.Environment missing")
 	}
-	wantEnv := []string{"ABX_ATLAS_BASE_URL", "ABX_BUCKET", "ABX_KMS_KEY_ID", "ABX_MAX_POLL_ATTEMPTS", "ABX_ORG_IDS", "ABX_PREFIX", "ABX_SECRET_ARN"}
+	wantEnv := []string{"ABX_ATLAS_BASE_URL", "ABX_BUCKET", "ABX_FOCUS_REPORTS", "ABX_KMS_KEY_ID", "ABX_MAX_POLL_ATTEMPTS", "ABX_ORG_IDS", "ABX_PREFIX", "ABX_SECRET_ARN"}
 	if got := slices.Sorted(maps.Keys(g.Environment.Variables)); !slices.Equal(got, wantEnv) {
 		t.Errorf("environment = %v, want %v", got, wantEnv)
 	}
@@ -276,8 +276,8 @@ func TestTemplateStateMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	tasks := taskStates(t, def)
-	if len(tasks) != 4 {
-		t.Errorf("found %d Task states, want 4 (Plan, Submit, Poll, FetchInvoices)", len(tasks))
+	if len(tasks) != 6 {
+		t.Errorf("found %d Task states, want 6 (Plan, Submit, Poll, FetchInvoices, SubmitFocus, PollFocus)", len(tasks))
 	}
 	for name, task := range tasks {
 		fnID := strings.TrimSuffix(strings.Trim(wantSubs[task.Resource], "${}"), ".Arn")

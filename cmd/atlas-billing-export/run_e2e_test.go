@@ -12,6 +12,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
@@ -37,24 +38,40 @@ func TestRunEndToEnd(t *testing.T) {
 			if inv.Month != "2024-05" && inv.Month != "2024-06" {
 				continue
 			}
-			var b bytes.Buffer
-			if err := sim.WriteInvoiceCSV(&b, org.ID, inv.ID); err != nil {
+			part := "/org_id=" + org.ID + "/billing_month=" + inv.Month + "/invoice_id=" + inv.ID + ".csv"
+			var raw, lineItems, focus bytes.Buffer
+			if err := sim.WriteInvoiceCSV(&raw, org.ID, inv.ID); err != nil {
 				t.Fatal(err)
 			}
-			want["invoices/org_id="+org.ID+"/billing_month="+inv.Month+"/invoice_id="+inv.ID+".csv"] = b.Bytes()
+			if _, err := normalize.Invoice(&lineItems, bytes.NewReader(raw.Bytes()), normalize.InvoiceInfo{ID: inv.ID, Status: inv.Status}); err != nil {
+				t.Fatal(err)
+			}
+			if err := sim.WriteFocusCSV(&focus, org.ID, inv.ID); err != nil {
+				t.Fatal(err)
+			}
+			want["invoices"+part] = raw.Bytes()
+			want["invoice_line_items"+part] = lineItems.Bytes()
+			want["focus"+part] = focus.Bytes()
 		}
 		for _, m := range []string{"2024-05", "2024-06"} {
 			start, _ := time.Parse("2006-01", m)
-			var b bytes.Buffer
+			var raw, norm bytes.Buffer
 			q := atlassim.UsageQuery{StartDate: start.Format("2006-01-02"), EndDate: start.AddDate(0, 1, 0).Format("2006-01-02")}
-			if err := sim.WriteUsageCSV(&b, org.ID, q); err != nil {
+			if err := sim.WriteUsageCSV(&raw, org.ID, q); err != nil {
 				t.Fatal(err)
 			}
-			want["usage/org_id="+org.ID+"/billing_month="+m+"/usage.csv"] = b.Bytes()
+			if _, err := normalize.Usage(&norm, bytes.NewReader(raw.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			part := "/org_id=" + org.ID + "/billing_month=" + m + "/usage.csv"
+			want["usage"+part] = raw.Bytes()
+			want["usage_normalized"+part] = norm.Bytes()
 		}
 	}
-	if len(want) != 8 {
-		t.Fatalf("expected 8 files, the simulator has %d", len(want))
+	// Per org and month: usage raw and normalized, the invoice raw, as line
+	// items and as its FOCUS report.
+	if len(want) != 20 {
+		t.Fatalf("expected 20 files, the simulator has %d", len(want))
 	}
 
 	// check compares the summary and the stored files with want; keys in the

@@ -151,6 +151,26 @@ func (c *Client) InvoiceCSV(ctx context.Context, orgID, invoiceID string) (io.Re
 	return do(ctx, c, func(cl *atlas.Client) (io.ReadCloser, error) { return cl.InvoiceCSV(ctx, orgID, invoiceID) })
 }
 
+func (c *Client) CreateInvoiceReport(ctx context.Context, orgID, invoiceID string) (atlas.Report, error) {
+	return do(ctx, c, func(cl *atlas.Client) (atlas.Report, error) { return cl.CreateInvoiceReport(ctx, orgID, invoiceID) })
+}
+
+func (c *Client) GetInvoiceReport(ctx context.Context, orgID, invoiceID, reportID string) (atlas.Report, error) {
+	return do(ctx, c, func(cl *atlas.Client) (atlas.Report, error) {
+		return cl.GetInvoiceReport(ctx, orgID, invoiceID, reportID)
+	})
+}
+
+// DownloadReport fetches from the report's pre-signed URL, which takes no
+// Atlas credentials: a 401 there says nothing about the secret.
+func (c *Client) DownloadReport(ctx context.Context, r atlas.Report) (io.ReadCloser, error) {
+	cl, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cl.DownloadReport(ctx, r)
+}
+
 // OrgIDs returns the org ids the secret names, if any.
 func (c *Client) OrgIDs(ctx context.Context) ([]string, error) {
 	creds, err := c.creds.Get(ctx)

@@ -68,6 +68,7 @@ type RunOptions struct {
 	GroupBy        string   // "", organizations, projects, clusters or services
 	IncludePending bool     // also export the current month's pending invoice
 	Concurrency    int      // org-months exported at once (the state machine's Map runs 2)
+	Focus          bool     // also fetch Atlas's FOCUS report of each closed invoice
 }
 
 // InvokeOptions are the parsed flags of `invoke` (the event carries the rest).

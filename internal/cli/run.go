@@ -63,6 +63,7 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 	fs.Var(&clusters, "clusters", "only these cluster `IDS` (24 hex), comma list or repeated")
 	groupBy := fs.String("group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
 	pending := fs.Bool("include-pending", false, "also export the current month's pending invoice")
+	focus := fs.Bool("focus", true, "also fetch Atlas's FOCUS report of each closed invoice (--focus=false to skip)")
 	concurrency := fs.Int("concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
 	mode := outputFlags(fs)
 
@@ -84,7 +85,7 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		if *concurrency < 1 || *concurrency > 16 {
 			return usagef("--concurrency %d: want a number from 1 to 16", *concurrency)
 		}
-		opt := RunOptions{Config: cfg, Services: services, GroupBy: *groupBy, IncludePending: *pending, Concurrency: *concurrency}
+		opt := RunOptions{Config: cfg, Services: services, GroupBy: *groupBy, IncludePending: *pending, Concurrency: *concurrency, Focus: *focus}
 		if opt.Projects, err = validateIDs("--projects", projects); err != nil {
 			return usagef("%v", err)
 		}

@@ -64,7 +64,7 @@ func TestRunParsesOptions(t *testing.T) {
 			name: "defaults",
 			env:  saEnv,
 			want: RunOptions{Config: Config{Out: Output{Dir: "./out"}, BaseURL: DefaultBaseURL, MaxPolls: DefaultMaxPolls,
-				OrgIDs: []string{testOrg1}, Credentials: Credentials{ClientID: "mdb_sa_id_x", ClientSecret: "topsecret"}}, Period: PreviousMonth, Concurrency: 2},
+				OrgIDs: []string{testOrg1}, Credentials: Credentials{ClientID: "mdb_sa_id_x", ClientSecret: "topsecret"}}, Period: PreviousMonth, Concurrency: 2, Focus: true},
 		},
 		{
 			name: "everything",
@@ -72,7 +72,7 @@ func TestRunParsesOptions(t *testing.T) {
 				"--services", "Clusters,Data Transfer", "--services", "Atlas", "--projects", "aaaaaaaaaaaaaaaaaaaaaaaa",
 				"--clusters", "bbbbbbbbbbbbbbbbbbbbbbbb", "--group-by", "services", "--include-pending", "--out", "s3://lake/atlas",
 				"--base-url", "http://127.0.0.1:8089", "--s3-endpoint", "http://127.0.0.1:7070", "--max-polls", "5",
-				"--kms-key-id", "alias/abx", "--region", "eu-west-1", "--concurrency", "6", "--quiet"},
+				"--kms-key-id", "alias/abx", "--region", "eu-west-1", "--concurrency", "6", "--focus=false", "--quiet"},
 			env: map[string]string{EnvPublicKey: "pub", EnvPrivateKey: "priv"},
 			want: RunOptions{
 				Config: Config{Out: Output{Bucket: "lake", Prefix: "atlas"}, BaseURL: "http://127.0.0.1:8089", MaxPolls: 5,
@@ -88,7 +88,7 @@ func TestRunParsesOptions(t *testing.T) {
 			args: []string{"--secret-arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas", "--period", MonthToDate},
 			env:  map[string]string{},
 			want: RunOptions{Config: Config{Out: Output{Dir: "./out"}, BaseURL: DefaultBaseURL, MaxPolls: DefaultMaxPolls,
-				SecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas"}, Period: MonthToDate, Concurrency: 2},
+				SecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas"}, Period: MonthToDate, Concurrency: 2, Focus: true},
 		},
 	}
 	for _, tt := range tests {

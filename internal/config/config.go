@@ -27,6 +27,7 @@ type Config struct {
 	KMSKeyID        string   // ABX_KMS_KEY_ID: SSE-KMS with this key, else SSE-S3
 	MaxPollAttempts int      // ABX_MAX_POLL_ATTEMPTS
 	S3Endpoint      string   // ABX_S3_ENDPOINT: a path-style endpoint (tests, S3-compatible stores)
+	FocusReports    bool     // ABX_FOCUS_REPORTS: fetch Atlas's FOCUS report of each invoice, default true
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in production).
@@ -71,6 +72,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.MaxPollAttempts = n
 	}
+	c.FocusReports = true
+	if v := strings.TrimSpace(getenv("ABX_FOCUS_REPORTS")); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("ABX_FOCUS_REPORTS %q: want true or false", truncate(v)))
+		}
+		c.FocusReports = on
+	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
@@ -91,6 +100,13 @@ func OrgIDs(list string) ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }
 
 func checkURL(s string) error {

@@ -47,7 +47,8 @@ var Now = time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC)
 type Options struct {
 	// Sim configures the simulator. Now defaults to Now; when neither
 	// ReadyAfterPolls nor ProcessingTime is set, queries are ready on the
-	// third poll (ReadyAfterPolls 2), so tests never depend on time.
+	// third poll (ReadyAfterPolls 2), so tests never depend on time; FOCUS
+	// reports likewise (ReportReadyAfterPolls 2).
 	Sim atlassim.Config
 	// Env overrides the functions' environment (ABX_*), after the defaults:
 	// ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN, ABX_ATLAS_BASE_URL,
@@ -106,6 +107,9 @@ func New(t testing.TB, opts Options) *World {
 	cfg := opts.Sim
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return Now }
+	}
+	if cfg.ReportReadyAfterPolls == 0 && cfg.ReportProcessingTime == 0 {
+		cfg.ReportReadyAfterPolls = 2
 	}
 	if cfg.ReadyAfterPolls == 0 && cfg.ProcessingTime == 0 {
 		cfg.ReadyAfterPolls = 2

@@ -24,6 +24,7 @@ const (
 	AtlasForbidden        = "Atlas.Forbidden"
 	AtlasBadRequest       = "Atlas.BadRequest"
 	AtlasError            = "Atlas.Error"
+	AtlasReportFailed     = "Atlas.ReportFailed"
 	PollAttemptsExhausted = "Poll.AttemptsExhausted"
 	StorageError          = "Storage.Error"
 )

@@ -33,6 +33,9 @@ type Request struct {
 	IncludePartialMatches bool     `json:"includePartialMatches,omitempty"`
 	IncludePending        bool     `json:"includePending,omitempty"`
 	InvoiceID             string   `json:"invoiceId,omitempty"`
+	// Focus asks for Atlas's FOCUS report of each invoice; unset takes the
+	// configured default (on unless ABX_FOCUS_REPORTS=false).
+	Focus *bool `json:"focus,omitempty"`
 }
 
 // Filters narrow a Cost Explorer query.
@@ -52,6 +55,7 @@ type Job struct {
 	Filters        Filters       `json:"filters"`
 	IncludePending bool          `json:"includePending,omitempty"`
 	InvoiceID      string        `json:"invoiceId,omitempty"`
+	Focus          bool          `json:"focus,omitempty"`
 	MaxAttempts    int           `json:"maxAttempts"`
 
 	Token       string       `json:"token,omitempty"`
@@ -59,6 +63,8 @@ type Job struct {
 	WaitSeconds int          `json:"waitSeconds,omitempty"`
 	Attempt     int          `json:"attempt"`
 	Usage       *sink.Object `json:"usage,omitempty"`
+	// UsageNormalized is the usage rewritten for Athena (internal/normalize).
+	UsageNormalized *sink.Object `json:"usageNormalized,omitempty"`
 }
 
 // Statuses of a Job.
@@ -74,10 +80,19 @@ type Plan struct {
 }
 
 // Result is what FetchInvoices returns for one job: every object written.
+// With FOCUS reports asked for, SubmitFocus and PollFocus carry it on, the
+// way Submit and Poll carry a Job, adding the reports' objects.
 type Result struct {
 	OrgID   string        `json:"orgId"`
 	Period  period.Period `json:"period"`
 	Objects []sink.Object `json:"objects"`
+
+	Focus       bool     `json:"focus"`
+	Reports     []Report `json:"reports"`
+	Status      string   `json:"status,omitempty"`
+	WaitSeconds int      `json:"waitSeconds,omitempty"`
+	Attempt     int      `json:"attempt"`
+	MaxAttempts int      `json:"maxAttempts"`
 }
 
 // envelope is an EventBridge event: a rule target gets the whole event, with
@@ -94,10 +109,18 @@ type planCall struct {
 	Request json.RawMessage `json:"request"`
 }
 
-// SubmitEvent is what the submit function can be given: a plan call from the
-// state machine, a Job, or a Request (console test event, schedule, EventBridge).
+// focusCall is how the state machine hands a Result to the FOCUS steps.
+type focusCall struct {
+	Action string          `json:"action"`
+	Result json.RawMessage `json:"result"`
+}
+
+// SubmitEvent is what the submit and poll functions can be given: a plan
+// call or a FOCUS call from the state machine, a Job, or a Request (console
+// test event, schedule, EventBridge).
 type SubmitEvent struct {
 	Plan    bool
+	Focus   *Result
 	Job     *Job
 	Request *Request
 }
@@ -113,12 +136,30 @@ func DecodeSubmit(raw []byte) (SubmitEvent, error) {
 	}
 	switch {
 	case probe["action"] != nil:
+		var action struct{ Action string }
+		if err := json.Unmarshal(probe["action"], &action.Action); err != nil {
+			return SubmitEvent{}, invalid("action must be a string")
+		}
+		if action.Action == "focus" {
+			var c focusCall
+			if err := strictDecode(raw, &c); err != nil {
+				return SubmitEvent{}, err
+			}
+			var r Result
+			if err := strictDecode(c.Result, &r); err != nil {
+				return SubmitEvent{}, err
+			}
+			if err := r.validate(); err != nil {
+				return SubmitEvent{}, err
+			}
+			return SubmitEvent{Focus: &r}, nil
+		}
 		var c planCall
 		if err := strictDecode(raw, &c); err != nil {
 			return SubmitEvent{}, err
 		}
 		if c.Action != "plan" {
-			return SubmitEvent{}, invalid("unknown action %q: the only action is \"plan\"", truncate(c.Action))
+			return SubmitEvent{}, invalid("unknown action %q: want \"plan\" or \"focus\"", truncate(c.Action))
 		}
 		req, err := DecodeRequest(c.Request)
 		if err != nil {
@@ -144,6 +185,12 @@ func DecodeSubmit(raw []byte) (SubmitEvent, error) {
 // fields are refused: a typo such as "orgid" must not silently export the
 // default org.
 func DecodeRequest(raw []byte) (Request, error) {
+	return decodeRequest(raw, true)
+}
+
+// decodeRequest unwraps at most one EventBridge event: nested ones would
+// each re-parse the rest, quadratic work for a 256 KiB event.
+func decodeRequest(raw []byte, unwrap bool) (Request, error) {
 	if err := checkSize(raw); err != nil {
 		return Request{}, err
 	}
@@ -152,12 +199,12 @@ func DecodeRequest(raw []byte) (Request, error) {
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return Request{}, invalid("event is not a JSON object: %v", jsonProblem(err))
 	}
-	if probe["detail-type"] != nil {
+	if unwrap && probe["detail-type"] != nil {
 		var env envelope
 		if err := json.Unmarshal(raw, &env); err != nil {
 			return Request{}, invalid("EventBridge event: %v", jsonProblem(err))
 		}
-		req, err := DecodeRequest(env.Detail)
+		req, err := decodeRequest(env.Detail, false)
 		if err != nil {
 			return Request{}, err
 		}
@@ -239,7 +286,8 @@ func jsonProblem(err error) string {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
 	case errors.As(err, &typ):
-		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
+		// Value quotes a number as sent, however long: cut it too.
+		return fmt.Sprintf("field %q must be %s, not %s", truncate(typ.Field), typ.Type, truncate(typ.Value))
 	}
 	return truncate(err.Error())
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -25,6 +26,9 @@ type Atlas interface {
 	ListInvoices(ctx context.Context, orgID string, opt *atlas.InvoiceListOptions) ([]atlas.Invoice, error)
 	PendingInvoices(ctx context.Context, orgID string) ([]atlas.Invoice, error)
 	InvoiceCSV(ctx context.Context, orgID, invoiceID string) (io.ReadCloser, error)
+	CreateInvoiceReport(ctx context.Context, orgID, invoiceID string) (atlas.Report, error)
+	GetInvoiceReport(ctx context.Context, orgID, invoiceID, reportID string) (atlas.Report, error)
+	DownloadReport(ctx context.Context, r atlas.Report) (io.ReadCloser, error)
 }
 
 // Store keeps an object under a key, streaming it.
@@ -41,8 +45,10 @@ type Exporter struct {
 	Orgs func(ctx context.Context) ([]string, error)
 	// MaxAttempts bounds the polls of one query.
 	MaxAttempts int
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Focus is whether jobs ask for FOCUS reports unless a request says.
+	Focus bool
+	Now   func() time.Time
+	Log   *slog.Logger
 	// Progress, if set, hears of each step and of bytes streamed.
 	Progress func(Event)
 }
@@ -52,6 +58,10 @@ func (e *Exporter) report(ev Event) {
 		e.Progress(ev)
 	}
 }
+
+// MaxJobs bounds one plan so the state machine's results stay well under its
+// 256 KiB payload cap (a job's result lists its objects).
+const MaxJobs = 120
 
 // Poll backoff: the first answer is checked after FirstWait, so a fast query
 // is not slowed down; then the wait doubles up to MaxWait, so a long query
@@ -113,12 +123,19 @@ func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	if max < 1 {
 		max = 1
 	}
+	focus := e.Focus
+	if req.Focus != nil {
+		focus = *req.Focus
+	}
+	if n := len(orgs) * len(months); n > MaxJobs {
+		return Plan{}, invalid("%d orgs x %d months is %d jobs, more than the %d one execution can carry: split the range", len(orgs), len(months), n, MaxJobs)
+	}
 	var p Plan
 	for _, org := range orgs {
 		for _, m := range months {
 			p.Jobs = append(p.Jobs, Job{
 				OrgID: org, Period: m, Filters: f, IncludePending: req.IncludePending,
-				InvoiceID: req.InvoiceID, MaxAttempts: max,
+				InvoiceID: req.InvoiceID, Focus: focus, MaxAttempts: max,
 			})
 		}
 	}
@@ -272,15 +289,22 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 	if err != nil {
 		return Job{}, &Error{Name: InputInvalid, Msg: "usage key", Err: err}
 	}
-	obj, err := e.store(ctx, key, u.Body, countCSVRows, map[string]string{
+	normKey, err := e.Layout.NormalizedUsage(j.OrgID, j.Period)
+	if err != nil {
+		return Job{}, &Error{Name: InputInvalid, Msg: "normalized usage key", Err: err}
+	}
+	meta := map[string]string{
 		"source": "atlas-cost-explorer", "org-id": j.OrgID, "billing-month": j.Period.Label(),
 		"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
-	})
+	}
+	var norm sink.Object
+	obj, err := e.store(ctx, key, u.Body, e.normalized(ctx, normKey, meta, normalize.Usage, &norm), meta)
 	if err != nil {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
 	}
-	j.Status, j.WaitSeconds, j.Usage = StatusReady, 0, &obj
+	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, &norm
 	e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
+	e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &norm})
 	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 	return j, nil
 }
@@ -297,18 +321,27 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}}
-	if j.Usage != nil {
-		res.Objects = append(res.Objects, *j.Usage)
+	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts}
+	for _, o := range []*sink.Object{j.Usage, j.UsageNormalized} {
+		if o != nil {
+			res.Objects = append(res.Objects, *o)
+		}
 	}
 	for _, inv := range invoices {
-		obj, err := e.storeInvoice(ctx, j, inv)
+		objs, err := e.storeInvoice(ctx, j, inv)
 		if err != nil {
 			return Result{}, err
 		}
-		e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
-		log.Info("invoice stored", "invoice", inv.ID, "status", inv.StatusName, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
-		res.Objects = append(res.Objects, obj)
+		for _, obj := range objs {
+			e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
+		}
+		log.Info("invoice stored", "invoice", inv.ID, "status", inv.StatusName, "key", objs[0].Key, "bytes", objs[0].Bytes, "rows", objs[0].Rows, "skipped", objs[0].Skipped)
+		res.Objects = append(res.Objects, objs...)
+		// Atlas builds a FOCUS report for a closed invoice; the pending one
+		// is still changing.
+		if j.Focus && inv.StatusName != "PENDING" {
+			res.Reports = append(res.Reports, Report{InvoiceID: inv.ID, Month: period.Of(inv.StartDate).Label()})
+		}
 	}
 	log.Info("invoices done", "invoices", len(invoices))
 	return res, nil
@@ -356,27 +389,38 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 	return out, nil
 }
 
-func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) (sink.Object, error) {
+// storeInvoice stores the raw CSV and, from the same stream, its normalized
+// line items.
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
 	// An invoice is filed under the month it bills, which for the pending
 	// one may not be the job's month.
 	month := period.Of(inv.StartDate)
 	key, err := e.Layout.Invoice(j.OrgID, month, inv.ID)
 	if err != nil {
-		return sink.Object{}, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
+		return nil, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
+	}
+	normKey, err := e.Layout.NormalizedInvoice(j.OrgID, month, inv.ID)
+	if err != nil {
+		return nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
 	}
 	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
 	if err != nil {
-		return sink.Object{}, wrap(err, where+": downloading the invoice CSV")
+		return nil, wrap(err, where+": downloading the invoice CSV")
 	}
 	defer body.Close()
-	obj, err := e.store(ctx, key, body, countInvoiceRows, map[string]string{
+	meta := map[string]string{
 		"source": "atlas-invoice-csv", "org-id": j.OrgID, "billing-month": month.Label(),
 		"period-start": month.StartDate(), "period-end": month.EndDate(),
 		"invoice-id": inv.ID, "invoice-status": inv.StatusName,
-	})
-	if err != nil {
-		return sink.Object{}, wrap(err, where+": storing the invoice CSV")
 	}
-	return obj, nil
+	toLineItems := func(w io.Writer, r io.Reader) (normalize.Stats, error) {
+		return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
+	}
+	var norm sink.Object
+	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, toLineItems, &norm), meta)
+	if err != nil {
+		return nil, wrap(err, where+": storing the invoice CSV")
+	}
+	return []sink.Object{obj, norm}, nil
 }

@@ -103,7 +103,38 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if res.Focus && len(res.Reports) > 0 {
+		if res, err = r.focus(ctx, res); err != nil {
+			return Result{}, err
+		}
+	}
 	r.report(ev("done"))
+	return res, nil
+}
+
+// focus requests the FOCUS reports and polls them like the usage query.
+func (r *Runner) focus(ctx context.Context, res Result) (Result, error) {
+	ev := func(step string) Event { return Event{OrgID: res.OrgID, Period: res.Period, Step: step} }
+	r.report(ev("focus-submit"))
+	res, err := r.Exporter.SubmitFocus(ctx, res)
+	if err != nil {
+		return Result{}, err
+	}
+	for res.Status != StatusReady {
+		wait := time.Duration(res.WaitSeconds) * time.Second
+		e := ev("wait")
+		e.Attempt, e.Wait = res.Attempt, wait
+		r.report(e)
+		if err := r.sleep(ctx, wait); err != nil {
+			return Result{}, fmt.Errorf("org %s, %s: waiting to poll the FOCUS reports: %w", res.OrgID, res.Period, err)
+		}
+		if res, err = r.Exporter.PollFocus(ctx, res); err != nil {
+			return Result{}, err
+		}
+		e = ev("focus-poll")
+		e.Attempt, e.Status = res.Attempt, res.Status
+		r.report(e)
+	}
 	return res, nil
 }
 

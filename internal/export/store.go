@@ -9,6 +9,7 @@ import (
 	"maps"
 	"strconv"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -53,6 +54,45 @@ func countInvoiceRows(r io.Reader) (int64, error) {
 	}
 }
 
+// normalized is a row counter that, from the same stream, writes the
+// normalized form of the CSV (conv) under key, with meta and its own row
+// count, and puts the object written in *out. Both uploads run at once: one
+// pass over Atlas's response, memory bounded by the two uploads' buffers.
+func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]string, conv func(io.Writer, io.Reader) (normalize.Stats, error), out *sink.Object) rowCounter {
+	return func(r io.Reader) (int64, error) {
+		pr, pw := io.Pipe()
+		var st normalize.Stats
+		converted := make(chan error, 1)
+		go func() {
+			var err error
+			st, err = conv(pw, r)
+			pw.CloseWithError(err) // nil: the upload reads EOF
+			converted <- err
+		}()
+		obj, putErr := e.Store.Put(ctx, sink.Put{
+			Key: key, Body: pr, ContentType: "text/csv; charset=utf-8",
+			// Called after EOF, so after conv returned and set st.
+			Meta: func() map[string]string {
+				m := maps.Clone(meta)
+				m["rows"] = strconv.FormatInt(st.Rows, 10)
+				m["normalized"] = "true"
+				return m
+			},
+		})
+		// Unblock conv if the upload stopped reading early.
+		pr.CloseWithError(errors.Join(putErr, errors.New("normalized upload ended")))
+		if err := <-converted; err != nil {
+			return 0, err
+		}
+		if putErr != nil {
+			return 0, &Error{Name: StorageError, Msg: "writing " + key, Err: putErr}
+		}
+		obj.Rows = st.Rows
+		*out = obj
+		return st.Rows, nil
+	}
+}
+
 // store streams body into the store under key. The rows are counted on the
 // way (a parse failure fails the upload, so no unreadable file is stored),
 // and a failure says whether Atlas's stream or the store broke.
@@ -82,6 +122,10 @@ func (e *Exporter) store(ctx context.Context, key string, body io.Reader, count 
 		}
 		return sink.Object{}, &Error{Name: AtlasStreamBroken, Msg: "the Atlas response broke off", Err: src.readErr}
 	case src.countErr != nil:
+		var named *Error
+		if errors.As(src.countErr, &named) {
+			return sink.Object{}, wrap(src.countErr, "writing the normalized file")
+		}
 		return sink.Object{}, &Error{Name: AtlasError, Msg: "Atlas sent a CSV that does not parse", Err: src.countErr}
 	default:
 		return sink.Object{}, &Error{Name: StorageError, Msg: "writing " + key, Err: err}

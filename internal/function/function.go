@@ -77,6 +77,7 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 		Layout:      lay,
 		Orgs:        orgs(cfg.OrgIDs, client),
 		MaxAttempts: cfg.MaxPollAttempts,
+		Focus:       cfg.FocusReports,
 		Log:         log,
 	}, nil
 }
@@ -132,6 +133,8 @@ func Submit(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any
 	switch {
 	case ev.Plan:
 		return exp.Plan(ctx, *ev.Request)
+	case ev.Focus != nil:
+		return exp.SubmitFocus(ctx, *ev.Focus)
 	case ev.Job != nil:
 		return exp.Submit(ctx, *ev.Job)
 	}
@@ -145,13 +148,20 @@ func Submit(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any
 	return exp.Submit(ctx, plan.Jobs[0])
 }
 
-// Poll runs the poll step on a raw event.
+// Poll runs the poll step on a raw event: a Job (the usage query) or a FOCUS
+// call (the invoices' reports).
 func Poll(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
-	job, err := export.DecodeJob(raw)
+	ev, err := export.DecodeSubmit(raw)
 	if err != nil {
 		return nil, err
 	}
-	return exp.Poll(ctx, job)
+	switch {
+	case ev.Focus != nil:
+		return exp.PollFocus(ctx, *ev.Focus)
+	case ev.Job != nil:
+		return exp.Poll(ctx, *ev.Job)
+	}
+	return nil, &export.Error{Name: export.InputInvalid, Msg: "poll takes the job that submit returned (with its period and token), or a FOCUS call"}
 }
 
 // FetchInvoice runs the fetch-invoice step on a raw event: a Job, or a plain
@@ -164,8 +174,8 @@ func FetchInvoice(ctx context.Context, exp *export.Exporter, raw json.RawMessage
 	if ev.Job != nil {
 		return exp.FetchInvoices(ctx, *ev.Job)
 	}
-	if ev.Plan {
-		return nil, &export.Error{Name: export.InputInvalid, Msg: "fetch-invoice takes a job or a request, not a plan call"}
+	if ev.Plan || ev.Focus != nil {
+		return nil, &export.Error{Name: export.InputInvalid, Msg: "fetch-invoice takes a job or a request, not an action"}
 	}
 	plan, err := exp.Plan(ctx, *ev.Request)
 	if err != nil {

@@ -136,8 +136,8 @@ func TestExportOneOrgMonth(t *testing.T) {
 	}
 
 	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
-	// usage, June's invoice, July's pending one
-	if len(res.Objects) != 3 {
+	// usage, June's invoice, July's pending one; each raw and normalized
+	if len(res.Objects) != 6 {
 		t.Fatalf("objects = %+v", res.Objects)
 	}
 	byMonth := map[string]atlassim.Invoice{}
@@ -167,12 +167,12 @@ func TestExportOneOrgMonth(t *testing.T) {
 	// A re-run stores nothing new: same keys, every invoice skipped as unchanged.
 	before := w.S3.Keys(t, w.Bucket, prefix+"/")
 	again := mustCall[export.Result](t, w.H.FetchInvoice, job)
-	for _, o := range again.Objects[1:] {
+	for _, o := range again.Objects[2:] {
 		if !o.Skipped {
 			t.Errorf("%s rewritten on an unchanged re-run", o.Key)
 		}
 	}
-	if after := w.S3.Keys(t, w.Bucket, prefix+"/"); strings.Join(after, ",") != strings.Join(before, ",") || len(after) != 3 {
+	if after := w.S3.Keys(t, w.Bucket, prefix+"/"); strings.Join(after, ",") != strings.Join(before, ",") || len(after) != 6 {
 		t.Errorf("keys after re-run = %v, before = %v", after, before)
 	}
 	if n := w.S3.OpenMultipartUploads(t, w.Bucket); n != 0 {
@@ -243,7 +243,7 @@ func TestStreamCutMidBody(t *testing.T) {
 
 	// The retry the state machine makes stores the whole invoice.
 	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
-	if len(res.Objects) != 2 || res.Objects[1].Bytes < 12<<20-(1<<20) {
+	if len(res.Objects) != 4 || res.Objects[2].Bytes < 12<<20-(1<<20) {
 		t.Fatalf("retry objects = %+v", res.Objects)
 	}
 }

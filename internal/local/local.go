@@ -114,6 +114,7 @@ func build(ctx context.Context, cfg cli.Config) (*wired, error) {
 		Store:       store,
 		Layout:      lay,
 		MaxAttempts: cfg.MaxPolls,
+		Focus:       true,
 		Orgs: func(ctx context.Context) ([]string, error) {
 			if len(cfg.OrgIDs) > 0 {
 				return cfg.OrgIDs, nil
@@ -132,6 +133,7 @@ func (Exporter) Run(ctx context.Context, opt cli.RunOptions, progress cli.Progre
 		return cli.Summary{}, err
 	}
 	w.exp.Progress = func(e export.Event) { progress.Report(event(e, w.out)) }
+	w.exp.Focus = opt.Focus
 	req := export.Request{
 		OrgIDs: opt.OrgIDs, Period: opt.Period,
 		Services: opt.Services, Projects: opt.Projects, Clusters: opt.Clusters,
@@ -183,6 +185,12 @@ func kindOf(key string) string {
 		return "usage"
 	case strings.Contains(key, "/invoices/") || strings.HasPrefix(key, "invoices/"):
 		return "invoice"
+	case strings.Contains(key, "/usage_normalized/") || strings.HasPrefix(key, "usage_normalized/"):
+		return "usage-normalized"
+	case strings.Contains(key, "/invoice_line_items/") || strings.HasPrefix(key, "invoice_line_items/"):
+		return "invoice-line-items"
+	case strings.Contains(key, "/focus/") || strings.HasPrefix(key, "focus/"):
+		return "focus"
 	}
 	return ""
 }
@@ -216,8 +224,10 @@ func event(e export.Event, out cli.Output) cli.Event {
 	switch e.Step {
 	case "plan":
 		c.Kind, c.Message = cli.EventStep, fmt.Sprintf("%d org-month(s) to export", e.Jobs)
-	case "submit", "fetch-invoice":
+	case "submit", "fetch-invoice", "focus-submit":
 		c.Kind = cli.EventStep
+	case "focus-poll":
+		c.Kind, c.Message = cli.EventPoll, "FOCUS reports"
 	case "wait":
 		c.Kind, c.Attempt = cli.EventWait, e.Attempt+1
 	case "poll":

@@ -1,0 +1,189 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
+)
+
+// Report is the FOCUS report of one invoice as the state machine carries it.
+// Its download URL never travels: it is a credential until it expires, so
+// the poll that sees the report ready downloads it at once.
+type Report struct {
+	InvoiceID string `json:"invoiceId"`
+	Month     string `json:"month"` // YYYY-MM the invoice bills
+	ReportID  string `json:"reportId,omitempty"`
+	State     string `json:"state,omitempty"` // Atlas's state, or STORED once in S3
+	Renewals  int    `json:"renewals,omitempty"`
+}
+
+// StateStored marks a report whose CSV is in the store.
+const StateStored = "STORED"
+
+// maxRenewals bounds how often a report is requested again after its
+// download URL expired before it could be fetched.
+const maxRenewals = 3
+
+func (r *Result) validate() error {
+	if err := atlas.ValidateOrgID(r.OrgID); err != nil {
+		return &Error{Name: InputInvalid, Msg: "invalid orgId", Err: err}
+	}
+	if r.Period.Start.IsZero() {
+		return invalid("org %s: period is required", r.OrgID)
+	}
+	for _, rep := range r.Reports {
+		if err := atlas.ValidateInvoiceID(rep.InvoiceID); err != nil {
+			return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid invoiceId", r.OrgID), Err: err}
+		}
+		if _, err := period.Parse(rep.Month, time.Time{}); err != nil || len(rep.Month) != 7 {
+			return invalid("org %s, invoice %s: month %q is not YYYY-MM", r.OrgID, rep.InvoiceID, truncate(rep.Month))
+		}
+		if rep.ReportID != "" {
+			if err := atlas.ValidateReportID(rep.ReportID); err != nil {
+				return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid reportId", r.OrgID), Err: err}
+			}
+		}
+	}
+	if r.Attempt < 0 || r.MaxAttempts < 0 || r.WaitSeconds < 0 {
+		return invalid("org %s: attempt, maxAttempts and waitSeconds cannot be negative", r.OrgID)
+	}
+	return nil
+}
+
+// SubmitFocus asks Atlas for the FOCUS report of each invoice FetchInvoices
+// listed, and says how long to wait before polling them.
+func (e *Exporter) SubmitFocus(ctx context.Context, r Result) (Result, error) {
+	if err := r.validate(); err != nil {
+		return Result{}, err
+	}
+	for i := range r.Reports {
+		if r.Reports[i].ReportID != "" {
+			continue // already requested: a retried step does not ask twice
+		}
+		if err := e.requestReport(ctx, &r, &r.Reports[i]); err != nil {
+			return Result{}, err
+		}
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = max(e.MaxAttempts, 1)
+	}
+	r.Status, r.Attempt = StatusSubmitted, 0
+	r.WaitSeconds = int(NextWait(0) / time.Second)
+	e.log2(r, "focus-submit").Info("FOCUS reports requested", "reports", len(r.Reports), "wait_seconds", r.WaitSeconds)
+	return r, nil
+}
+
+func (e *Exporter) requestReport(ctx context.Context, r *Result, rep *Report) error {
+	got, err := e.Atlas.CreateInvoiceReport(ctx, r.OrgID, rep.InvoiceID)
+	if err != nil {
+		return wrap(err, fmt.Sprintf("org %s, %s, invoice %s: requesting the FOCUS report", r.OrgID, r.Period, rep.InvoiceID))
+	}
+	rep.ReportID, rep.State = got.ID, string(got.State)
+	return nil
+}
+
+// PollFocus asks once about every report not yet stored; each one ready is
+// downloaded from its pre-signed URL and streamed into the store at once.
+// A report whose URL expired first is requested again (a few times at most);
+// a FAILED report fails the job with Atlas.ReportFailed.
+func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
+	if err := r.validate(); err != nil {
+		return Result{}, err
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = max(e.MaxAttempts, 1)
+	}
+	log := e.log2(r, "focus-poll")
+	if r.Attempt >= r.MaxAttempts {
+		return Result{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: FOCUS reports still not ready after %d polls", r.OrgID, r.Period, r.Attempt)}
+	}
+	r.Attempt++
+	pending := 0
+	for i := range r.Reports {
+		rep := &r.Reports[i]
+		if rep.State == StateStored {
+			continue
+		}
+		done, err := e.pollReport(ctx, &r, rep)
+		if err != nil {
+			return Result{}, err
+		}
+		if !done {
+			pending++
+		}
+	}
+	if pending > 0 {
+		r.Status = StatusProcessing
+		r.WaitSeconds = int(NextWait(r.Attempt) / time.Second)
+		log.Info("FOCUS reports still processing", "attempt", r.Attempt, "pending", pending, "wait_seconds", r.WaitSeconds)
+		return r, nil
+	}
+	r.Status, r.WaitSeconds = StatusReady, 0
+	log.Info("FOCUS reports stored", "attempt", r.Attempt, "reports", len(r.Reports))
+	return r, nil
+}
+
+// pollReport reports whether rep is stored after this poll.
+func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool, error) {
+	where := fmt.Sprintf("org %s, %s, invoice %s", r.OrgID, r.Period, rep.InvoiceID)
+	got, err := e.Atlas.GetInvoiceReport(ctx, r.OrgID, rep.InvoiceID, rep.ReportID)
+	if err != nil {
+		return false, wrap(err, where+": polling the FOCUS report")
+	}
+	rep.State = string(got.State)
+	switch got.State {
+	case atlas.ReportFailed:
+		reason := got.FailureReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return false, &Error{Name: AtlasReportFailed, Msg: fmt.Sprintf("%s: FOCUS report %s failed: %s", where, rep.ReportID, truncate(reason))}
+	case atlas.ReportSucceeded:
+	default:
+		return false, nil
+	}
+	month, err := period.Parse(rep.Month, time.Time{})
+	if err != nil {
+		return false, invalid("%s: month %q", where, truncate(rep.Month))
+	}
+	key, err := e.Layout.Focus(r.OrgID, month, rep.InvoiceID)
+	if err != nil {
+		return false, &Error{Name: InputInvalid, Msg: where + ": FOCUS key", Err: err}
+	}
+	body, err := e.Atlas.DownloadReport(ctx, got)
+	if atlas.IsExpired(err) {
+		// Too late for this URL: ask for the report again.
+		if rep.Renewals >= maxRenewals {
+			return false, &Error{Name: AtlasReportFailed, Msg: fmt.Sprintf("%s: the FOCUS report's download URL expired %d times before it could be fetched", where, rep.Renewals+1), Err: err}
+		}
+		rep.Renewals++
+		e.log2(*r, "focus-poll").Info("FOCUS report URL expired, requesting it again", "invoice", rep.InvoiceID, "renewals", rep.Renewals)
+		return false, e.requestReport(ctx, r, rep)
+	}
+	if err != nil {
+		return false, wrap(err, where+": downloading the FOCUS report")
+	}
+	defer body.Close()
+	obj, err := e.store(ctx, key, body, countCSVRows, map[string]string{
+		"source": "atlas-focus", "org-id": r.OrgID, "billing-month": month.Label(),
+		"period-start": month.StartDate(), "period-end": month.EndDate(),
+		"invoice-id": rep.InvoiceID, "report-id": rep.ReportID,
+	})
+	if err != nil {
+		return false, wrap(err, where+": storing the FOCUS report")
+	}
+	rep.State = StateStored
+	r.Objects = append(r.Objects, obj)
+	e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &obj})
+	return true, nil
+}
+
+func (e *Exporter) log2(r Result, step string) interface {
+	Info(msg string, args ...any)
+} {
+	j := Job{OrgID: r.OrgID, Period: r.Period}
+	return e.log(&j, step)
+}

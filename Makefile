@@ -85,3 +85,33 @@ build-FetchInvoiceFunction:
 deploy: ## build with SAM and deploy (guided until samconfig.toml exists)
 	sam build --build-in-source
 	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+
+# ---- fuzzing: outside `make test` (which runs every seed corpus) ----
+# Each Fuzz target of the module runs for FUZZTIME, one at a time; the
+# executions of each are printed, then a table. A crash fails the run, and go
+# leaves its input in the package's testdata/fuzz/<Target>/, a seed from then on.
+FUZZTIME ?= 60s
+# Also bounds the shrinking of each new interesting input, which would
+# otherwise take most of a short run.
+FUZZMINIMIZETIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## run every Fuzz target for FUZZTIME each (default 60s); a crash fails
+	@set -o pipefail; \
+	mod=$$($(GO) list -m); \
+	targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { names[n++] = $$1; next } /^ok / { for (i = 0; i < n; i++) print $$2, names[i]; n = 0 }') \
+	  || { echo "fuzz: listing the Fuzz targets failed"; exit 1; }; \
+	[ -n "$$targets" ] || { echo "fuzz: no Fuzz targets found"; exit 1; }; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	table=""; failed=0; \
+	while read -r pkg name; do \
+	  short=$${pkg#$$mod/}; \
+	  echo "== $$name ($$short) for $(FUZZTIME)"; \
+	  if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$$pkg" </dev/null 2>&1 | tee "$$log"; \
+	  then result=ok; else result=FAIL; failed=1; fi; \
+	  execs=$$(sed -n 's/^fuzz: elapsed: .*, execs: \([0-9][0-9]*\) .*/\1/p' "$$log" | tail -n 1); \
+	  echo "== $$name: $${execs:-?} executions, $$result"; \
+	  table+=$$(printf '%-26s %-18s %14s  %s' "$$name" "$$short" "$${execs:-?}" "$$result")$$'\n'; \
+	done <<< "$$targets"; \
+	echo; printf '%-26s %-18s %14s  %s\n' TARGET PACKAGE EXECUTIONS RESULT; printf '%s' "$$table"; \
+	if [ $$failed -ne 0 ]; then echo "fuzz: a target failed; its input is under that package's testdata/fuzz/"; exit 1; fi

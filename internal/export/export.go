@@ -316,6 +316,9 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err := j.validate(); err != nil {
 		return Result{}, err
 	}
+	if err := e.checkUsageObjects(j); err != nil {
+		return Result{}, err
+	}
 	log := e.log(&j, "fetch-invoice")
 	invoices, err := e.invoices(ctx, j)
 	if err != nil {
@@ -345,6 +348,27 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	}
 	log.Info("invoices done", "invoices", len(invoices))
 	return res, nil
+}
+
+// checkUsageObjects refuses usage objects in the event that are not where
+// Poll writes them: the manifest must only list what the export wrote.
+func (e *Exporter) checkUsageObjects(j Job) error {
+	for _, o := range []struct {
+		obj *sink.Object
+		key func(string, period.Period) (string, error)
+	}{{j.Usage, e.Layout.Usage}, {j.UsageNormalized, e.Layout.NormalizedUsage}} {
+		if o.obj == nil {
+			continue
+		}
+		want, err := o.key(j.OrgID, j.Period)
+		if err != nil {
+			return &Error{Name: InputInvalid, Msg: "usage key", Err: err}
+		}
+		if o.obj.Key != want {
+			return invalid("org %s, %s: the job's usage object %q is not the month's usage key", j.OrgID, j.Period, truncate(o.obj.Key))
+		}
+	}
+	return nil
 }
 
 func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -245,8 +246,31 @@ func TestStoreNamesWhatBroke(t *testing.T) {
 	}
 
 	exp.Store = drainStore{}
-	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), countInvoiceRows, map[string]string{})
+	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), invoiceLineItems, map[string]string{})
 	if Name(err) != AtlasError {
 		t.Errorf("unparseable invoice: %v (%s), want %s", err, Name(err), AtlasError)
+	}
+}
+
+// invoiceLineItems counts an invoice's line items as the export does: by
+// normalizing it.
+func invoiceLineItems(r io.Reader) (int64, error) {
+	st, err := normalize.Invoice(io.Discard, r, normalize.InvoiceInfo{ID: "65ab0c1d2e3f4a5b6c7d8e9f"})
+	return st.Rows, err
+}
+
+// A job whose usage object is not where Poll writes it is refused: the
+// manifest lists only what the export wrote.
+func TestFetchInvoicesRefusesForeignUsageObject(t *testing.T) {
+	a := &countingAtlas{}
+	exp := newExporter(t, a)
+	j := Job{OrgID: orgA, Period: period.Month(2024, time.June), MaxAttempts: 3,
+		Usage: &sink.Object{Key: "somewhere/else.csv"}}
+	_, err := exp.FetchInvoices(context.Background(), j)
+	if Name(err) != InputInvalid || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("err = %v (%s)", err, Name(err))
+	}
+	if a.calls != 0 {
+		t.Errorf("%d Atlas calls", a.calls)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
-	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 // rowCounter counts the data rows of a CSV stream as it goes by.
@@ -27,25 +26,6 @@ func countCSVRows(r io.Reader) (int64, error) {
 		_, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return max(n-1, 0), nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
-}
-
-// countInvoiceRows counts an invoice's line items, after its preamble.
-func countInvoiceRows(r io.Reader) (int64, error) {
-	ir, err := atlas.NewInvoiceReader(r)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for {
-		_, err := ir.Next()
-		if errors.Is(err, io.EOF) {
-			return n, nil
 		}
 		if err != nil {
 			return 0, err

@@ -4,6 +4,7 @@
 package period
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -66,8 +67,10 @@ func (p Period) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads what MarshalJSON writes and checks it is one whole month.
 func (p *Period) UnmarshalJSON(b []byte) error {
 	var w wire
-	if err := json.Unmarshal(b, &w); err != nil {
-		return fmt.Errorf("period: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return fmt.Errorf("period: %s", truncate(err.Error()))
 	}
 	var (
 		got Period
@@ -85,10 +88,10 @@ func (p *Period) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if w.End != "" && w.End != got.EndDate() {
-		return fmt.Errorf("period: end %q is not the month after start %q", w.End, got.StartDate())
+		return fmt.Errorf("period: end %q is not the month after start %q", truncate(w.End), got.StartDate())
 	}
 	if w.Month != "" && w.Month != got.Label() {
-		return fmt.Errorf("period: month %q does not match start %q", w.Month, got.StartDate())
+		return fmt.Errorf("period: month %q does not match start %q", truncate(w.Month), got.StartDate())
 	}
 	*p = got
 	return nil

@@ -92,11 +92,12 @@ func add(ctx context.Context, open Opener, f Usage, sums map[[2]string]*big.Rat)
 	}
 }
 
-// decimal reads a plain decimal such as "1018.39" or "-25.00": no exponent,
-// no fraction, so a hostile value cannot make big.Rat work hard.
+// decimal reads a plain decimal such as "1018.39" or "-25.00": a sign,
+// digits and a point only (big.Rat would also take exponents, "0x1p999999",
+// "1/3" and "1_0"), so a hostile value cannot make big.Rat work hard.
 func decimal(s string) (*big.Rat, bool) {
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > 40 || strings.ContainsAny(s, "eE/") {
+	if s == "" || len(s) > 40 || strings.Trim(strings.TrimLeft(s, "+-"), "0123456789.") != "" {
 		return nil, false
 	}
 	return new(big.Rat).SetString(s)

@@ -61,7 +61,13 @@ demo: cli ## export three months for two orgs from the bundled Atlas simulator i
 	@scripts/demo.sh
 
 test: tools lint ## run every test (installs the pinned tools first)
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m -skip '^TestFaultMatrix$$' ./...
+	@# The fault matrix on its own, so its table shows (go test hides a passing package's log);
+	@# on a failure, all of its output.
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	if $(GO) test -count=1 -timeout 20m -v -run '^TestFaultMatrix$$' ./statemachine >"$$log" 2>&1; then \
+	  awk '/fault matrix/ { show = 1 } show { print } /faults tried/ { show = 0 } /^ok /' "$$log"; \
+	else cat "$$log"; exit 1; fi
 
 clean: ## remove build output and the demo's export
 	rm -rf bin out .aws-sam
@@ -115,3 +121,8 @@ fuzz: ## run every Fuzz target for FUZZTIME each (default 60s); a crash fails
 	done <<< "$$targets"; \
 	echo; printf '%-26s %-18s %14s  %s\n' TARGET PACKAGE EXECUTIONS RESULT; printf '%s' "$$table"; \
 	if [ $$failed -ne 0 ]; then echo "fuzz: a target failed; its input is under that package's testdata/fuzz/"; exit 1; fi
+
+# ---- performance: figures against floors measured in the same run (bench/) ----
+.PHONY: bench
+bench: tools ## measure streaming, cold starts, poll economy and cost against floors (minutes; not part of test)
+	$(GO) test -tags bench -count=1 -timeout 30m -v -run '^TestBench$$' ./bench

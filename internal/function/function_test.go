@@ -12,6 +12,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -351,5 +352,23 @@ func TestBootstrap(t *testing.T) {
 	}
 	if !strings.Contains(output, `"step":"submit"`) {
 		t.Errorf("no structured log line for the step in:\n%s", output)
+	}
+}
+
+func TestHeadroom(t *testing.T) {
+	long, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ctx, cancel2 := function.WithHeadroom(long)
+	defer cancel2()
+	dl, _ := ctx.Deadline()
+	if left := time.Until(dl); left > time.Minute-function.Headroom || left < time.Minute-function.Headroom-5*time.Second {
+		t.Errorf("a minute's invocation leaves %v, want a minute less the headroom", left)
+	}
+	short, cancel3 := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel3()
+	ctx, cancel4 := function.WithHeadroom(short)
+	defer cancel4()
+	if dl, _ := ctx.Deadline(); time.Until(dl) < 14*time.Second {
+		t.Errorf("a short invocation lost its time to the headroom")
 	}
 }

@@ -202,3 +202,15 @@ func TestSourceColumns(t *testing.T) {
 		t.Errorf("InvoiceColumns = %v", InvoiceColumns)
 	}
 }
+
+func TestPlainISODate(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"2024-06-01": true, "2024-02-29": true, "2023-02-29": false, "2024-13-01": false,
+		"2024-06-31": false, "2024-6-01": false, "2024-06-0a": false, "2024/06/01": false,
+	} {
+		got, gotOK := plainISODate(in)
+		if gotOK != ok || ok && got != in {
+			t.Errorf("plainISODate(%q) = %q, %v; want ok %v", in, got, gotOK, ok)
+		}
+	}
+}

@@ -24,9 +24,12 @@ import (
 
 // Defaults and limits of S3.
 const (
-	DefaultPartSize      = 8 << 20 // bytes per uploaded part
+	// An export streams two uploads at once (a file and its normalized
+	// form); each holds about (Concurrency+1) x PartSize, so these keep a
+	// Lambda's memory flat and small whatever the file's size.
+	DefaultPartSize      = 5 << 20 // bytes per uploaded part
 	MinPartSize          = 5 << 20 // S3's minimum for all parts but the last
-	DefaultConcurrency   = 4       // parts in flight
+	DefaultConcurrency   = 2       // parts in flight
 	DefaultStagingPrefix = "_staging"
 
 	maxCopySize   = 5 << 30   // largest CopyObject S3 accepts

@@ -1,0 +1,4 @@
+package function
+
+// WithHeadroom is exposed to the tests.
+var WithHeadroom = withHeadroom

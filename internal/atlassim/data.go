@@ -292,21 +292,31 @@ func (s *Server) totalsOf(inv Invoice) invoiceTotals {
 // WriteInvoiceCSV writes the exact bytes the simulator serves as the CSV of
 // one invoice. It streams: memory use does not grow with the size.
 func (s *Server) WriteInvoiceCSV(w io.Writer, orgID, invoiceID string) error {
+	return s.writeOf(w, orgID, invoiceID, s.writeInvoiceCSV)
+}
+
+// writeOf writes what gen generates for one invoice, buffered.
+func (s *Server) writeOf(w io.Writer, orgID, invoiceID string, gen func(io.Writer, Invoice) error) error {
 	inv, ok := s.invoice(orgID, invoiceID)
 	if !ok {
 		return fmt.Errorf("atlassim: org %s has no invoice %s", orgID, invoiceID)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := s.writeInvoiceCSV(bw, inv); err != nil {
+	if err := gen(bw, inv); err != nil {
 		return err
 	}
 	return bw.Flush()
 }
 
-// invoiceCSVSize is the byte size of an invoice CSV (one dry run, cached), so
-// responses can carry a Content-Length.
+// invoiceCSVSize is the byte size of an invoice CSV, so responses can carry
+// a Content-Length.
 func (s *Server) invoiceCSVSize(inv Invoice) int64 {
-	key := "csv/" + inv.OrgID + "/" + inv.ID + "/" + inv.Status + "/" + strconv.FormatInt(inv.Rows, 10)
+	return s.sizeOf("csv/"+inv.OrgID+"/"+inv.ID+"/"+inv.Status+"/"+strconv.FormatInt(inv.Rows, 10), inv, s.writeInvoiceCSV)
+}
+
+// sizeOf is the byte size of what gen generates for inv: one dry run,
+// cached under key.
+func (s *Server) sizeOf(key string, inv Invoice, gen func(io.Writer, Invoice) error) int64 {
 	s.mu.Lock()
 	n, ok := s.sizes[key]
 	s.mu.Unlock()
@@ -314,7 +324,7 @@ func (s *Server) invoiceCSVSize(inv Invoice) int64 {
 		return n
 	}
 	var c countingWriter
-	_ = s.writeInvoiceCSV(&c, inv) // a countingWriter never fails
+	_ = gen(&c, inv) // a countingWriter never fails
 	s.mu.Lock()
 	s.sizes[key] = c.n
 	s.mu.Unlock()

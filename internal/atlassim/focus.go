@@ -1,8 +1,6 @@
 package atlassim
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"strconv"
 )
@@ -59,33 +57,13 @@ const focusTime = "2006-01-02T15:04:05Z"
 // WriteFocusCSV writes the exact bytes the download host serves as the FOCUS
 // report of one invoice. It streams: memory use does not grow with the size.
 func (s *Server) WriteFocusCSV(w io.Writer, orgID, invoiceID string) error {
-	inv, ok := s.invoice(orgID, invoiceID)
-	if !ok {
-		return fmt.Errorf("atlassim: org %s has no invoice %s", orgID, invoiceID)
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := s.writeFocusCSV(bw, inv); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return s.writeOf(w, orgID, invoiceID, s.writeFocusCSV)
 }
 
-// focusCSVSize is the byte size of a FOCUS CSV (one dry run, cached), for
-// the download's Content-Length.
+// focusCSVSize is the byte size of a FOCUS CSV, for the download's
+// Content-Length.
 func (s *Server) focusCSVSize(inv Invoice) int64 {
-	key := "focus/" + inv.OrgID + "/" + inv.ID + "/" + strconv.FormatInt(inv.Rows, 10)
-	s.mu.Lock()
-	n, ok := s.sizes[key]
-	s.mu.Unlock()
-	if ok {
-		return n
-	}
-	var c countingWriter
-	_ = s.writeFocusCSV(&c, inv) // a countingWriter never fails
-	s.mu.Lock()
-	s.sizes[key] = c.n
-	s.mu.Unlock()
-	return c.n
+	return s.sizeOf("focus/"+inv.OrgID+"/"+inv.ID+"/"+strconv.FormatInt(inv.Rows, 10), inv, s.writeFocusCSV)
 }
 
 func (s *Server) writeFocusCSV(w io.Writer, inv Invoice) error {

@@ -87,12 +87,13 @@ func (e *Exporter) now() time.Time {
 	return time.Now()
 }
 
-func (e *Exporter) log(j *Job, step string) *slog.Logger {
+// log is the step's logger, with the org and period every line carries.
+func (e *Exporter) log(orgID string, p period.Period, step string) *slog.Logger {
 	l := e.Log
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return l.With("org", j.OrgID, "period", j.Period.Label(), "step", step)
+	return l.With("org", orgID, "period", p.Label(), "step", step)
 }
 
 // Plan expands a request into one job per org and month, validating all of
@@ -245,7 +246,7 @@ func (e *Exporter) Submit(ctx context.Context, j Job) (Job, error) {
 	if j.MaxAttempts == 0 {
 		j.MaxAttempts = max(e.MaxAttempts, 1)
 	}
-	log := e.log(&j, "submit")
+	log := e.log(j.OrgID, j.Period, "submit")
 	token, err := e.Atlas.CreateUsageQuery(ctx, j.OrgID, j.Filters.query(j.Period))
 	if err != nil {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: creating the Cost Explorer query", j.OrgID, j.Period))
@@ -269,7 +270,7 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 	if j.MaxAttempts == 0 {
 		j.MaxAttempts = max(e.MaxAttempts, 1)
 	}
-	log := e.log(&j, "poll")
+	log := e.log(j.OrgID, j.Period, "poll")
 	if j.Attempt >= j.MaxAttempts {
 		return Job{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: the Cost Explorer query was still processing after %d polls", j.OrgID, j.Period, j.Attempt)}
 	}
@@ -319,7 +320,7 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err := e.checkUsageObjects(j); err != nil {
 		return Result{}, err
 	}
-	log := e.log(&j, "fetch-invoice")
+	log := e.log(j.OrgID, j.Period, "fetch-invoice")
 	invoices, err := e.invoices(ctx, j)
 	if err != nil {
 		return Result{}, err

@@ -324,7 +324,7 @@ func FuzzRowCounters(f *testing.F) {
 			}
 			src := newCountingSource(&chunkReader{r: bytes.NewReader(data), n: size}, c.count)
 			got, err := io.ReadAll(src)
-			src.stop(errors.New("done"))
+			src.finish(errors.New("done"))
 			if wantErr != nil {
 				if err == nil || src.countErr == nil {
 					t.Fatalf("%s fails (%v) but the stream did not: %v", c.name, wantErr, err)

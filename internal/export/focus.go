@@ -72,7 +72,7 @@ func (e *Exporter) SubmitFocus(ctx context.Context, r Result) (Result, error) {
 	}
 	r.Status, r.Attempt = StatusSubmitted, 0
 	r.WaitSeconds = int(NextWait(0) / time.Second)
-	e.log2(r, "focus-submit").Info("FOCUS reports requested", "reports", len(r.Reports), "wait_seconds", r.WaitSeconds)
+	e.log(r.OrgID, r.Period, "focus-submit").Info("FOCUS reports requested", "reports", len(r.Reports), "wait_seconds", r.WaitSeconds)
 	return r, nil
 }
 
@@ -96,7 +96,7 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = max(e.MaxAttempts, 1)
 	}
-	log := e.log2(r, "focus-poll")
+	log := e.log(r.OrgID, r.Period, "focus-poll")
 	if r.Attempt >= r.MaxAttempts {
 		return Result{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: FOCUS reports still not ready after %d polls", r.OrgID, r.Period, r.Attempt)}
 	}
@@ -160,7 +160,7 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 			return false, &Error{Name: AtlasReportFailed, Msg: fmt.Sprintf("%s: the FOCUS report's download URL expired %d times before it could be fetched", where, rep.Renewals+1), Err: err}
 		}
 		rep.Renewals++
-		e.log2(*r, "focus-poll").Info("FOCUS report URL expired, requesting it again", "invoice", rep.InvoiceID, "renewals", rep.Renewals)
+		e.log(r.OrgID, r.Period, "focus-poll").Info("FOCUS report URL expired, requesting it again", "invoice", rep.InvoiceID, "renewals", rep.Renewals)
 		return false, e.requestReport(ctx, r, rep)
 	}
 	if err != nil {
@@ -179,11 +179,4 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 	r.Objects = append(r.Objects, obj)
 	e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &obj})
 	return true, nil
-}
-
-func (e *Exporter) log2(r Result, step string) interface {
-	Info(msg string, args ...any)
-} {
-	j := Job{OrgID: r.OrgID, Period: r.Period}
-	return e.log(&j, step)
 }

@@ -83,20 +83,10 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	for j.Status != StatusReady {
-		wait := time.Duration(j.WaitSeconds) * time.Second
-		e := ev("wait")
-		e.Attempt, e.Wait = j.Attempt, wait
-		r.report(e)
-		if err := r.sleep(ctx, wait); err != nil {
-			return Result{}, fmt.Errorf("org %s, %s: waiting to poll: %w", j.OrgID, j.Period, err)
-		}
-		if j, err = r.Exporter.Poll(ctx, j); err != nil {
-			return Result{}, err
-		}
-		e = ev("poll")
-		e.Attempt, e.Status = j.Attempt, j.Status
-		r.report(e)
+	j, err = untilReady(ctx, r, ev, "poll", j,
+		func(j Job) (string, int, int) { return j.Status, j.WaitSeconds, j.Attempt }, r.Exporter.Poll)
+	if err != nil {
+		return Result{}, err
 	}
 	r.report(ev("fetch-invoice"))
 	res, err := r.Exporter.FetchInvoices(ctx, j)
@@ -104,7 +94,14 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 		return Result{}, err
 	}
 	if res.Focus && len(res.Reports) > 0 {
-		if res, err = r.focus(ctx, res); err != nil {
+		// The FOCUS reports are requested and polled like the usage query.
+		r.report(ev("focus-submit"))
+		if res, err = r.Exporter.SubmitFocus(ctx, res); err != nil {
+			return Result{}, err
+		}
+		res, err = untilReady(ctx, r, ev, "focus-poll", res,
+			func(r Result) (string, int, int) { return r.Status, r.WaitSeconds, r.Attempt }, r.Exporter.PollFocus)
+		if err != nil {
 			return Result{}, err
 		}
 	}
@@ -112,30 +109,31 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	return res, nil
 }
 
-// focus requests the FOCUS reports and polls them like the usage query.
-func (r *Runner) focus(ctx context.Context, res Result) (Result, error) {
-	ev := func(step string) Event { return Event{OrgID: res.OrgID, Period: res.Period, Step: step} }
-	r.report(ev("focus-submit"))
-	res, err := r.Exporter.SubmitFocus(ctx, res)
-	if err != nil {
-		return Result{}, err
-	}
-	for res.Status != StatusReady {
-		wait := time.Duration(res.WaitSeconds) * time.Second
+// untilReady waits the seconds the last answer asked for and polls, until
+// the answer is READY: the state machine's Wait/Poll loop, in this process.
+func untilReady[T any](ctx context.Context, r *Runner, ev func(string) Event, step string, v T,
+	state func(T) (status string, waitSeconds, attempt int), poll func(context.Context, T) (T, error)) (T, error) {
+	for {
+		status, waitSeconds, attempt := state(v)
+		if status == StatusReady {
+			return v, nil
+		}
+		wait := time.Duration(waitSeconds) * time.Second
 		e := ev("wait")
-		e.Attempt, e.Wait = res.Attempt, wait
+		e.Attempt, e.Wait = attempt, wait
 		r.report(e)
 		if err := r.sleep(ctx, wait); err != nil {
-			return Result{}, fmt.Errorf("org %s, %s: waiting to poll the FOCUS reports: %w", res.OrgID, res.Period, err)
+			return v, fmt.Errorf("org %s, %s: waiting to %s: %w", e.OrgID, e.Period, step, err)
 		}
-		if res, err = r.Exporter.PollFocus(ctx, res); err != nil {
-			return Result{}, err
+		var err error
+		if v, err = poll(ctx, v); err != nil {
+			return v, err
 		}
-		e = ev("focus-poll")
-		e.Attempt, e.Status = res.Attempt, res.Status
+		status, _, attempt = state(v)
+		e = ev(step)
+		e.Attempt, e.Status = attempt, status
 		r.report(e)
 	}
-	return res, nil
 }
 
 func (r *Runner) report(e Event) {

@@ -81,7 +81,7 @@ func (e *Exporter) store(ctx context.Context, key string, body io.Reader, count 
 		body = &progressReader{r: body, key: key, report: e.report}
 	}
 	src := newCountingSource(body, count)
-	defer src.stop(errors.New("upload ended"))
+	defer src.finish(errors.New("upload ended"))
 	obj, err := e.Store.Put(ctx, sink.Put{
 		Key:         key,
 		Body:        src,
@@ -160,7 +160,7 @@ func (s *countingSource) Read(p []byte) (int, error) {
 		return n, io.EOF
 	case err != nil:
 		s.readErr = err
-		s.stop(err)
+		s.finish(err)
 		return n, err
 	}
 	return n, nil
@@ -175,8 +175,6 @@ func (s *countingSource) finish(err error) {
 	s.pw.CloseWithError(err)
 	<-s.done
 }
-
-func (s *countingSource) stop(err error) { s.finish(err) }
 
 // progressReader reports the bytes read every progressStep.
 type progressReader struct {

@@ -117,7 +117,10 @@ func (s *S3) Put(ctx context.Context, p Put) (Object, error) {
 	if p.Body == nil {
 		return Object{}, fmt.Errorf("sink: put %s: no body", p.Key)
 	}
-	staging := path.Join(s.opt.StagingPrefix, randomID(), path.Base(p.Key))
+	// One flat level: an S3 server on a file system (versitygw) removes a
+	// staging directory left empty by a concurrent delete, and an upload
+	// that has to create a directory inside it then fails with a 409.
+	staging := path.Join(s.opt.StagingPrefix, randomID()+"-"+path.Base(p.Key))
 
 	obj, err := s.put(ctx, p, staging)
 	// The staging object goes in every case; after a failure ctx may be

@@ -144,7 +144,7 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 		p("   with transfermanager's defaults (bench/cmd/upload); ratio = fetch-invoice / max(download, upload)\n")
 		var rows [][]string
 		for _, s := range r.stream {
-			rows = append(rows, []string{s.Label, fmt.Sprint(s.Bytes), fmt.Sprint(s.Runs), fmt.Sprintf("%d, %s", s.Objects, mib(s.Written)), fmt.Sprintf("%.2f s", s.Ours.Seconds()),
+			rows = append(rows, []string{s.Label, fmt.Sprint(s.Bytes), fmt.Sprint(s.Runs), fmt.Sprintf("%d, %s", s.Objects, mib(s.Written)), fmt.Sprintf("%.2f s (CPU %.1f s)", s.Ours.Seconds(), s.OursCPU.Seconds()),
 				fmt.Sprintf("%.0f", mibps(s.Bytes, s.Ours)), fmt.Sprintf("%s (median %s)", mib(s.OursRSS), mib(s.OursRSSMedian)),
 				fmt.Sprintf("%.2f s (%.0f MiB/s, %s)", s.Download.Seconds(), mibps(s.Bytes, s.Download), mib(s.DownloadRSS)),
 				fmt.Sprintf("%.2f s (%.0f MiB/s, %s)", s.Upload.Seconds(), mibps(s.Bytes, s.Upload), mib(s.UploadRSS)),
@@ -238,7 +238,9 @@ func (r *results) targets() []target {
 		ts = append(ts, na(flatName, "stream"))
 	}
 	if s1g != nil {
-		ts = append(ts, target{verdict(s1g.Ratio <= 1.25), ratioName, fmt.Sprintf("%.2f (%.2f s vs floors %.2f s download, %.2f s upload)", s1g.Ratio, s1g.Ours.Seconds(), s1g.Download.Seconds(), s1g.Upload.Seconds())})
+		ts = append(ts, target{verdict(s1g.Ratio <= 1.25), ratioName, fmt.Sprintf("%.2f (%.2f s vs floors %.2f s download, %.2f s upload); CPU-bound: in those %.1f s, fetch-invoice used %.1f s of CPU, versitygw %.1f s, the simulator %.1f s: %.0f%% of this machine's %d CPUs",
+			s1g.Ratio, s1g.Ours.Seconds(), s1g.Download.Seconds(), s1g.Upload.Seconds(), s1g.Ours.Seconds(), s1g.OursCPU.Seconds(), s1g.GatewayCPU.Seconds(), s1g.HarnessCPU.Seconds(),
+			100*(s1g.OursCPU+s1g.GatewayCPU+s1g.HarnessCPU).Seconds()/s1g.Ours.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())})
 	} else {
 		ts = append(ts, na(ratioName, "stream/1GiB"))
 	}

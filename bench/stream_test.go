@@ -3,9 +3,15 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +34,9 @@ type streamRow struct {
 	Ours           time.Duration // fetch-invoice bootstrap, exec to its answer
 	OursRSS        int64         // the largest peak RSS of its runs
 	OursRSSMedian  int64
+	OursCPU        time.Duration // CPU time (user+system) of the fastest run
+	GatewayCPU     time.Duration // versitygw's CPU time during that run
+	HarnessCPU     time.Duration // this process's (the simulator's, mostly) CPU time during it
 	Download       time.Duration // floor: simulator to io.Discard
 	DownloadRSS    int64
 	Upload         time.Duration // floor: memory to versitygw
@@ -73,7 +82,7 @@ func benchStream(t *testing.T, w *world, label string, size int64, runs int) str
 		t.Fatal(err)
 	}
 	env := w.functionEnv("fetch-invoice", base)
-	var ours, dls, uls []time.Duration
+	var ours, dls, uls, cpus, gws, sims []time.Duration
 	var rss []int64
 	row := streamRow{Label: label, Runs: runs, Rows: inv.Rows}
 	for i := range runs {
@@ -90,7 +99,9 @@ func benchStream(t *testing.T, w *world, label string, size int64, runs int) str
 			t.Fatalf("upload floor sent %d bytes, want %d", ul.Bytes, dl.Bytes)
 		}
 
+		gw0, self0 := processCPU(t, w.s3.PID), selfCPU(t)
 		run := runLambda(t, w.bins["fetch-invoice"], env, event)
+		gws, sims = append(gws, processCPU(t, w.s3.PID)-gw0), append(sims, selfCPU(t)-self0)
 		var res export.Result
 		if err := json.Unmarshal(run.Invocations[0].Payload, &res); err != nil {
 			t.Fatalf("fetch-invoice answered %s (%v)", run.Invocations[0].Payload, err)
@@ -110,13 +121,15 @@ func benchStream(t *testing.T, w *world, label string, size int64, runs int) str
 
 		t.Logf("run %d: fetch-invoice %v (RSS %s, CPU %v), download floor %v (RSS %s, CPU %v), upload floor %v (RSS %s, CPU %v)", i+1,
 			run.Done, mib(run.PeakRSS), run.CPU, dl.Elapsed, mib(dl.PeakRSS), dl.CPU, ul.Elapsed, mib(ul.PeakRSS), ul.CPU)
-		ours, dls, uls = append(ours, run.Done), append(dls, dl.Elapsed), append(uls, ul.Elapsed)
+		ours, dls, uls, cpus = append(ours, run.Done), append(dls, dl.Elapsed), append(uls, ul.Elapsed), append(cpus, run.CPU)
 		row.OursRSS = max(row.OursRSS, run.PeakRSS)
 		rss = append(rss, run.PeakRSS)
 		row.DownloadRSS = max(row.DownloadRSS, dl.PeakRSS)
 		row.UploadRSS = max(row.UploadRSS, ul.PeakRSS)
 	}
 	row.Ours, row.Download, row.Upload = slices.Min(ours), slices.Min(dls), slices.Min(uls)
+	best := slices.Index(ours, row.Ours)
+	row.OursCPU, row.GatewayCPU, row.HarnessCPU = cpus[best], gws[best], sims[best]
 	slices.Sort(rss)
 	row.OursRSSMedian = rss[len(rss)/2]
 	row.Ratio = row.Ours.Seconds() / max(row.Download, row.Upload).Seconds()
@@ -140,6 +153,39 @@ func warmInvoice(t testing.TB, base, org, invoice string) {
 		t.Fatalf("warm the invoice CSV: %v", err)
 	}
 	body.Close()
+}
+
+// processCPU is the user and system time a running process has used so far
+// (/proc/PID/stat, in clock ticks of 1/100 s, Linux's USER_HZ).
+func processCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("CPU time of process %d: %v", pid, err)
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is the first, utime the 12th, stime the 13th.
+	_, rest, _ := bytes.Cut(b, []byte(") "))
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		t.Fatalf("CPU time of process %d: short stat %q", pid, b)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("CPU time of process %d: stat %q", pid, b)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's user and system time so far.
+func selfCPU(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(ds []time.Duration) time.Duration {

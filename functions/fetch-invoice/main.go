@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	function.LimitMemory(os.Getenv)
 	h := function.New(context.Background(), os.Getenv, os.Stderr)
 	lambda.Start(h.FetchInvoice)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -254,4 +255,23 @@ func (h *Handlers) fail(err error) error {
 	name := export.Name(err)
 	h.log.Error("step failed", "error_type", name, "error", err.Error())
 	return messages.InvokeResponse_Error{Type: name, Message: err.Error()}
+}
+
+// MemoryLimit is the soft limit on the Go heap the functions run with unless
+// GOMEMLIMIT says otherwise. A streaming step keeps about 30 MiB live (the
+// upload part buffers of an invoice's two objects); without a limit the
+// collector lets the heap grow to twice its live size before it runs, and
+// fetch-invoice peaked at 85 MiB resident on a 1 GiB invoice. With the limit
+// it peaks at about 54 MiB for some 3% more CPU (make bench). It is a soft
+// limit: a step that needs more still gets it, the collector just works
+// harder.
+const MemoryLimit = 48 << 20
+
+// LimitMemory sets MemoryLimit when GOMEMLIMIT is not set, and returns the
+// limit in force. Call it once, from main, before the handlers are built.
+func LimitMemory(getenv func(string) string) int64 {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
+	return debug.SetMemoryLimit(-1)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +371,30 @@ func TestHeadroom(t *testing.T) {
 	defer cancel4()
 	if dl, _ := ctx.Deadline(); time.Until(dl) < 14*time.Second {
 		t.Errorf("a short invocation lost its time to the headroom")
+	}
+}
+
+func TestLimitMemory(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	for _, tc := range []struct {
+		name, env string
+		want      int64
+	}{
+		{"unset: the streaming limit", "", function.MemoryLimit},
+		{"GOMEMLIMIT set: left to the runtime", "200MiB", 1 << 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetMemoryLimit(1 << 40) // stands for what the runtime read from GOMEMLIMIT
+			got := function.LimitMemory(func(k string) string {
+				if k == "GOMEMLIMIT" {
+					return tc.env
+				}
+				return ""
+			})
+			if got != tc.want || debug.SetMemoryLimit(-1) != tc.want {
+				t.Errorf("limit = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	Client    *s3.Client
+	PID       int // the versitygw process, for a benchmark that counts its CPU
 }
 
 // versityBinary finds versitygw: $VERSITYGW, else <repo>/.tools/bin/versitygw.
@@ -59,9 +60,9 @@ func Versity(t testing.TB) *S3 {
 	// take it before versitygw binds it: retry a few times on early exit.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		endpoint, err := startVersity(t, bin, s.AccessKey, s.SecretKey)
+		endpoint, pid, err := startVersity(t, bin, s.AccessKey, s.SecretKey)
 		if err == nil {
-			s.Endpoint = endpoint
+			s.Endpoint, s.PID = endpoint, pid
 			s.Client = NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey)
 			return s
 		}
@@ -111,7 +112,7 @@ func versityEnv() []string {
 	return env
 }
 
-func startVersity(t testing.TB, bin, access, secret string) (string, error) {
+func startVersity(t testing.TB, bin, access, secret string) (string, int, error) {
 	t.Helper()
 	addr := freePort(t)
 	root := t.TempDir()
@@ -122,7 +123,7 @@ func startVersity(t testing.TB, bin, access, secret string) (string, error) {
 	cmd.Stderr = out
 	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("exec %s: %w", bin, err)
+		return "", 0, fmt.Errorf("exec %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -134,7 +135,7 @@ func startVersity(t testing.TB, bin, access, secret string) (string, error) {
 	endpoint := "http://" + addr
 	if err := waitHTTP(endpoint, exited, 15*time.Second); err != nil {
 		stop()
-		return "", fmt.Errorf("%w; output:\n%s", err, out.String())
+		return "", 0, fmt.Errorf("%w; output:\n%s", err, out.String())
 	}
 	t.Cleanup(func() {
 		stop()
@@ -142,7 +143,7 @@ func startVersity(t testing.TB, bin, access, secret string) (string, error) {
 			t.Logf("versitygw output (%s):\n%s", addr, out.String())
 		}
 	})
-	return endpoint, nil
+	return endpoint, cmd.Process.Pid, nil
 }
 
 // waitHTTP polls endpoint until any HTTP answer arrives, the process exits, or

@@ -115,6 +115,10 @@ type Config struct {
 	// report succeeded (default 15m). The report expires with it: it leaves
 	// the list, and a new one must be created.
 	ReportURLTTL time.Duration
+	// ReportGzip makes the download host serve the FOCUS CSV gzipped, as a
+	// file (application/gzip, no Content-Encoding): the spec's example of a
+	// report is "invoice_abc123_focus.csv.gz".
+	ReportGzip bool
 	// DownloadBaseURL is the base URL (scheme://host:port) of the download
 	// host serving DownloadHandler; SetDownloadBaseURL sets it later. Without
 	// one, reports end FAILED with a failureReason saying so.
@@ -158,6 +162,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.ReportReadyAfterPolls, "report-ready-after-polls", c.ReportReadyAfterPolls, "if > 0: each invoice report answers PENDING/RUNNING to this many polls, then SUCCEEDED (replaces --report-processing-time)")
 	fs.DurationVar(&c.ReportURLTTL, "report-url-ttl", c.ReportURLTTL, "lifetime of a report's pre-signed download URL")
+	fs.BoolVar(&c.ReportGzip, "report-gzip", c.ReportGzip, "serve FOCUS report downloads gzipped (application/gzip)")
 	fs.IntVar(&c.InvoiceRows, "invoice-rows", c.InvoiceRows, "line items per invoice CSV")
 	fs.Int64Var(&c.InvoiceBytes, "invoice-bytes", c.InvoiceBytes, "if > 0: make each invoice CSV about this many bytes (overrides --invoice-rows)")
 	fs.IntVar(&c.UsageRows, "usage-rows", c.UsageRows, "rows per Cost Explorer result")

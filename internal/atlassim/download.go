@@ -26,7 +26,8 @@ const maxDownloadLog = 1000
 //     AccessDenied or SignatureDoesNotMatch;
 //   - past ReportURLTTL, or an ExpiredURL fault: 403 AccessDenied "Request
 //     has expired";
-//   - otherwise 200 text/csv with Content-Length, the FOCUS CSV streamed.
+//   - otherwise 200 text/csv with Content-Length, the FOCUS CSV streamed
+//     (with Config.ReportGzip: application/gzip, the CSV gzipped).
 //
 // Only GET is allowed. Faults with Op OpDownloadReport apply to requests
 // whose signature is valid.
@@ -108,6 +109,11 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 	inv, ok := s.invoice(org, invoiceID)
 	if !ok {
 		x.s3Error(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return
+	}
+	if s.cfg.ReportGzip {
+		x.w.Header().Set("Content-Type", "application/gzip")
+		x.send(http.StatusOK, s.focusGzipSize(inv), nil, func(w io.Writer) error { return s.writeFocusGzip(w, inv) })
 		return
 	}
 	x.w.Header().Set("Content-Type", "text/csv")

@@ -1,6 +1,7 @@
 package atlassim
 
 import (
+	"compress/gzip"
 	"io"
 	"strconv"
 )
@@ -64,6 +65,20 @@ func (s *Server) WriteFocusCSV(w io.Writer, orgID, invoiceID string) error {
 // Content-Length.
 func (s *Server) focusCSVSize(inv Invoice) int64 {
 	return s.sizeOf("focus/"+inv.OrgID+"/"+inv.ID+"/"+strconv.FormatInt(inv.Rows, 10), inv, s.writeFocusCSV)
+}
+
+func (s *Server) focusGzipSize(inv Invoice) int64 {
+	return s.sizeOf("focus.gz/"+inv.OrgID+"/"+inv.ID+"/"+strconv.FormatInt(inv.Rows, 10), inv, s.writeFocusGzip)
+}
+
+// writeFocusGzip writes the FOCUS CSV gzipped; the same bytes every time
+// (no name, no modification time), so its size can be announced.
+func (s *Server) writeFocusGzip(w io.Writer, inv Invoice) error {
+	zw := gzip.NewWriter(w)
+	if err := s.writeFocusCSV(zw, inv); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 func (s *Server) writeFocusCSV(w io.Writer, inv Invoice) error {

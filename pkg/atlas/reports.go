@@ -206,6 +206,7 @@ func (c *Client) report(ctx context.Context, invoiceID string, r *request) (Repo
 // back and nothing is sent. Redirects are not followed. 429 and 5xx answers
 // are retried as API requests are, before the body is handed over. Any
 // Content-Type is accepted except an HTML page (a proxy's): *MediaTypeError.
+// A gzipped file (a .csv.gz) is decompressed on the way: the body is the CSV.
 //
 // An expired URL is an *Error for which IsExpired is true: create the report
 // again. Recognised as expired: 403 with the S3 error code AccessDenied and a
@@ -219,16 +220,17 @@ func (c *Client) DownloadReport(ctx context.Context, r Report) (io.ReadCloser, e
 	if err != nil {
 		return nil, err
 	}
+	display := u.Scheme + "://" + u.Host + u.EscapedPath()
 	res, err := c.send(ctx, &request{
 		method:   http.MethodGet,
-		display:  u.Scheme + "://" + u.Host + u.EscapedPath(),
+		display:  display,
 		download: u,
 		stream:   true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return res.body, nil
+	return gunzipped(res.body, http.MethodGet, display)
 }
 
 // downloadURL checks a report's download URL. Reasons never quote the URL:

@@ -78,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 					}
 				}
 				slices.Sort(listed)
-				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 14 {
+				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 16 {
 					t.Errorf("bucket holds\n%s\nthe output lists\n%s", strings.Join(got, "\n"), strings.Join(listed, "\n"))
 				}
 			},
@@ -301,6 +301,7 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 				t.Fatal(err)
 			}
 			out[must(t)(w.Layout.Focus(org, mp, inv.ID))] = stored{body: focus.Bytes(), rows: inv.Rows}
+			out[must(t)(w.Layout.NormalizedFocus(org, mp, inv.ID))] = stored{body: normalized(t, focus.Bytes(), normalize.Focus), rows: inv.Rows}
 		}
 	}
 	return out

@@ -64,8 +64,8 @@ var glueTables = []glueTable{
 	},
 	{
 		logicalID: "FocusTable", condition: "FocusReportsEnabled",
-		// Stored as Atlas generates it (here: the simulator's report); Glue
-		// keeps names lowercase, and Athena matches them case-insensitively.
+		// The simulator's report (a subset of FOCUS 1.0's columns, in its
+		// own order) through the normalizer: all 43 columns, fixed order.
 		header: func(t *testing.T) []string {
 			now := time.Date(2024, time.July, 15, 0, 0, 0, 0, time.UTC)
 			sim, err := atlassim.New(atlassim.Config{InvoiceRows: 3, FirstMonth: "2024-06", Now: func() time.Time { return now }})
@@ -73,14 +73,17 @@ var glueTables = []glueTable{
 				t.Fatal(err)
 			}
 			org := atlassim.DefaultOrgs[0].ID
-			var out bytes.Buffer
-			if err := sim.WriteFocusCSV(&out, org, sim.Invoices(org)[0].ID); err != nil {
+			var raw, out bytes.Buffer
+			if err := sim.WriteFocusCSV(&raw, org, sim.Invoices(org)[0].ID); err != nil {
 				t.Fatal(err)
 			}
-			return lower(firstRecord(t, out.Bytes()))
+			if _, err := normalize.Focus(&out, &raw); err != nil {
+				t.Fatal(err)
+			}
+			return firstRecord(t, out.Bytes())
 		},
 		key: func(l layout.Layout, p billing.Period) (string, error) {
-			return l.Focus(sampleOrg, p, sampleInvoice)
+			return l.NormalizedFocus(sampleOrg, p, sampleInvoice)
 		},
 	},
 }

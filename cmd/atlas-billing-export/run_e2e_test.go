@@ -39,7 +39,7 @@ func TestRunEndToEnd(t *testing.T) {
 				continue
 			}
 			part := "/org_id=" + org.ID + "/billing_month=" + inv.Month + "/invoice_id=" + inv.ID + ".csv"
-			var raw, lineItems, focus bytes.Buffer
+			var raw, lineItems, focus, focusNorm bytes.Buffer
 			if err := sim.WriteInvoiceCSV(&raw, org.ID, inv.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -49,9 +49,13 @@ func TestRunEndToEnd(t *testing.T) {
 			if err := sim.WriteFocusCSV(&focus, org.ID, inv.ID); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := normalize.Focus(&focusNorm, bytes.NewReader(focus.Bytes())); err != nil {
+				t.Fatal(err)
+			}
 			want["invoices"+part] = raw.Bytes()
 			want["invoice_line_items"+part] = lineItems.Bytes()
 			want["focus"+part] = focus.Bytes()
+			want["focus_normalized"+part] = focusNorm.Bytes()
 		}
 		for _, m := range []string{"2024-05", "2024-06"} {
 			start, _ := time.Parse("2006-01", m)
@@ -68,10 +72,10 @@ func TestRunEndToEnd(t *testing.T) {
 			want["usage_normalized"+part] = norm.Bytes()
 		}
 	}
-	// Per org and month: usage raw and normalized, the invoice raw, as line
-	// items and as its FOCUS report.
-	if len(want) != 20 {
-		t.Fatalf("expected 20 files, the simulator has %d", len(want))
+	// Per org and month: usage raw and normalized, the invoice raw and as
+	// line items, its FOCUS report raw and normalized.
+	if len(want) != 24 {
+		t.Fatalf("expected 24 files, the simulator has %d", len(want))
 	}
 
 	// check compares the summary and the stored files with want; keys in the
@@ -81,22 +85,7 @@ func TestRunEndToEnd(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 		}
-		var summary struct {
-			Objects []struct {
-				Key     string
-				Bytes   int64
-				Rows    int64
-				Skipped bool
-			}
-			UsageTotals []struct{ Month, Service, Amount string }
-		}
-		for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
-			if strings.Contains(line, `"event":"summary"`) {
-				if err := json.Unmarshal([]byte(line), &summary); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		summary := summaryOf(t, res.stdout)
 		var keys []string
 		for _, o := range summary.Objects {
 			o.Key = strings.TrimPrefix(o.Key, prefix)
@@ -140,8 +129,15 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		// A second run rewrites nothing.
 		again := run(t, atlasEnv, append(args, "--out", dir)...)
-		if again.code != 0 || strings.Count(again.stdout, `"skipped":true`) < len(want) {
-			t.Errorf("second run: exit %d, %d skipped\n%s", again.code, strings.Count(again.stdout, `"skipped":true`), again.stderr)
+		var rewritten []string
+		objs := summaryOf(t, again.stdout).Objects
+		for _, o := range objs {
+			if !o.Skipped {
+				rewritten = append(rewritten, o.Key)
+			}
+		}
+		if again.code != 0 || len(objs) != len(want) || len(rewritten) > 0 {
+			t.Errorf("second run: exit %d, %d objects, rewrote %v\n%s", again.code, len(objs), rewritten, again.stderr)
 		}
 	})
 
@@ -161,4 +157,28 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("%d open multipart uploads", n)
 		}
 	})
+}
+
+// runSummary is the "summary" event of `run --json`.
+type runSummary struct {
+	Objects []struct {
+		Key     string
+		Bytes   int64
+		Rows    int64
+		Skipped bool
+	}
+	UsageTotals []struct{ Month, Service, Amount string }
+}
+
+func summaryOf(t *testing.T, stdout string) runSummary {
+	t.Helper()
+	var summary runSummary
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if strings.Contains(line, `"event":"summary"`) {
+			if err := json.Unmarshal([]byte(line), &summary); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return summary
 }

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"io"
 	"strings"
@@ -249,6 +250,25 @@ func TestStoreNamesWhatBroke(t *testing.T) {
 	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), invoiceLineItems, map[string]string{})
 	if Name(err) != AtlasError {
 		t.Errorf("unparseable invoice: %v (%s), want %s", err, Name(err), AtlasError)
+	}
+}
+
+// countCSVRows counts the records after the header row: a plain row
+// counter for the store tests.
+func countCSVRows(r io.Reader) (int64, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	var n int64
+	for {
+		_, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return max(n-1, 0), nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		n++
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -153,6 +155,10 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 	if err != nil {
 		return false, &Error{Name: InputInvalid, Msg: where + ": FOCUS key", Err: err}
 	}
+	normKey, err := e.Layout.NormalizedFocus(r.OrgID, month, rep.InvoiceID)
+	if err != nil {
+		return false, &Error{Name: InputInvalid, Msg: where + ": normalized FOCUS key", Err: err}
+	}
 	body, err := e.Atlas.DownloadReport(ctx, got)
 	if atlas.IsExpired(err) {
 		// Too late for this URL: ask for the report again.
@@ -167,16 +173,25 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 		return false, wrap(err, where+": downloading the FOCUS report")
 	}
 	defer body.Close()
-	obj, err := e.store(ctx, key, body, countCSVRows, map[string]string{
+	// No report id: each run asks for a new report, and a metadata value
+	// that changes every time would rewrite unchanged files (sameContent).
+	meta := map[string]string{
 		"source": "atlas-focus", "org-id": r.OrgID, "billing-month": month.Label(),
 		"period-start": month.StartDate(), "period-end": month.EndDate(),
-		"invoice-id": rep.InvoiceID, "report-id": rep.ReportID,
-	})
+		"invoice-id": rep.InvoiceID,
+	}
+	// The report as Atlas made it, and from the same stream its rows with
+	// FOCUS 1.0's columns in a fixed order: Athena reads CSV columns by
+	// position, so the table must not depend on Atlas's column order.
+	var norm sink.Object
+	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, normalize.Focus, &norm), meta)
 	if err != nil {
 		return false, wrap(err, where+": storing the FOCUS report")
 	}
 	rep.State = StateStored
-	r.Objects = append(r.Objects, obj)
-	e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &obj})
+	for _, o := range []sink.Object{obj, norm} {
+		r.Objects = append(r.Objects, o)
+		e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &o})
+	}
 	return true, nil
 }

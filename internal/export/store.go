@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -15,24 +14,6 @@ import (
 
 // rowCounter counts the data rows of a CSV stream as it goes by.
 type rowCounter func(io.Reader) (int64, error)
-
-// countCSVRows counts the records after the header row.
-func countCSVRows(r io.Reader) (int64, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	var n int64
-	for {
-		_, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return max(n-1, 0), nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
-}
 
 // normalized is a row counter that, from the same stream, writes the
 // normalized form of the CSV (conv) under key, with meta and its own row

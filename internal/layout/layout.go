@@ -72,6 +72,12 @@ func (l Layout) Focus(orgID string, p period.Period, invoiceID string) (string, 
 	return l.perInvoice("focus", orgID, p, invoiceID)
 }
 
+// NormalizedFocus is the key of one invoice's FOCUS report rewritten for
+// Athena (internal/normalize): FOCUS 1.0's columns in a fixed order.
+func (l Layout) NormalizedFocus(orgID string, p period.Period, invoiceID string) (string, error) {
+	return l.perInvoice("focus_normalized", orgID, p, invoiceID)
+}
+
 func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID string) (string, error) {
 	if err := atlas.ValidateOrgID(orgID); err != nil {
 		return "", err

@@ -78,7 +78,7 @@ func FuzzKeys(f *testing.F) {
 			checkKey(t, l, k)
 		}
 		for name, key := range map[string]func(string, period.Period, string) (string, error){
-			"Invoice": l.Invoice, "NormalizedInvoice": l.NormalizedInvoice, "Focus": l.Focus,
+			"Invoice": l.Invoice, "NormalizedInvoice": l.NormalizedInvoice, "Focus": l.Focus, "NormalizedFocus": l.NormalizedFocus,
 		} {
 			k, err := key(orgID, p, invoiceID)
 			if err != nil {

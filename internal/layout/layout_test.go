@@ -52,6 +52,8 @@ func TestDerivedKeys(t *testing.T) {
 			"exports/invoice_line_items/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
 		{"Focus", func() (string, error) { return l.Focus(org, p, inv) },
 			"exports/focus/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
+		{"NormalizedFocus", func() (string, error) { return l.NormalizedFocus(org, p, inv) },
+			"exports/focus_normalized/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.key()
@@ -71,6 +73,7 @@ func TestDerivedKeys(t *testing.T) {
 		func() (string, error) { return l.NormalizedUsage(org, p) },
 		func() (string, error) { return l.NormalizedInvoice(org, p, inv) },
 		func() (string, error) { return l.Focus(org, p, inv) },
+		func() (string, error) { return l.NormalizedFocus(org, p, inv) },
 	}
 	seen := map[string]bool{}
 	for _, key := range keys {
@@ -103,7 +106,7 @@ func TestRejectsPathCharacters(t *testing.T) {
 			t.Errorf("NormalizedUsage(%q) = %q, want an error", bad, k)
 		}
 		for name, key := range map[string]func(string, period.Period, string) (string, error){
-			"NormalizedInvoice": l.NormalizedInvoice, "Focus": l.Focus,
+			"NormalizedInvoice": l.NormalizedInvoice, "Focus": l.Focus, "NormalizedFocus": l.NormalizedFocus,
 		} {
 			if k, err := key(org, p, bad); err == nil {
 				t.Errorf("%s(org, %q) = %q, want an error", name, bad, k)

@@ -13,7 +13,7 @@ import (
 // checkOutput is what any successful normalization guarantees: the output
 // re-parses strictly (every record as wide as the header) with Rows records
 // after the header, one record per line (what Athena's SerDe needs), and the
-// amounts sum to Stats.AmountCents.
+// amounts in amountCol (if any) sum to Stats.AmountCents.
 func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, amountCol string) {
 	t.Helper()
 	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
@@ -28,6 +28,9 @@ func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, 
 	}
 	if n := int64(bytes.Count(out, []byte("\n"))); n != st.Rows+1 {
 		t.Fatalf("%d lines for %d records: a value holds a line break", n, st.Rows+1)
+	}
+	if amountCol == "" {
+		return // no amount summed
 	}
 	col := slices.Index(header, amountCol)
 	var sum big.Rat
@@ -66,5 +69,19 @@ func FuzzUsage(f *testing.F) {
 			return
 		}
 		checkOutput(t, out.Bytes(), st, normalize.UsageColumns, "usage_amount")
+	})
+}
+
+// FuzzFocus: the same for FOCUS reports, whose costs are kept as given.
+func FuzzFocus(f *testing.F) {
+	f.Add([]byte("BilledCost,ServiceName,Tags\n12.50,Clusters,\"{\"\"a\"\": \"\"b\r\nc\"\"}\"\n"))
+	f.Add([]byte("\xef\xbb\xbfbilledcost\r\n1\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		st, err := normalize.Focus(&out, bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		checkOutput(t, out.Bytes(), st, normalize.FocusColumns, "")
 	})
 }

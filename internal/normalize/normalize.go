@@ -85,6 +85,62 @@ var usageColumns = []column{
 	{"Usage Amount", "usage_amount", amount},
 }
 
+// focusColumns are the columns of FOCUS 1.0, the FinOps Open Cost and Usage
+// Specification, in its (alphabetical) order, found by name. A FOCUS file
+// need not have them all, nor in this order: a column it lacks is empty
+// (FOCUS makes many of them optional, and Atlas has no commitment
+// discounts), one it adds (a later FOCUS version's, or a provider's "x_"
+// column) stays in the raw file only. Values are kept as given, on one line.
+var focusColumns = []column{
+	{"AvailabilityZone", "availabilityzone", text},
+	{"BilledCost", "billedcost", text},
+	{"BillingAccountId", "billingaccountid", text},
+	{"BillingAccountName", "billingaccountname", text},
+	{"BillingCurrency", "billingcurrency", text},
+	{"BillingPeriodEnd", "billingperiodend", text},
+	{"BillingPeriodStart", "billingperiodstart", text},
+	{"ChargeCategory", "chargecategory", text},
+	{"ChargeClass", "chargeclass", text},
+	{"ChargeDescription", "chargedescription", text},
+	{"ChargeFrequency", "chargefrequency", text},
+	{"ChargePeriodEnd", "chargeperiodend", text},
+	{"ChargePeriodStart", "chargeperiodstart", text},
+	{"CommitmentDiscountCategory", "commitmentdiscountcategory", text},
+	{"CommitmentDiscountId", "commitmentdiscountid", text},
+	{"CommitmentDiscountName", "commitmentdiscountname", text},
+	{"CommitmentDiscountStatus", "commitmentdiscountstatus", text},
+	{"CommitmentDiscountType", "commitmentdiscounttype", text},
+	{"ConsumedQuantity", "consumedquantity", text},
+	{"ConsumedUnit", "consumedunit", text},
+	{"ContractedCost", "contractedcost", text},
+	{"ContractedUnitPrice", "contractedunitprice", text},
+	{"EffectiveCost", "effectivecost", text},
+	{"InvoiceIssuerName", "invoiceissuername", text},
+	{"ListCost", "listcost", text},
+	{"ListUnitPrice", "listunitprice", text},
+	{"PricingCategory", "pricingcategory", text},
+	{"PricingQuantity", "pricingquantity", text},
+	{"PricingUnit", "pricingunit", text},
+	{"ProviderName", "providername", text},
+	{"PublisherName", "publishername", text},
+	{"RegionId", "regionid", text},
+	{"RegionName", "regionname", text},
+	{"ResourceId", "resourceid", text},
+	{"ResourceName", "resourcename", text},
+	{"ResourceType", "resourcetype", text},
+	{"ServiceCategory", "servicecategory", text},
+	{"ServiceName", "servicename", text},
+	{"SkuId", "skuid", text},
+	{"SkuPriceId", "skupriceid", text},
+	{"SubAccountId", "subaccountid", text},
+	{"SubAccountName", "subaccountname", text},
+	{"Tags", "tags", text},
+}
+
+// focusRequired is the one column a file must have to be taken for FOCUS:
+// without it, it is some other file (an error page, another report).
+const focusRequired = "BilledCost"
+
 // invoicePrefix are the columns Invoice adds before the line-item columns.
 var invoicePrefix = []string{"invoice_id", "invoice_status"}
 
@@ -96,6 +152,11 @@ var InvoiceColumns = append(append([]string(nil), invoicePrefix...), names(invoi
 // UsageColumns is the header of normalized usage. The Glue table of usage
 // declares exactly these columns, in this order.
 var UsageColumns = names(usageColumns)
+
+// FocusColumns is the header of a normalized FOCUS report: the FOCUS 1.0
+// column names in lower case, as Athena shows them. The Glue table of FOCUS
+// declares exactly these columns, in this order.
+var FocusColumns = names(focusColumns)
 
 func names(cs []column) []string {
 	out := make([]string, len(cs))
@@ -183,6 +244,29 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 // column Atlas adds is left out (the raw file keeps it), a missing one is an
 // error.
 func Usage(w io.Writer, r io.Reader) (Stats, error) {
+	st, err := byName(w, r, usageColumns, func(c column) bool { return true })
+	if err != nil {
+		return st, fmt.Errorf("normalize: usage: %w", err)
+	}
+	return st, nil
+}
+
+// Focus reads a FOCUS report CSV from r (a header row, then one record per
+// charge) and writes to w the header FocusColumns and the records: columns
+// found by name, missing ones empty, added ones left out (see focusColumns).
+// A file without a BilledCost column is an error.
+func Focus(w io.Writer, r io.Reader) (Stats, error) {
+	st, err := byName(w, r, focusColumns, func(c column) bool { return c.atlas == focusRequired })
+	if err != nil {
+		return st, fmt.Errorf("normalize: FOCUS report: %w", err)
+	}
+	return st, nil
+}
+
+// byName reads a CSV whose first row names its columns and writes cols, in
+// their order, found by name (case and surrounding spaces aside). A column
+// missing from the file is an error if required says so, else empty.
+func byName(w io.Writer, r io.Reader, cols []column, required func(column) bool) (Stats, error) {
 	var st Stats
 	br := bufio.NewReader(r)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
@@ -192,13 +276,13 @@ func Usage(w io.Writer, r io.Reader) (Stats, error) {
 	cr.ReuseRecord = true // FieldsPerRecord 0: every record as wide as the header
 	header, err := cr.Read()
 	if err == io.EOF {
-		return st, errors.New("normalize: usage: empty file, want a header row")
+		return st, errors.New("empty file, want a header row")
 	}
 	if err != nil {
-		return st, fmt.Errorf("normalize: usage: reading the header: %w", err)
+		return st, fmt.Errorf("reading the header: %w", err)
 	}
-	src := make([]int, len(usageColumns)) // src[i]: field of usageColumns[i]
-	for i, c := range usageColumns {
+	src := make([]int, len(cols)) // src[i]: field of cols[i], -1 if none
+	for i, c := range cols {
 		src[i] = -1
 		for j, h := range header {
 			if strings.EqualFold(strings.TrimSpace(h), c.atlas) {
@@ -206,46 +290,50 @@ func Usage(w io.Writer, r io.Reader) (Stats, error) {
 				break
 			}
 		}
-		if src[i] < 0 {
-			return st, fmt.Errorf("normalize: usage: header has no %q column", c.atlas)
+		if src[i] < 0 && required(c) {
+			return st, fmt.Errorf("header has no %q column", c.atlas)
 		}
 	}
 	bw := bufio.NewWriterSize(w, bufSize)
 	cw := csv.NewWriter(bw)
-	if err := cw.Write(UsageColumns); err != nil {
-		return st, fmt.Errorf("normalize: usage: writing the header: %w", err)
+	if err := cw.Write(names(cols)); err != nil {
+		return st, fmt.Errorf("writing the header: %w", err)
 	}
-	out := make([]string, len(usageColumns))
+	out := make([]string, len(cols))
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return st, fmt.Errorf("normalize: usage: %w", err)
+			return st, err
 		}
-		for i, c := range usageColumns {
+		for i, c := range cols {
+			if src[i] < 0 {
+				out[i] = ""
+				continue
+			}
 			v := rec[src[i]]
 			nv, cents, err := value(c.kind, v)
 			if err != nil {
 				line, _ := cr.FieldPos(src[i])
-				return st, fmt.Errorf("normalize: usage: line %d: %s %s: %w", line, c.name, shown(v), err)
+				return st, fmt.Errorf("line %d: %s %s: %w", line, c.name, shown(v), err)
 			}
 			if c.kind == amount {
 				if st.AmountCents, err = add(st.AmountCents, cents); err != nil {
 					line, _ := cr.FieldPos(src[i])
-					return st, fmt.Errorf("normalize: usage: line %d: %w", line, err)
+					return st, fmt.Errorf("line %d: %w", line, err)
 				}
 			}
 			out[i] = nv
 		}
 		if err := cw.Write(out); err != nil {
-			return st, fmt.Errorf("normalize: usage: writing record %d: %w", st.Rows+1, err)
+			return st, fmt.Errorf("writing record %d: %w", st.Rows+1, err)
 		}
 		st.Rows++
 	}
 	if err := flush(cw, bw); err != nil {
-		return st, fmt.Errorf("normalize: usage: %w", err)
+		return st, err
 	}
 	return st, nil
 }

@@ -346,3 +346,60 @@ func TestWriteErrors(t *testing.T) {
 		t.Errorf("Invoice from a broken reader: %v, want the read error", err)
 	}
 }
+
+func TestFocus(t *testing.T) {
+	col := func(rec []string, name string) string { return rec[slices.Index(normalize.FocusColumns, name)] }
+	for _, tc := range []struct {
+		name string
+		in   string
+		rows int64
+		err  string
+		want map[string]string // columns of the first record
+	}{
+		{
+			name: "a subset, in another order, with a column FOCUS 1.0 lacks",
+			in: "ServiceName,BilledCost,x_ProjectId,ChargePeriodStart,Tags\n" +
+				`Clusters,12.50,6650a1b2c3d4e5f6a7b8c9d0,2024-06-01T00:00:00Z,"{""env"": ""prod"",` + "\n" + `""team"": ""data""}"` + "\n" +
+				"Storage,0.000125,p2,2024-06-02T00:00:00Z,\n",
+			rows: 2,
+			want: map[string]string{
+				"servicename": "Clusters", "billedcost": "12.50", "chargeperiodstart": "2024-06-01T00:00:00Z",
+				"tags": `{"env": "prod", "team": "data"}`, "regionname": "", "commitmentdiscountid": "",
+			},
+		},
+		{name: "BOM, CRLF, header names in other case", in: "\xef\xbb\xbfbilledcost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1.00", "billingcurrency": "USD"}},
+		{name: "header only", in: "BilledCost\n", rows: 0},
+		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`},
+		{name: "empty file", in: "", err: "empty file"},
+		{name: "ragged record", in: "BilledCost,ServiceName\n1.00\n", err: "wrong number of fields"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			st, err := normalize.Focus(&out, strings.NewReader(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := records(t, out.Bytes())
+			if st.Rows != tc.rows || int64(len(recs)) != tc.rows+1 || !slices.Equal(recs[0], normalize.FocusColumns) {
+				t.Fatalf("stats %+v, %d records, header %v; want %d rows and FocusColumns", st, len(recs), recs[0], tc.rows)
+			}
+			if bytes.ContainsAny(out.Bytes()[:out.Len()-1], "\r") || bytes.Count(out.Bytes(), []byte("\n")) != int(tc.rows)+1 {
+				t.Errorf("records are not one per line:\n%s", out.Bytes())
+			}
+			for name, want := range tc.want {
+				if got := col(recs[1], name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+	if len(normalize.FocusColumns) != 43 {
+		t.Errorf("%d FOCUS columns, want FOCUS 1.0's 43", len(normalize.FocusColumns))
+	}
+}

@@ -97,14 +97,6 @@ func firstRecord(t *testing.T, b []byte) []string {
 	return rec
 }
 
-func lower(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strings.ToLower(s)
-	}
-	return out
-}
-
 func names(t *testing.T, cols any) (out []string) {
 	t.Helper()
 	for _, c := range list(cols) {

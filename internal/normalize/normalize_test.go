@@ -58,6 +58,19 @@ var longPreamble = append(slices.Clone(shortPreamble),
 	`Note,"a line that looks like a header: Date,Usage Date",`,
 )
 
+// wantErr checks err against want, a part of the message ("" for none),
+// and says whether the test goes on to check the output.
+func wantErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatal(err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+	return want == ""
+}
+
 // records parses a normalized file strictly: every record as wide as the header.
 func records(t *testing.T, b []byte) [][]string {
 	t.Helper()
@@ -233,14 +246,8 @@ func TestInvoice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Invoice(&out, strings.NewReader(tc.in), tc.info)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !wantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if st.Rows != tc.rows || st.AmountCents != tc.cents {
 				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
@@ -298,14 +305,8 @@ func TestUsage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Usage(&out, strings.NewReader(tc.in))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !wantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if st.Rows != tc.rows || st.AmountCents != tc.cents {
 				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
@@ -376,14 +377,8 @@ func TestFocus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Focus(&out, strings.NewReader(tc.in))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !wantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			recs := records(t, out.Bytes())
 			if st.Rows != tc.rows || int64(len(recs)) != tc.rows+1 || !slices.Equal(recs[0], normalize.FocusColumns) {

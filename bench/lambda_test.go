@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 // lambdaRun is what one process of a bootstrap did under the Runtime API.
@@ -54,7 +56,7 @@ func runLambda(t testing.TB, bin string, env []string, events ...json.RawMessage
 	defer srv.Close()
 	defer close(api.stop) // runs first: releases the parked /next
 
-	out := &syncBuffer{}
+	out := &testenv.Buffer{Max: 4 << 20}
 	cmd := exec.Command(bin)
 	cmd.Dir = filepath.Dir(bin)
 	cmd.Env = append(append(lambdaEnv(t), env...), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"))
@@ -256,25 +258,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// syncBuffer collects a child's output; both streams write into it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 4<<20 { // keep memory bounded; the start says enough
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

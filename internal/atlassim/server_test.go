@@ -10,11 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 func TestEnvelope(t *testing.T) {
@@ -87,7 +87,7 @@ func TestProcessingTime(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	srv, err := atlassim.New(atlassim.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
@@ -143,23 +143,6 @@ func TestServe(t *testing.T) {
 	if ok200 != 2 {
 		t.Fatalf("%d logged 200s for the pending invoice, want 2:\n%s", ok200, out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRegisterFlags(t *testing.T) {

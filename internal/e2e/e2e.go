@@ -17,7 +17,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,7 +82,7 @@ type World struct {
 	Layout  layout.Layout
 
 	sfn  sfntest.Options
-	logs *syncBuffer
+	logs *testenv.Buffer // log lines from concurrent handler calls
 }
 
 // ServiceAccountSecret is the secret JSON for a service account.
@@ -118,7 +117,7 @@ func New(t testing.TB, opts Options) *World {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	w := &World{Layout: lay, sfn: opts.SFN, logs: &syncBuffer{}}
+	w := &World{Layout: lay, sfn: opts.SFN, logs: &testenv.Buffer{}}
 	w.Sim, w.BaseURL = atlassimtest.Start(t, cfg)
 	for _, o := range w.Sim.Orgs() {
 		w.Orgs = append(w.Orgs, o.ID)
@@ -363,22 +362,4 @@ func mustMonth(t testing.TB, month string) period.Period {
 		t.Fatalf("e2e: %v", err)
 	}
 	return p
-}
-
-// syncBuffer collects log lines written from concurrent handler calls.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

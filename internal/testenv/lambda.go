@@ -149,7 +149,7 @@ func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.R
 	defer srv.Close()
 	defer close(a.stop) // runs first: unblocks /next so srv.Close can finish
 
-	out := newTailBuffer(1 << 20)
+	out := &Buffer{Max: 1 << 20}
 	home := t.TempDir()
 	baseEnv := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",

@@ -47,30 +47,32 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// tailBuffer keeps the last max bytes written to it, so a chatty child
-// process cannot grow test memory without bound. Safe for concurrent use
-// (exec writes stdout and stderr from separate goroutines).
-type tailBuffer struct {
+// Buffer collects what concurrent writers write: a child process's stdout
+// and stderr, or handlers logging at once. With Max above zero it keeps only
+// the last Max bytes, so a chatty process cannot grow test memory without
+// bound. The zero value keeps everything.
+type Buffer struct {
+	Max int
+
 	mu      sync.Mutex
 	buf     []byte
-	max     int
 	dropped int64
 }
 
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
+	if over := len(b.buf) - b.Max; b.Max > 0 && over > 0 {
 		b.dropped += int64(over)
 		b.buf = append(b.buf[:0], b.buf[over:]...)
 	}
 	return len(p), nil
 }
 
-func (b *tailBuffer) String() string {
+// String is what the buffer holds, after a line saying so if output was
+// dropped.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out bytes.Buffer

@@ -286,7 +286,7 @@ func TestTailBuffer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newTailBuffer(5)
+			b := &Buffer{Max: 5}
 			for _, w := range tt.writes {
 				b.Write([]byte(w))
 			}

@@ -116,7 +116,7 @@ func startVersity(t testing.TB, bin, access, secret string) (string, int, error)
 	t.Helper()
 	addr := freePort(t)
 	root := t.TempDir()
-	out := newTailBuffer(64 << 10)
+	out := &Buffer{Max: 64 << 10}
 	cmd := exec.Command(bin, "--port", addr, "posix", root)
 	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
 	cmd.Stdout = out

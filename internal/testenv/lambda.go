@@ -109,6 +109,9 @@ type Invocation struct {
 	Payload      json.RawMessage // the function's response, when it succeeded
 	ErrorType    string          // when it failed: the errorType it reported, or Runtime.ExitError
 	ErrorMessage string
+	// Duration runs from the event handed over to the answer received: what
+	// Lambda bills. Zero when the process died on it.
+	Duration time.Duration
 }
 
 // Failed reports whether the invocation ended in an error.
@@ -132,17 +135,8 @@ func RunBootstrap(t testing.TB, bin string, env []string, events ...json.RawMess
 // to stdout and stderr (its logs), for example to assert that no secret leaks.
 func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.RawMessage) ([]Invocation, string) {
 	t.Helper()
-	a := &runtimeAPI{
-		events:   events,
-		results:  make([]Invocation, len(events)),
-		answered: make([]bool, len(events)),
-		inflight: map[string]int{},
-		left:     len(events),
-		allDone:  make(chan struct{}),
-		stop:     make(chan struct{}),
-	}
+	a := newRuntimeAPI(events, invokeTime)
 	if len(events) == 0 {
-		close(a.allDone)
 		return nil, ""
 	}
 	srv := httptest.NewServer(a.handler())
@@ -150,27 +144,7 @@ func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.R
 	defer close(a.stop) // runs first: unblocks /next so srv.Close can finish
 
 	out := &Buffer{Max: 1 << 20}
-	home := t.TempDir()
-	baseEnv := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"LANG=en_US.UTF-8",
-		"TZ=UTC",
-		"HOME=" + home,
-		"LAMBDA_TASK_ROOT=" + filepath.Dir(bin),
-		"_HANDLER=bootstrap",
-		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
-		"AWS_LAMBDA_FUNCTION_NAME=" + functionName,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + functionName,
-		"AWS_LAMBDA_LOG_STREAM_NAME=test",
-		"AWS_REGION=" + Region,
-		"AWS_DEFAULT_REGION=" + Region,
-		"AWS_EC2_METADATA_DISABLED=true",
-	}
-	// exec keeps the last value of a repeated key: env overrides the base,
-	// and nothing overrides the Runtime API address.
-	fullEnv := append(append(baseEnv, env...), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"))
+	fullEnv := lambdaEnv(t, bin, env, srv.URL)
 
 	timeout := time.NewTimer(runTimeout)
 	defer timeout.Stop()
@@ -208,18 +182,156 @@ func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.R
 	return a.results, out.String()
 }
 
-// runtimeAPI serves the Lambda Runtime API for one RunBootstrap call.
+// lambdaEnv is a clean environment like Lambda's provided.al2023 runtime's
+// (the test's own is not inherited, so no developer AWS settings leak in),
+// then env, then the Runtime API address of api (an http:// URL).
+func lambdaEnv(t testing.TB, bin string, env []string, api string) []string {
+	base := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LANG=en_US.UTF-8",
+		"TZ=UTC",
+		"HOME=" + t.TempDir(),
+		"LAMBDA_TASK_ROOT=" + filepath.Dir(bin),
+		"_HANDLER=bootstrap",
+		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
+		"AWS_LAMBDA_FUNCTION_NAME=" + functionName,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512",
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + functionName,
+		"AWS_LAMBDA_LOG_STREAM_NAME=test",
+		"AWS_REGION=" + Region,
+		"AWS_DEFAULT_REGION=" + Region,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+	}
+	// exec keeps the last value of a repeated key: env overrides the base,
+	// and nothing overrides the Runtime API address.
+	return append(append(base, env...), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(api, "http://"))
+}
+
+// Timed is what one bootstrap process did under RunTimed.
+type Timed struct {
+	Invocations []Invocation
+	Init        time.Duration // exec to its first /runtime/invocation/next
+	Done        time.Duration // exec to the last answer (zero without events)
+	PeakRSS     int64         // peak resident set in bytes (VmHWM; Linux only, else 0)
+	CPU         time.Duration // user + system time
+	Output      string        // its stdout and stderr (the first 4 MiB)
+}
+
+// RunTimed starts bin once under a Runtime API on 127.0.0.1, hands it the
+// events one at a time, and kills it when it asks for the next event after
+// the last; with no events, at its first request (a cold start). It is for
+// measuring, so unlike RunBootstrap it does not restart a process: an exit
+// or an init error fails the test. timeout bounds the whole run and is each
+// invocation's deadline. env is added as for RunBootstrap.
+func RunTimed(t testing.TB, bin string, env []string, timeout time.Duration, events ...json.RawMessage) Timed {
+	t.Helper()
+	a := newRuntimeAPI(events, timeout)
+	srv := httptest.NewServer(a.handler())
+	defer srv.Close()
+	defer close(a.stop) // runs first: releases the parked /next
+
+	out := &Buffer{Max: 4 << 20}
+	cmd := exec.Command(bin)
+	cmd.Dir = filepath.Dir(bin)
+	cmd.Env = lambdaEnv(t, bin, env, srv.URL)
+	cmd.Stdout, cmd.Stderr = out, out
+	killWithParent(cmd)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	limit := time.NewTimer(timeout)
+	defer limit.Stop()
+	var peak int64
+	select {
+	case <-a.idle:
+		// Read while the process lives: after its exit only getrusage's
+		// ru_maxrss is left, which on Linux also counts the parent's memory
+		// shared at fork.
+		peak = peakRSS(cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		<-exited
+	case err := <-exited:
+		t.Fatalf("testenv: %s exited early (%v); output:\n%s", bin, err, out.String())
+	case <-limit.C:
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("testenv: %s did not finish within %s; output:\n%s", bin, timeout, out.String())
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.initErr != nil {
+		t.Fatalf("testenv: %s reported an init error: %s: %s; output:\n%s", bin, a.initErr.ErrorType, a.initErr.ErrorMessage, out.String())
+	}
+	run := Timed{Invocations: a.results, Init: a.first.Sub(start), PeakRSS: peak, Output: out.String()}
+	if len(events) > 0 {
+		run.Done = a.last.Sub(start)
+	}
+	run.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return run
+}
+
+// peakRSS is the peak resident set of a live process ("VmHWM: 1234 kB" in
+// /proc/PID/status), or 0 where there is no such file.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			f := strings.Fields(string(rest))
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil && len(f) == 2 && f[1] == "kB" {
+				return n << 10
+			}
+		}
+	}
+	return 0
+}
+
+// runtimeAPI serves the Lambda Runtime API to the processes of one run.
 type runtimeAPI struct {
 	mu       sync.Mutex
 	events   []json.RawMessage
+	deadline time.Duration // each invocation's Lambda-Runtime-Deadline-Ms, from its hand-over
 	results  []Invocation
 	answered []bool
-	next     int            // index of the next event to hand out
-	inflight map[string]int // request id -> event index
-	initErr  *Invocation    // reported by the current process on /init/error
-	left     int            // events without an answer
-	allDone  chan struct{}  // closed when left reaches 0
-	stop     chan struct{}  // closed when the run ends
+	next     int                  // index of the next event to hand out
+	inflight map[string]int       // request id -> event index
+	sent     map[string]time.Time // request id -> when its event went out
+	initErr  *Invocation          // reported by the current process on /init/error
+	left     int                  // events without an answer
+	first    time.Time            // the first /next
+	last     time.Time            // the last answer
+	allDone  chan struct{}        // closed when left reaches 0
+	idle     chan struct{}        // closed when /next finds no event left
+	idleOnce sync.Once
+	stop     chan struct{} // closed when the run ends
+}
+
+func newRuntimeAPI(events []json.RawMessage, deadline time.Duration) *runtimeAPI {
+	a := &runtimeAPI{
+		events:   events,
+		deadline: deadline,
+		results:  make([]Invocation, len(events)),
+		answered: make([]bool, len(events)),
+		inflight: map[string]int{},
+		sent:     map[string]time.Time{},
+		left:     len(events),
+		allDone:  make(chan struct{}),
+		idle:     make(chan struct{}),
+		stop:     make(chan struct{}),
+	}
+	if len(events) == 0 {
+		close(a.allDone)
+	}
+	return a
 }
 
 func (a *runtimeAPI) done() bool {
@@ -242,8 +354,14 @@ func (a *runtimeAPI) answer(idx int, inv Invocation) {
 	if a.answered[idx] {
 		return
 	}
+	now := time.Now()
+	if sent, ok := a.sent[inv.RequestID]; ok {
+		inv.Duration = now.Sub(sent)
+		delete(a.sent, inv.RequestID)
+	}
 	a.answered[idx] = true
 	a.results[idx] = inv
+	a.last = now
 	a.left--
 	if a.left == 0 {
 		close(a.allDone)
@@ -267,6 +385,7 @@ func (a *runtimeAPI) processExited(err error) {
 	}
 	if len(a.inflight) > 0 {
 		for id, idx := range a.inflight {
+			delete(a.sent, id) // no answer came: nothing to time
 			fail(idx, id)
 			delete(a.inflight, id)
 		}
@@ -295,8 +414,12 @@ func (a *runtimeAPI) handler() http.Handler {
 
 func (a *runtimeAPI) serveNext(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
+	if a.first.IsZero() {
+		a.first = time.Now()
+	}
 	if a.next >= len(a.events) {
 		a.mu.Unlock()
+		a.idleOnce.Do(func() { close(a.idle) })
 		// Nothing more to do: block like Lambda does until the process is frozen (here: killed).
 		select {
 		case <-a.stop:
@@ -315,9 +438,12 @@ func (a *runtimeAPI) serveNext(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Lambda-Runtime-Aws-Request-Id", id)
-	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(invokeTime).UnixMilli(), 10))
+	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(a.deadline).UnixMilli(), 10))
 	h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:"+Region+":"+smAccount+":function:"+functionName)
 	h.Set("Lambda-Runtime-Trace-Id", fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", time.Now().Unix(), randomHex(12), randomHex(8)))
+	a.mu.Lock()
+	a.sent[id] = time.Now()
+	a.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 	w.Write(payload)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,31 @@ func TestRunBootstrapInitError(t *testing.T) {
 	}
 }
 
+func TestRunTimed(t *testing.T) {
+	bin := BuildBootstrap(t, "./internal/testenv/testdata/echo")
+	t.Run("cold start", func(t *testing.T) {
+		run := RunTimed(t, bin, nil, time.Minute)
+		if run.Init <= 0 || run.Done != 0 || len(run.Invocations) != 0 || run.CPU < 0 {
+			t.Errorf("run = %+v, want an init time and nothing else", run)
+		}
+		if runtime.GOOS == "linux" && run.PeakRSS < 1<<20 {
+			t.Errorf("peak RSS %d bytes, want the process's (at least 1 MiB)", run.PeakRSS)
+		}
+	})
+	t.Run("events", func(t *testing.T) {
+		run := RunTimed(t, bin, nil, time.Minute, json.RawMessage(`{"a":1}`), json.RawMessage(`"sleep"`))
+		if len(run.Invocations) != 2 || string(run.Invocations[0].Payload) != `{"a":1}` || string(run.Invocations[1].Payload) != `"slept"` {
+			t.Fatalf("invocations = %+v", run.Invocations)
+		}
+		if d := run.Invocations[1].Duration; d < 50*time.Millisecond || d > 30*time.Second {
+			t.Errorf("the sleeping invocation took %v, want at least its 50 ms", d)
+		}
+		if run.Invocations[0].Duration <= 0 || run.Done < run.Init+run.Invocations[1].Duration {
+			t.Errorf("init %v, durations %v and %v, done %v: not in order", run.Init, run.Invocations[0].Duration, run.Invocations[1].Duration, run.Done)
+		}
+	})
+}
+
 func TestBuildBootstrapCached(t *testing.T) {
 	const pkg = "./internal/testenv/testdata/echo"
 	a := BuildBootstrap(t, pkg)
@@ -275,7 +301,7 @@ func TestBuildBootstrapCached(t *testing.T) {
 	}
 }
 
-func TestTailBuffer(t *testing.T) {
+func TestBuffer(t *testing.T) {
 	tests := []struct {
 		name   string
 		writes []string

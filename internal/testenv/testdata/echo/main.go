@@ -25,6 +25,9 @@ func handle(ctx context.Context, in json.RawMessage) (any, error) {
 			return nil, messages.InvokeResponse_Error{Type: "Input.Invalid", Message: "input is invalid"}
 		case "exit":
 			os.Exit(3)
+		case "sleep":
+			time.Sleep(50 * time.Millisecond) // a known minimum duration
+			return "slept", nil
 		case "env":
 			return os.Getenv("ECHO_VALUE"), nil
 		case "context":

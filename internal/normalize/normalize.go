@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -45,45 +46,56 @@ const (
 type column struct {
 	atlas, name string
 	kind        kind
+	also        []string // other header names taken for this column (by name only)
 }
 
 // invoiceColumns are the line-item columns of an invoice CSV, in Atlas's order
 // (atlas.InvoiceColumns).
 var invoiceColumns = []column{
-	{"Date", "date", date},
-	{"Usage Date", "usage_date", date},
-	{"Description", "description", text},
-	{"Note", "note", text},
-	{"Organization Name", "organization_name", text},
-	{"Organization ID", "organization_id", text},
-	{"Project", "project", text},
-	{"Project ID", "project_id", text},
-	{"SKU", "sku", text},
-	{"Region", "region", text},
-	{"Cluster", "cluster", text},
-	{"Replica Set", "replica_set", text},
-	{"Config Server", "config_server", text},
-	{"Application", "application", text},
-	{"Unit", "unit", text},
-	{"Unit Price", "unit_price", number},
-	{"Quantity", "quantity", number},
-	{"Discount Percent", "discount_percent", percent},
-	{"Amount", "amount", amount},
+	{"Date", "date", date, nil},
+	{"Usage Date", "usage_date", date, nil},
+	{"Description", "description", text, nil},
+	{"Note", "note", text, nil},
+	{"Organization Name", "organization_name", text, nil},
+	{"Organization ID", "organization_id", text, nil},
+	{"Project", "project", text, nil},
+	{"Project ID", "project_id", text, nil},
+	{"SKU", "sku", text, nil},
+	{"Region", "region", text, nil},
+	{"Cluster", "cluster", text, nil},
+	{"Replica Set", "replica_set", text, nil},
+	{"Config Server", "config_server", text, nil},
+	{"Application", "application", text, nil},
+	{"Unit", "unit", text, nil},
+	{"Unit Price", "unit_price", number, nil},
+	{"Quantity", "quantity", number, nil},
+	{"Discount Percent", "discount_percent", percent, nil},
+	{"Amount", "amount", amount, nil},
 }
 
 // usageColumns are the columns of a Cost Explorer usage CSV, found by name.
+// The CSV's layout is not documented beyond the spec's example, which names
+// some columns differently ("Invoice Id", "Project Id", "Cluster Unique Id",
+// "Billed Date") and has no Service or Usage Date; public clients read the
+// JSON form's invoiceId, organizationId, service, usageAmount and usageDate.
+// So names match whatever their case, spaces and underscores, a few other
+// names are taken too, and only the amount is required: a column the file
+// lacks is empty rather than the export failing.
 var usageColumns = []column{
-	{"Invoice ID", "invoice_id", text},
-	{"Organization ID", "organization_id", text},
-	{"Organization Name", "organization_name", text},
-	{"Project ID", "project_id", text},
-	{"Project Name", "project_name", text},
-	{"Cluster ID", "cluster_id", text},
-	{"Cluster Name", "cluster_name", text},
-	{"Service", "service", text},
-	{"Usage Date", "usage_date", date},
-	{"Usage Amount", "usage_amount", amount},
+	{"Invoice ID", "invoice_id", text, nil},
+	{"Organization ID", "organization_id", text, []string{"Org ID"}},
+	{"Organization Name", "organization_name", text, []string{"Org Name"}},
+	{"Project ID", "project_id", text, []string{"Group ID"}},
+	{"Project Name", "project_name", text, []string{"Group Name"}},
+	{"Cluster ID", "cluster_id", text, []string{"Cluster Unique ID"}},
+	{"Cluster Name", "cluster_name", text, nil},
+	{"Service", "service", text, []string{"Service Name"}},
+	{"Usage Date", "usage_date", date, []string{"Billed Date", "Bill Date"}},
+	{"Usage Amount", "usage_amount", amount, nil},
 }
+
+// usageRequired is the one column a usage file must have.
+const usageRequired = "Usage Amount"
 
 // focusColumns are the columns of FOCUS 1.0, the FinOps Open Cost and Usage
 // Specification, in its (alphabetical) order, found by name. A FOCUS file
@@ -92,49 +104,49 @@ var usageColumns = []column{
 // discounts), one it adds (a later FOCUS version's, or a provider's "x_"
 // column) stays in the raw file only. Values are kept as given, on one line.
 var focusColumns = []column{
-	{"AvailabilityZone", "availabilityzone", text},
-	{"BilledCost", "billedcost", text},
-	{"BillingAccountId", "billingaccountid", text},
-	{"BillingAccountName", "billingaccountname", text},
-	{"BillingCurrency", "billingcurrency", text},
-	{"BillingPeriodEnd", "billingperiodend", text},
-	{"BillingPeriodStart", "billingperiodstart", text},
-	{"ChargeCategory", "chargecategory", text},
-	{"ChargeClass", "chargeclass", text},
-	{"ChargeDescription", "chargedescription", text},
-	{"ChargeFrequency", "chargefrequency", text},
-	{"ChargePeriodEnd", "chargeperiodend", text},
-	{"ChargePeriodStart", "chargeperiodstart", text},
-	{"CommitmentDiscountCategory", "commitmentdiscountcategory", text},
-	{"CommitmentDiscountId", "commitmentdiscountid", text},
-	{"CommitmentDiscountName", "commitmentdiscountname", text},
-	{"CommitmentDiscountStatus", "commitmentdiscountstatus", text},
-	{"CommitmentDiscountType", "commitmentdiscounttype", text},
-	{"ConsumedQuantity", "consumedquantity", text},
-	{"ConsumedUnit", "consumedunit", text},
-	{"ContractedCost", "contractedcost", text},
-	{"ContractedUnitPrice", "contractedunitprice", text},
-	{"EffectiveCost", "effectivecost", text},
-	{"InvoiceIssuerName", "invoiceissuername", text},
-	{"ListCost", "listcost", text},
-	{"ListUnitPrice", "listunitprice", text},
-	{"PricingCategory", "pricingcategory", text},
-	{"PricingQuantity", "pricingquantity", text},
-	{"PricingUnit", "pricingunit", text},
-	{"ProviderName", "providername", text},
-	{"PublisherName", "publishername", text},
-	{"RegionId", "regionid", text},
-	{"RegionName", "regionname", text},
-	{"ResourceId", "resourceid", text},
-	{"ResourceName", "resourcename", text},
-	{"ResourceType", "resourcetype", text},
-	{"ServiceCategory", "servicecategory", text},
-	{"ServiceName", "servicename", text},
-	{"SkuId", "skuid", text},
-	{"SkuPriceId", "skupriceid", text},
-	{"SubAccountId", "subaccountid", text},
-	{"SubAccountName", "subaccountname", text},
-	{"Tags", "tags", text},
+	{"AvailabilityZone", "availabilityzone", text, nil},
+	{"BilledCost", "billedcost", text, nil},
+	{"BillingAccountId", "billingaccountid", text, nil},
+	{"BillingAccountName", "billingaccountname", text, nil},
+	{"BillingCurrency", "billingcurrency", text, nil},
+	{"BillingPeriodEnd", "billingperiodend", text, nil},
+	{"BillingPeriodStart", "billingperiodstart", text, nil},
+	{"ChargeCategory", "chargecategory", text, nil},
+	{"ChargeClass", "chargeclass", text, nil},
+	{"ChargeDescription", "chargedescription", text, nil},
+	{"ChargeFrequency", "chargefrequency", text, nil},
+	{"ChargePeriodEnd", "chargeperiodend", text, nil},
+	{"ChargePeriodStart", "chargeperiodstart", text, nil},
+	{"CommitmentDiscountCategory", "commitmentdiscountcategory", text, nil},
+	{"CommitmentDiscountId", "commitmentdiscountid", text, nil},
+	{"CommitmentDiscountName", "commitmentdiscountname", text, nil},
+	{"CommitmentDiscountStatus", "commitmentdiscountstatus", text, nil},
+	{"CommitmentDiscountType", "commitmentdiscounttype", text, nil},
+	{"ConsumedQuantity", "consumedquantity", text, nil},
+	{"ConsumedUnit", "consumedunit", text, nil},
+	{"ContractedCost", "contractedcost", text, nil},
+	{"ContractedUnitPrice", "contractedunitprice", text, nil},
+	{"EffectiveCost", "effectivecost", text, nil},
+	{"InvoiceIssuerName", "invoiceissuername", text, nil},
+	{"ListCost", "listcost", text, nil},
+	{"ListUnitPrice", "listunitprice", text, nil},
+	{"PricingCategory", "pricingcategory", text, nil},
+	{"PricingQuantity", "pricingquantity", text, nil},
+	{"PricingUnit", "pricingunit", text, nil},
+	{"ProviderName", "providername", text, nil},
+	{"PublisherName", "publishername", text, nil},
+	{"RegionId", "regionid", text, nil},
+	{"RegionName", "regionname", text, nil},
+	{"ResourceId", "resourceid", text, nil},
+	{"ResourceName", "resourcename", text, nil},
+	{"ResourceType", "resourcetype", text, nil},
+	{"ServiceCategory", "servicecategory", text, nil},
+	{"ServiceName", "servicename", text, nil},
+	{"SkuId", "skuid", text, nil},
+	{"SkuPriceId", "skupriceid", text, nil},
+	{"SubAccountId", "subaccountid", text, nil},
+	{"SubAccountName", "subaccountname", text, nil},
+	{"Tags", "tags", text, nil},
 }
 
 // focusRequired is the one column a file must have to be taken for FOCUS:
@@ -240,11 +252,11 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 
 // Usage reads a Cost Explorer usage CSV from r (a header row, then one record
 // per usage line) and writes to w the header UsageColumns and the records.
-// Columns are found by their header name, so Atlas may reorder them; a
-// column Atlas adds is left out (the raw file keeps it), a missing one is an
-// error.
+// Columns are found by their header name (see usageColumns), so Atlas may
+// reorder or rename them; a column Atlas adds is left out (the raw file
+// keeps it), a missing one is empty, except Usage Amount, which must be there.
 func Usage(w io.Writer, r io.Reader) (Stats, error) {
-	st, err := byName(w, r, usageColumns, func(c column) bool { return true })
+	st, err := byName(w, r, usageColumns, func(c column) bool { return c.atlas == usageRequired })
 	if err != nil {
 		return st, fmt.Errorf("normalize: usage: %w", err)
 	}
@@ -263,9 +275,36 @@ func Focus(w io.Writer, r io.Reader) (Stats, error) {
 	return st, nil
 }
 
+// named reports whether a header field names c: its name or one of its
+// others, whatever the case, spaces, underscores and hyphens.
+func (c column) named(h string) bool {
+	h = nameKey(h)
+	if h == nameKey(c.atlas) {
+		return true
+	}
+	for _, a := range c.also {
+		if h == nameKey(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// nameKey is a header name in lower case without spaces, underscores and
+// hyphens: "Invoice Id", "invoice_id" and "invoiceId" are one key.
+func nameKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '_', '-', '\t', '\ufeff':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, s)
+}
+
 // byName reads a CSV whose first row names its columns and writes cols, in
-// their order, found by name (case and surrounding spaces aside). A column
-// missing from the file is an error if required says so, else empty.
+// their order, found by name (column.named). A column missing from the file
+// is an error if required says so, else empty.
 func byName(w io.Writer, r io.Reader, cols []column, required func(column) bool) (Stats, error) {
 	var st Stats
 	br := bufio.NewReader(r)
@@ -285,7 +324,7 @@ func byName(w io.Writer, r io.Reader, cols []column, required func(column) bool)
 	for i, c := range cols {
 		src[i] = -1
 		for j, h := range header {
-			if strings.EqualFold(strings.TrimSpace(h), c.atlas) {
+			if c.named(h) {
 				src[i] = j
 				break
 			}

@@ -298,7 +298,19 @@ func TestUsage(t *testing.T) {
 			want: []string{"iid", "oid", "o", "pid", "p", "cid", "c", "Clusters", "2024-06-03", "0.99"},
 		},
 		{name: "empty file", in: "", err: "empty file"},
-		{name: "a column missing", in: strings.Replace(hdr, "Service,", "", 1), err: `header has no "Service" column`},
+		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`},
+		{
+			// The spec's example names: other spellings, no Service, no Usage Date.
+			name: "the spec's column names", rows: 1, cents: 101839,
+			in: "Billed Date,Invoice Id,Organization Name,Organization ID,Project Name,Project Id,Cluster Name,Cluster Unique Id,Usage Amount\n" +
+				"2024-06-01,iid,Test 2,oid,p,pid,TestCluster,cid, 1018.39\n",
+			want: []string{"iid", "oid", "Test 2", "pid", "p", "cid", "TestCluster", "", "2024-06-01", "1018.39"},
+		},
+		{
+			name: "JSON-style names", rows: 1, cents: 5,
+			in:   "invoiceId,organizationId,service,usageDate,usageAmount\niid,oid,Storage,2024-06-02,0.05\n",
+			want: []string{"iid", "oid", "", "", "", "", "", "Storage", "2024-06-02", "0.05"},
+		},
 		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`},
 		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields"},
 	} {
@@ -368,7 +380,7 @@ func TestFocus(t *testing.T) {
 				"tags": `{"env": "prod", "team": "data"}`, "regionname": "", "commitmentdiscountid": "",
 			},
 		},
-		{name: "BOM, CRLF, header names in other case", in: "\xef\xbb\xbfbilledcost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1.00", "billingcurrency": "USD"}},
+		{name: "BOM, CRLF, header names in other case and snake_case", in: "\xef\xbb\xbfbilled_cost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1.00", "billingcurrency": "USD"}},
 		{name: "header only", in: "BilledCost\n", rows: 0},
 		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`},
 		{name: "empty file", in: "", err: "empty file"},

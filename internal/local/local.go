@@ -165,7 +165,8 @@ func (Exporter) Run(ctx context.Context, opt cli.RunOptions, progress cli.Progre
 		}
 		for _, o := range r.Objects {
 			sum.Objects = append(sum.Objects, object(o, w.out))
-			if kindOf(o.Key) == "usage" {
+			// The normalized file: fixed column names, whatever Atlas's CSV calls them.
+			if kindOf(o.Key) == "usage-normalized" {
 				usage = append(usage, report.Usage{Key: o.Key, Month: r.Period.Label()})
 			}
 		}
@@ -191,6 +192,8 @@ func kindOf(key string) string {
 		return "invoice-line-items"
 	case strings.Contains(key, "/focus/") || strings.HasPrefix(key, "focus/"):
 		return "focus"
+	case strings.Contains(key, "/focus_normalized/") || strings.HasPrefix(key, "focus_normalized/"):
+		return "focus-normalized"
 	}
 	return ""
 }

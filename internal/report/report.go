@@ -65,7 +65,8 @@ func add(ctx context.Context, open Opener, f Usage, sums map[[2]string]*big.Rat)
 	if err != nil {
 		return fmt.Errorf("reading the header of %s: %w", f.Key, err)
 	}
-	service, amount := index(header, "Service"), index(header, "Usage Amount")
+	// The normalized file's names (what the export reads back), or Atlas's.
+	service, amount := index(header, "service", "Service"), index(header, "usage_amount", "Usage Amount")
 	if service < 0 || amount < 0 {
 		return fmt.Errorf("%s has no Service and Usage Amount columns", f.Key)
 	}
@@ -103,10 +104,13 @@ func decimal(s string) (*big.Rat, bool) {
 	return new(big.Rat).SetString(s)
 }
 
-func index(header []string, name string) int {
-	for i, h := range header {
-		if strings.TrimSpace(h) == name {
-			return i
+// index is the field of the first of names the header has, or -1.
+func index(header []string, names ...string) int {
+	for _, name := range names {
+		for i, h := range header {
+			if strings.TrimSpace(h) == name {
+				return i
+			}
 		}
 	}
 	return -1

@@ -18,8 +18,10 @@ func TestTotals(t *testing.T) {
 		"june.csv": "Invoice ID,Service,Usage Amount\n" +
 			"1,Clusters,0.10\n2,Clusters,0.20\n3,\"Data Transfer\",1018.39\n4,Credits,-25.00\n",
 		"july.csv": "Service,Usage Amount\nClusters, 1.5\n",
+		// A normalized file, as the export reads back.
+		"august.csv": "invoice_id,service,usage_date,usage_amount\n1,Storage,2024-08-01,2.00\n2,,2024-08-02,0.25\n",
 	})
-	got, err := Totals(context.Background(), []Usage{{"june.csv", "2024-06"}, {"july.csv", "2024-07"}}, open)
+	got, err := Totals(context.Background(), []Usage{{"june.csv", "2024-06"}, {"july.csv", "2024-07"}, {"august.csv", "2024-08"}}, open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +31,8 @@ func TestTotals(t *testing.T) {
 		{"2024-06", "Credits", "-25.00"},
 		{"2024-06", "Data Transfer", "1018.39"},
 		{"2024-07", "Clusters", "1.50"},
+		{"2024-08", "", "0.25"},
+		{"2024-08", "Storage", "2.00"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("totals = %v", got)

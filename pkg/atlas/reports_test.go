@@ -66,50 +66,39 @@ func wantFocus(t *testing.T, s *sim, inv string, rc io.ReadCloser) {
 // Create, poll and download, both auth schemes, HTTP/1.1 and HTTP/2.
 func TestSimReports(t *testing.T) {
 	t.Parallel()
-	for _, tls := range []bool{false, true} {
-		for _, auth := range schemes {
-			name := auth.name + "/http1"
-			if tls {
-				name = auth.name + "/http2"
-			}
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				s := startSim(t, tls, atlassim.Config{ReportReadyAfterPolls: 2})
-				c := s.client(t, auth)
-				ctx := ctxTimeout(t, 30*time.Second)
-				inv := s.Invoices(simOrg)[2].ID
+	eachTransport(t, atlassim.Config{ReportReadyAfterPolls: 2}, func(t *testing.T, s *sim, c *atlas.Client) {
+		ctx := ctxTimeout(t, 30*time.Second)
+		inv := s.Invoices(simOrg)[2].ID
 
-				r, err := c.CreateInvoiceReport(ctx, simOrg, inv)
-				if err != nil {
-					t.Fatalf("CreateInvoiceReport: %v", err)
-				}
-				if r.State != atlas.ReportPending || atlas.ValidateReportID(r.ID) != nil || r.InvoiceID != inv || r.Type != "FOCUS" || r.Format != "CSV" || r.DownloadURL != "" {
-					t.Fatalf("created %+v", r)
-				}
-				r, states := pollReport(t, c, r, 5)
-				if want := []atlas.ReportState{"PENDING", "PENDING", "RUNNING", "SUCCEEDED"}; !slices.Equal(states, want) {
-					t.Errorf("states %v, want %v", states, want)
-				}
-				if !strings.HasPrefix(r.DownloadURL, s.DownloadBaseURL()+"/") || strings.HasPrefix(r.DownloadURL, s.url) || time.Until(r.ExpiresAt) < 10*time.Minute {
-					t.Fatalf("succeeded %+v (download host %s)", r, s.DownloadBaseURL())
-				}
-				if strings.Contains(r.String(), "X-Amz-Signature") {
-					t.Errorf("String shows the signature: %s", r)
-				}
-				rc, err := c.DownloadReport(ctx, r)
-				if err != nil {
-					t.Fatalf("DownloadReport: %v", err)
-				}
-				wantFocus(t, s, inv, rc)
-				for op, n := range map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 3, atlassim.OpDownloadReport: 1} {
-					wantRequests(t, s, op, n)
-				}
-				if _, err := c.GetInvoiceReport(ctx, simOrg, inv, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
-					t.Errorf("unknown report: %v, want not found", err)
-				}
-			})
+		r, err := c.CreateInvoiceReport(ctx, simOrg, inv)
+		if err != nil {
+			t.Fatalf("CreateInvoiceReport: %v", err)
 		}
-	}
+		if r.State != atlas.ReportPending || atlas.ValidateReportID(r.ID) != nil || r.InvoiceID != inv || r.Type != "FOCUS" || r.Format != "CSV" || r.DownloadURL != "" {
+			t.Fatalf("created %+v", r)
+		}
+		r, states := pollReport(t, c, r, 5)
+		if want := []atlas.ReportState{"PENDING", "PENDING", "RUNNING", "SUCCEEDED"}; !slices.Equal(states, want) {
+			t.Errorf("states %v, want %v", states, want)
+		}
+		if !strings.HasPrefix(r.DownloadURL, s.DownloadBaseURL()+"/") || strings.HasPrefix(r.DownloadURL, s.url) || time.Until(r.ExpiresAt) < 10*time.Minute {
+			t.Fatalf("succeeded %+v (download host %s)", r, s.DownloadBaseURL())
+		}
+		if strings.Contains(r.String(), "X-Amz-Signature") {
+			t.Errorf("String shows the signature: %s", r)
+		}
+		rc, err := c.DownloadReport(ctx, r)
+		if err != nil {
+			t.Fatalf("DownloadReport: %v", err)
+		}
+		wantFocus(t, s, inv, rc)
+		for op, n := range map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 3, atlassim.OpDownloadReport: 1} {
+			wantRequests(t, s, op, n)
+		}
+		if _, err := c.GetInvoiceReport(ctx, simOrg, inv, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
+			t.Errorf("unknown report: %v, want not found", err)
+		}
+	})
 }
 
 // exchangeLog records, per host, the credentials each request carried as

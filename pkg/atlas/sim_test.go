@@ -100,9 +100,11 @@ func readAll(t *testing.T, rc io.ReadCloser) []byte {
 	return b
 }
 
-// Every operation, both auth schemes, HTTP/1.1 and HTTP/2 over TLS.
-func TestSimOperations(t *testing.T) {
-	t.Parallel()
+// eachTransport runs fn in parallel subtests, one per auth scheme over
+// HTTP/1.1 and over HTTP/2 (TLS), each with a simulator of its own (cfg)
+// and a client for it.
+func eachTransport(t *testing.T, cfg atlassim.Config, fn func(t *testing.T, s *sim, c *atlas.Client)) {
+	t.Helper()
 	for _, tls := range []bool{false, true} {
 		for _, auth := range schemes {
 			name := auth.name + "/http1"
@@ -111,130 +113,137 @@ func TestSimOperations(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				s := startSim(t, tls, atlassim.Config{})
-				c := s.client(t, auth)
-				ctx := ctxTimeout(t, 30*time.Second)
-
-				// Cost Explorer, CSV: two real 102s, then the result.
-				tok, err := c.CreateUsageQuery(ctx, simOrg, simQuery)
-				if err != nil {
-					t.Fatalf("CreateUsageQuery: %v", err)
-				}
-				u, polls := pollUsage(t, c, tok, atlas.CSV, 5)
-				if polls != 3 || s.Requests(atlassim.OpGetUsage) != 3 {
-					t.Errorf("ready after %d polls, %d requests; want 3", polls, s.Requests(atlassim.OpGetUsage))
-				}
-				var want bytes.Buffer
-				if err := s.WriteUsageCSV(&want, simOrg, simUsageQuery(simQuery)); err != nil {
-					t.Fatal(err)
-				}
-				if got := readAll(t, u.Body); !bytes.Equal(got, want.Bytes()) || u.ContentType != "application/vnd.atlas.2023-01-01+csv" {
-					t.Errorf("usage CSV: %d bytes (%s), want the simulator's %d", len(got), u.ContentType, want.Len())
-				}
-
-				// Cost Explorer, JSON.
-				tok, err = c.CreateUsageQuery(ctx, simOrg, atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				u, _ = pollUsage(t, c, tok, atlas.JSON, 5)
-				var res struct {
-					UsageDetails []struct {
-						InvoiceID, OrganizationID, Service string
-						UsageAmount                        json.Number
-					} `json:"usageDetails"`
-				}
-				if err := json.Unmarshal(readAll(t, u.Body), &res); err != nil || len(res.UsageDetails) == 0 || res.UsageDetails[0].OrganizationID != simOrg {
-					t.Errorf("usage JSON: %+v, %v", res, err)
-				}
-				if s.Requests(atlassim.OpCreateUsage) != 2 {
-					t.Errorf("%d create requests, want 2", s.Requests(atlassim.OpCreateUsage))
-				}
-
-				// Invoices: all of them, then in pages of 5.
-				wantInv := s.Invoices(simOrg)
-				inv, err := c.ListInvoices(ctx, simOrg, nil)
-				if err != nil {
-					t.Fatalf("ListInvoices: %v", err)
-				}
-				checkInvoices(t, inv, wantInv)
-				asc := &atlas.InvoiceListOptions{ItemsPerPage: 5, SortBy: "START_DATE", OrderBy: "asc"}
-				inv, err = c.ListInvoices(ctx, simOrg, asc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkInvoices(t, inv, wantInv)
-				for i := 1; i < len(inv); i++ {
-					if inv[i].StartDate.Before(inv[i-1].StartDate) {
-						t.Errorf("not in ascending order at %d", i)
-					}
-				}
-				pages := (len(wantInv) + 4) / 5
-				if n := s.Requests(atlassim.OpListInvoices); n != 1+pages {
-					t.Errorf("%d list requests, want %d", n, 1+pages)
-				}
-				paid, err := c.ListInvoices(ctx, simOrg, &atlas.InvoiceListOptions{StatusNames: []string{"PAID"}, FromDate: "2024-01-01"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range paid {
-					if p.StatusName != "PAID" || p.StartDate.Before(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) {
-						t.Errorf("filtered list has %+v", p)
-					}
-				}
-
-				pending, err := c.PendingInvoices(ctx, simOrg)
-				if err != nil || len(pending) != 1 || pending[0].StatusName != "PENDING" || pending[0].StartDate.Month() != time.July {
-					t.Fatalf("PendingInvoices = %+v, %v", pending, err)
-				}
-
-				// One invoice CSV: the exact bytes, and parseable.
-				closed := wantInv[len(wantInv)-2]
-				rc, err := c.InvoiceCSV(ctx, simOrg, closed.ID)
-				if err != nil {
-					t.Fatalf("InvoiceCSV: %v", err)
-				}
-				got := readAll(t, rc)
-				want.Reset()
-				if err := s.WriteInvoiceCSV(&want, simOrg, closed.ID); err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want.Bytes()) {
-					t.Errorf("invoice CSV: %d bytes, want %d", len(got), want.Len())
-				}
-				ir, err := atlas.NewInvoiceReader(bytes.NewReader(got))
-				if err != nil {
-					t.Fatalf("NewInvoiceReader: %v", err)
-				}
-				var rows int64
-				for {
-					if _, err := ir.Next(); err == io.EOF {
-						break
-					} else if err != nil {
-						t.Fatal(err)
-					}
-					rows++
-				}
-				if rows != closed.Rows {
-					t.Errorf("%d line items, want %d", rows, closed.Rows)
-				}
-				if v, ok := ir.Value("Organization ID"); !ok || v != simOrg {
-					t.Errorf("preamble Organization ID = %q, %v (preamble %q)", v, ok, ir.Preamble)
-				}
-
-				// Unknown ids are a typed 404.
-				if _, err := c.InvoiceCSV(ctx, simOrg, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
-					t.Errorf("unknown invoice: %v, want not found", err)
-				}
-				if _, err := c.GetUsage(ctx, simOrg, strings.Repeat("a", 64), atlas.CSV); !atlas.IsNotFound(err) {
-					t.Errorf("unknown token: %v, want not found", err)
-				}
-				if _, err := c.PendingInvoices(ctx, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
-					t.Errorf("unknown org: %v, want not found", err)
-				}
+				s := startSim(t, tls, cfg)
+				fn(t, s, s.client(t, auth))
 			})
 		}
 	}
+}
+
+// Every operation, both auth schemes, HTTP/1.1 and HTTP/2 over TLS.
+func TestSimOperations(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, atlassim.Config{}, func(t *testing.T, s *sim, c *atlas.Client) {
+		ctx := ctxTimeout(t, 30*time.Second)
+
+		// Cost Explorer, CSV: two real 102s, then the result.
+		tok, err := c.CreateUsageQuery(ctx, simOrg, simQuery)
+		if err != nil {
+			t.Fatalf("CreateUsageQuery: %v", err)
+		}
+		u, polls := pollUsage(t, c, tok, atlas.CSV, 5)
+		if polls != 3 || s.Requests(atlassim.OpGetUsage) != 3 {
+			t.Errorf("ready after %d polls, %d requests; want 3", polls, s.Requests(atlassim.OpGetUsage))
+		}
+		var want bytes.Buffer
+		if err := s.WriteUsageCSV(&want, simOrg, simUsageQuery(simQuery)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, u.Body); !bytes.Equal(got, want.Bytes()) || u.ContentType != "application/vnd.atlas.2023-01-01+csv" {
+			t.Errorf("usage CSV: %d bytes (%s), want the simulator's %d", len(got), u.ContentType, want.Len())
+		}
+
+		// Cost Explorer, JSON.
+		tok, err = c.CreateUsageQuery(ctx, simOrg, atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ = pollUsage(t, c, tok, atlas.JSON, 5)
+		var res struct {
+			UsageDetails []struct {
+				InvoiceID, OrganizationID, Service string
+				UsageAmount                        json.Number
+			} `json:"usageDetails"`
+		}
+		if err := json.Unmarshal(readAll(t, u.Body), &res); err != nil || len(res.UsageDetails) == 0 || res.UsageDetails[0].OrganizationID != simOrg {
+			t.Errorf("usage JSON: %+v, %v", res, err)
+		}
+		if s.Requests(atlassim.OpCreateUsage) != 2 {
+			t.Errorf("%d create requests, want 2", s.Requests(atlassim.OpCreateUsage))
+		}
+
+		// Invoices: all of them, then in pages of 5.
+		wantInv := s.Invoices(simOrg)
+		inv, err := c.ListInvoices(ctx, simOrg, nil)
+		if err != nil {
+			t.Fatalf("ListInvoices: %v", err)
+		}
+		checkInvoices(t, inv, wantInv)
+		asc := &atlas.InvoiceListOptions{ItemsPerPage: 5, SortBy: "START_DATE", OrderBy: "asc"}
+		inv, err = c.ListInvoices(ctx, simOrg, asc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInvoices(t, inv, wantInv)
+		for i := 1; i < len(inv); i++ {
+			if inv[i].StartDate.Before(inv[i-1].StartDate) {
+				t.Errorf("not in ascending order at %d", i)
+			}
+		}
+		pages := (len(wantInv) + 4) / 5
+		if n := s.Requests(atlassim.OpListInvoices); n != 1+pages {
+			t.Errorf("%d list requests, want %d", n, 1+pages)
+		}
+		paid, err := c.ListInvoices(ctx, simOrg, &atlas.InvoiceListOptions{StatusNames: []string{"PAID"}, FromDate: "2024-01-01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paid {
+			if p.StatusName != "PAID" || p.StartDate.Before(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) {
+				t.Errorf("filtered list has %+v", p)
+			}
+		}
+
+		pending, err := c.PendingInvoices(ctx, simOrg)
+		if err != nil || len(pending) != 1 || pending[0].StatusName != "PENDING" || pending[0].StartDate.Month() != time.July {
+			t.Fatalf("PendingInvoices = %+v, %v", pending, err)
+		}
+
+		// One invoice CSV: the exact bytes, and parseable.
+		closed := wantInv[len(wantInv)-2]
+		rc, err := c.InvoiceCSV(ctx, simOrg, closed.ID)
+		if err != nil {
+			t.Fatalf("InvoiceCSV: %v", err)
+		}
+		got := readAll(t, rc)
+		want.Reset()
+		if err := s.WriteInvoiceCSV(&want, simOrg, closed.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("invoice CSV: %d bytes, want %d", len(got), want.Len())
+		}
+		ir, err := atlas.NewInvoiceReader(bytes.NewReader(got))
+		if err != nil {
+			t.Fatalf("NewInvoiceReader: %v", err)
+		}
+		var rows int64
+		for {
+			if _, err := ir.Next(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			rows++
+		}
+		if rows != closed.Rows {
+			t.Errorf("%d line items, want %d", rows, closed.Rows)
+		}
+		if v, ok := ir.Value("Organization ID"); !ok || v != simOrg {
+			t.Errorf("preamble Organization ID = %q, %v (preamble %q)", v, ok, ir.Preamble)
+		}
+
+		// Unknown ids are a typed 404.
+		if _, err := c.InvoiceCSV(ctx, simOrg, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
+			t.Errorf("unknown invoice: %v, want not found", err)
+		}
+		if _, err := c.GetUsage(ctx, simOrg, strings.Repeat("a", 64), atlas.CSV); !atlas.IsNotFound(err) {
+			t.Errorf("unknown token: %v, want not found", err)
+		}
+		if _, err := c.PendingInvoices(ctx, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
+			t.Errorf("unknown org: %v, want not found", err)
+		}
+	})
 }
 
 func checkInvoices(t *testing.T, got []atlas.Invoice, want []atlassim.Invoice) {

@@ -15,6 +15,17 @@ import (
 // DefaultPrefix is where an export lands when no prefix is configured.
 const DefaultPrefix = "atlas-billing"
 
+// The top folder of each dataset under the prefix. Each has a folder of its
+// own, so a Glue table over one never reads another's files.
+const (
+	UsageFolder             = "usage"
+	InvoicesFolder          = "invoices"
+	NormalizedUsageFolder   = "usage_normalized"
+	NormalizedInvoiceFolder = "invoice_line_items"
+	FocusFolder             = "focus"
+	NormalizedFocusFolder   = "focus_normalized"
+)
+
 // Layout builds keys under one prefix.
 type Layout struct {
 	prefix string
@@ -40,42 +51,43 @@ func (l Layout) Prefix() string { return l.prefix }
 
 // Usage is the key of one org's Cost Explorer usage for one month.
 func (l Layout) Usage(orgID string, p period.Period) (string, error) {
-	if err := atlas.ValidateOrgID(orgID); err != nil {
-		return "", err
-	}
-	return path.Join(l.prefix, "usage", "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
+	return l.perMonth(UsageFolder, orgID, p)
 }
 
 // Invoice is the key of one invoice CSV, partitioned by the month it bills.
 func (l Layout) Invoice(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice("invoices", orgID, p, invoiceID)
+	return l.perInvoice(InvoicesFolder, orgID, p, invoiceID)
 }
 
 // NormalizedUsage is the key of one org's usage for one month rewritten for
 // Athena (internal/normalize): same partitions as Usage, its own folder, so
 // one Glue table reads only normalized files.
 func (l Layout) NormalizedUsage(orgID string, p period.Period) (string, error) {
-	if err := atlas.ValidateOrgID(orgID); err != nil {
-		return "", err
-	}
-	return path.Join(l.prefix, "usage_normalized", "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
+	return l.perMonth(NormalizedUsageFolder, orgID, p)
 }
 
 // NormalizedInvoice is the key of one invoice's line items rewritten for
 // Athena (internal/normalize), next to the raw invoice's partitions.
 func (l Layout) NormalizedInvoice(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice("invoice_line_items", orgID, p, invoiceID)
+	return l.perInvoice(NormalizedInvoiceFolder, orgID, p, invoiceID)
 }
 
 // Focus is the key of one invoice's FOCUS report as Atlas generated it.
 func (l Layout) Focus(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice("focus", orgID, p, invoiceID)
+	return l.perInvoice(FocusFolder, orgID, p, invoiceID)
 }
 
 // NormalizedFocus is the key of one invoice's FOCUS report rewritten for
 // Athena (internal/normalize): FOCUS 1.0's columns in a fixed order.
 func (l Layout) NormalizedFocus(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice("focus_normalized", orgID, p, invoiceID)
+	return l.perInvoice(NormalizedFocusFolder, orgID, p, invoiceID)
+}
+
+func (l Layout) perMonth(folder, orgID string, p period.Period) (string, error) {
+	if err := atlas.ValidateOrgID(orgID); err != nil {
+		return "", err
+	}
+	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
 }
 
 func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID string) (string, error) {

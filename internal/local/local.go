@@ -180,20 +180,22 @@ func (Exporter) Run(ctx context.Context, opt cli.RunOptions, progress cli.Progre
 	return sum, nil
 }
 
+// kinds names each dataset of the layout for the tool's output.
+var kinds = []struct{ folder, kind string }{
+	{layout.UsageFolder, "usage"},
+	{layout.InvoicesFolder, "invoice"},
+	{layout.NormalizedUsageFolder, "usage-normalized"},
+	{layout.NormalizedInvoiceFolder, "invoice-line-items"},
+	{layout.FocusFolder, "focus"},
+	{layout.NormalizedFocusFolder, "focus-normalized"},
+}
+
+// kindOf is the kind of the dataset a key is in, "" for none.
 func kindOf(key string) string {
-	switch {
-	case strings.Contains(key, "/usage/") || strings.HasPrefix(key, "usage/"):
-		return "usage"
-	case strings.Contains(key, "/invoices/") || strings.HasPrefix(key, "invoices/"):
-		return "invoice"
-	case strings.Contains(key, "/usage_normalized/") || strings.HasPrefix(key, "usage_normalized/"):
-		return "usage-normalized"
-	case strings.Contains(key, "/invoice_line_items/") || strings.HasPrefix(key, "invoice_line_items/"):
-		return "invoice-line-items"
-	case strings.Contains(key, "/focus/") || strings.HasPrefix(key, "focus/"):
-		return "focus"
-	case strings.Contains(key, "/focus_normalized/") || strings.HasPrefix(key, "focus_normalized/"):
-		return "focus-normalized"
+	for _, k := range kinds {
+		if strings.Contains(key, "/"+k.folder+"/") || strings.HasPrefix(key, k.folder+"/") {
+			return k.kind
+		}
 	}
 	return ""
 }

@@ -237,15 +237,22 @@ func (j *Job) validate() error {
 	return nil
 }
 
+// maxAttempts is the poll budget of a job or result: its own, or the
+// Exporter's when it has none (0), at least 1.
+func (e *Exporter) maxAttempts(n int) int {
+	if n != 0 {
+		return n
+	}
+	return max(e.MaxAttempts, 1)
+}
+
 // Submit creates the Cost Explorer query of a job and says how long to wait
 // before the first poll.
 func (e *Exporter) Submit(ctx context.Context, j Job) (Job, error) {
 	if err := j.validate(); err != nil {
 		return Job{}, err
 	}
-	if j.MaxAttempts == 0 {
-		j.MaxAttempts = max(e.MaxAttempts, 1)
-	}
+	j.MaxAttempts = e.maxAttempts(j.MaxAttempts)
 	log := e.log(j.OrgID, j.Period, "submit")
 	token, err := e.Atlas.CreateUsageQuery(ctx, j.OrgID, j.Filters.query(j.Period))
 	if err != nil {
@@ -267,9 +274,7 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 	if j.Token == "" {
 		return Job{}, invalid("org %s, %s: poll needs the token that submit returned", j.OrgID, j.Period)
 	}
-	if j.MaxAttempts == 0 {
-		j.MaxAttempts = max(e.MaxAttempts, 1)
-	}
+	j.MaxAttempts = e.maxAttempts(j.MaxAttempts)
 	log := e.log(j.OrgID, j.Period, "poll")
 	if j.Attempt >= j.MaxAttempts {
 		return Job{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: the Cost Explorer query was still processing after %d polls", j.OrgID, j.Period, j.Attempt)}

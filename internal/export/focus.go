@@ -69,9 +69,7 @@ func (e *Exporter) SubmitFocus(ctx context.Context, r Result) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = max(e.MaxAttempts, 1)
-	}
+	r.MaxAttempts = e.maxAttempts(r.MaxAttempts)
 	r.Status, r.Attempt = StatusSubmitted, 0
 	r.WaitSeconds = int(NextWait(0) / time.Second)
 	e.log(r.OrgID, r.Period, "focus-submit").Info("FOCUS reports requested", "reports", len(r.Reports), "wait_seconds", r.WaitSeconds)
@@ -95,9 +93,7 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 	if err := r.validate(); err != nil {
 		return Result{}, err
 	}
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = max(e.MaxAttempts, 1)
-	}
+	r.MaxAttempts = e.maxAttempts(r.MaxAttempts)
 	log := e.log(r.OrgID, r.Period, "focus-poll")
 	if r.Attempt >= r.MaxAttempts {
 		return Result{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: FOCUS reports still not ready after %d polls", r.OrgID, r.Period, r.Attempt)}

@@ -14,7 +14,6 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 // The Glue tables must read what the code writes: columns in the order of
@@ -50,7 +49,7 @@ var glueTables = []glueTable{
 	{
 		logicalID: "InvoiceLineItemsTable",
 		header: func(t *testing.T) []string {
-			raw := "Invoice Number," + sampleInvoice + ",\n\n" + strings.Join(atlas.InvoiceColumns, ",") + "\n" +
+			raw := "Invoice Number," + sampleInvoice + ",\n\n" + strings.Join(atlassim.InvoiceColumns, ",") + "\n" +
 				"2024-06-02,2024-06-01,M30,,o,oid,p,pid,SKU,R,C,RS,,,h,1.00,1.00,0,1.00\n"
 			var out bytes.Buffer
 			if _, err := normalize.Invoice(&out, strings.NewReader(raw), normalize.InvoiceInfo{ID: sampleInvoice, Status: "PAID"}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -301,8 +302,8 @@ func FuzzRowCounters(f *testing.F) {
 	for _, s := range []string{
 		"", "\n", "h\n", "h1,h2\n1,\"a,\nb\"\n2,c\n", "h\r\n1\r\n2", "a,\"b\n", "a,b\"c\n", "\"\"\"\"\n\n\n",
 		"Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n" +
-			strings.Join(atlas.InvoiceColumns, ",") + "\n06/01/2024,06/01/2024,x,,Org,id,P,pid,SKU,US_EAST_1,c,,,,hours,0.10,24,0,2.40\n,,,\n",
-		"\ufeff" + strings.Join(atlas.InvoiceColumns, ",") + ",,\r\n1\r\n",
+			strings.Join(atlassim.InvoiceColumns, ",") + "\n06/01/2024,06/01/2024,x,,Org,id,P,pid,SKU,US_EAST_1,c,,,,hours,0.10,24,0,2.40\n,,,\n",
+		"\ufeff" + strings.Join(atlassim.InvoiceColumns, ",") + ",,\r\n1\r\n",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
@@ -93,7 +94,7 @@ func newCountingAtlasServer(t *testing.T) *countingAtlasServer {
 			}}})
 		case strings.HasSuffix(r.URL.Path, "/csv"):
 			w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+csv")
-			_, _ = io.WriteString(w, strings.Join(atlas.InvoiceColumns, ",")+"\n")
+			_, _ = io.WriteString(w, strings.Join(atlassim.InvoiceColumns, ",")+"\n")
 		default:
 			http.Error(w, `{"error":404,"errorCode":"RESOURCE_NOT_FOUND"}`, http.StatusNotFound)
 		}

@@ -50,7 +50,7 @@ type column struct {
 }
 
 // invoiceColumns are the line-item columns of an invoice CSV, in Atlas's order
-// (atlas.InvoiceColumns).
+// (atlasHeader).
 var invoiceColumns = []column{
 	{"Date", "date", date, nil},
 	{"Usage Date", "usage_date", date, nil},
@@ -191,7 +191,7 @@ type InvoiceInfo struct {
 const bufSize = 64 << 10
 
 // Invoice reads a raw invoice CSV from r (a key/value preamble of any length,
-// read with a CSV reader, then the line items; see atlas.NewInvoiceReader)
+// read with a CSV reader, then the line items; see newInvoiceReader)
 // and writes to w the header InvoiceColumns and one record per line item.
 // A value that cannot be normalized is an error naming the line item and the
 // column; what was written before it is then incomplete and must be dropped.
@@ -200,13 +200,13 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	if err := atlas.ValidateInvoiceID(inv.ID); err != nil {
 		return st, fmt.Errorf("normalize: invoice: %w", err)
 	}
-	ir, err := atlas.NewInvoiceReader(r)
+	ir, err := newInvoiceReader(r)
 	if err != nil {
 		return st, fmt.Errorf("normalize: invoice %s: %w", inv.ID, err)
 	}
 	status := inv.Status
 	if status == "" {
-		status, _ = ir.Value("Invoice Status")
+		status, _ = ir.value("Invoice Status")
 	}
 	bw := bufio.NewWriterSize(w, bufSize)
 	cw := csv.NewWriter(bw)
@@ -216,7 +216,7 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	out := make([]string, len(InvoiceColumns))
 	out[0], out[1] = inv.ID, flat(strings.TrimSpace(status))
 	for {
-		rec, err := ir.Next()
+		rec, err := ir.next()
 		if err == io.EOF {
 			break
 		}

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
-	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 const invID = "65ab0c1d2e3f4a5b6c7d8e9f"
 
-var header = strings.Join(atlas.InvoiceColumns, ",")
+var header = strings.Join(atlassim.InvoiceColumns, ",")
 
 // item is one raw line item with the given description, unit price,
 // quantity, discount and amount (raw CSV text, quoted by the caller).

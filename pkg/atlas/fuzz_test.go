@@ -94,29 +94,6 @@ func FuzzValidateIDs(f *testing.F) {
 	})
 }
 
-func FuzzInvoiceReader(f *testing.F) {
-	f.Add([]byte("Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n" + invHeader + "\n1,2,3\n"))
-	f.Add([]byte(invHeader + ",,\r\n\"a\"\"b\",c\r\n"))
-	f.Add([]byte("\ufeffK,\"v,w\"\n" + invHeader))
-	f.Add([]byte("K,\"unterminated\n" + invHeader))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ir, err := atlas.NewInvoiceReader(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		if !slices.Equal(ir.Header, atlas.InvoiceColumns) {
-			t.Fatalf("Header = %q", ir.Header)
-		}
-		for i := 0; i <= len(data); i++ { // at most one record per byte
-			if _, err := ir.Next(); err != nil {
-				return
-			}
-		}
-		t.Fatal("Next did not end")
-	})
-}
-
 func FuzzDecodeError(f *testing.F) {
 	f.Add(404, []byte(`{"error":404,"errorCode":"RESOURCE_NOT_FOUND","detail":"x","reason":"Not Found","parameters":[{"a":1}]}`))
 	f.Add(401, []byte(`{"error":"invalid_client","error_description":"bad"}`))

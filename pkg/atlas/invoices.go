@@ -205,7 +205,7 @@ func (c *Client) PendingInvoices(ctx context.Context, orgID string) ([]Invoice, 
 	return out, nil
 }
 
-// InvoiceCSV streams one invoice as CSV (see NewInvoiceReader). The caller
+// InvoiceCSV streams one invoice as CSV, as Atlas sent it. The caller
 // closes the body; a body that breaks is an error from Read.
 func (c *Client) InvoiceCSV(ctx context.Context, orgID, invoiceID string) (io.ReadCloser, error) {
 	if err := ValidateOrgID(orgID); err != nil {

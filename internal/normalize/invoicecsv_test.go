@@ -1,13 +1,12 @@
-package atlas_test
+package normalize
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 const invHeader = "Date,Usage Date,Description,Note,Organization Name,Organization ID,Project,Project ID,SKU,Region,Cluster,Replica Set,Config Server,Application,Unit,Unit Price,Quantity,Discount Percent,Amount"
@@ -18,7 +17,7 @@ func TestInvoiceReader(t *testing.T) {
 	tests := []struct {
 		name     string
 		in       string
-		preamble []atlas.Field
+		preamble []Field
 		rows     [][]string // rows[i][2] (Description) and last field checked
 		err      error
 	}{
@@ -26,7 +25,7 @@ func TestInvoiceReader(t *testing.T) {
 			name: "spec example",
 			in: "Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\nOrganization Name,Test 2,\nOrganization ID,666acb8787ba43606905dcac,\n\n" +
 				invHeader + "\n" + row + "\n",
-			preamble: []atlas.Field{{"Invoice Number", "666acb8787ba43606905dcae"}, {"Billing Period", "June 1, 2024 - July 1, 2024"},
+			preamble: []Field{{"Invoice Number", "666acb8787ba43606905dcae"}, {"Billing Period", "June 1, 2024 - July 1, 2024"},
 				{"Organization Name", "Test 2"}, {"Organization ID", "666acb8787ba43606905dcac"}},
 			rows: [][]string{{"Atlas AWS Instance M10, us-east-1", "1.92"}},
 		},
@@ -40,36 +39,36 @@ func TestInvoiceReader(t *testing.T) {
 			name: "long preamble, crlf, trailing commas on header",
 			in: "Invoice Number,a,,,\r\nBilling Period,\"June 1, 2024 - July 1, 2024\",\r\nK3,v3\r\nK4 , v4 ,\r\nK5,\"multi\r\nline\",\r\nLonely\r\n,,,\r\n\r\n" +
 				invHeader + ",,\r\n" + strings.ReplaceAll(row, "Cluster0", "\"Clu,ster\"\"0\"\"\"") + ",\r\n",
-			preamble: []atlas.Field{{"Invoice Number", "a"}, {"Billing Period", "June 1, 2024 - July 1, 2024"}, {"K3", "v3"}, {"K4", "v4"},
+			preamble: []Field{{"Invoice Number", "a"}, {"Billing Period", "June 1, 2024 - July 1, 2024"}, {"K3", "v3"}, {"K4", "v4"},
 				{"K5", "multi\nline"}, {"Lonely", ""}},
 			rows: [][]string{{"Atlas AWS Instance M10, us-east-1", "1.92"}},
 		},
 		{
 			name:     "non-ascii and BOM",
 			in:       "\ufeffOrganization Name,\"Zürich Bäckerei, 東京\",\n\n" + invHeader + "\n06/01/2024,,\"Crédit \"\"promo\"\"\",,Zürich,,,,,,,,,,,,,,-25.00\n",
-			preamble: []atlas.Field{{"Organization Name", "Zürich Bäckerei, 東京"}},
+			preamble: []Field{{"Organization Name", "Zürich Bäckerei, 東京"}},
 			rows:     [][]string{{"Crédit \"promo\"", "-25.00"}},
 		},
 		{
 			name:     "header with spaces and rows of commas skipped",
 			in:       "A,1\n" + strings.ReplaceAll(invHeader, ",", " , ") + "\n,,,,\n" + row + "\n\n",
-			preamble: []atlas.Field{{"A", "1"}},
+			preamble: []Field{{"A", "1"}},
 			rows:     [][]string{{"Atlas AWS Instance M10, us-east-1", "1.92"}},
 		},
 		{
 			name:     "header-like line in preamble is not the header",
 			in:       "Date,Usage Date,Description\n" + invHeader + "\n",
-			preamble: []atlas.Field{{"Date", "Usage Date"}},
+			preamble: []Field{{"Date", "Usage Date"}},
 		},
-		{name: "missing header", in: "Invoice Number,a,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n", err: atlas.ErrNoInvoiceHeader},
-		{name: "empty", in: "", err: atlas.ErrNoInvoiceHeader},
-		{name: "header with extra column", in: invHeader + ",Extra\n", err: atlas.ErrNoInvoiceHeader},
+		{name: "missing header", in: "Invoice Number,a,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n", err: errNoInvoiceHeader},
+		{name: "empty", in: "", err: errNoInvoiceHeader},
+		{name: "header with extra column", in: invHeader + ",Extra\n", err: errNoInvoiceHeader},
 		{name: "bare quote", in: "Invoice \"Number,a\n" + invHeader + "\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ir, err := atlas.NewInvoiceReader(strings.NewReader(tc.in))
+			ir, err := newInvoiceReader(strings.NewReader(tc.in))
 			if tc.err != nil || tc.name == "bare quote" {
 				if err == nil || tc.err != nil && !errors.Is(err, tc.err) {
 					t.Fatalf("err = %v, want %v", err, tc.err)
@@ -79,30 +78,30 @@ func TestInvoiceReader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(ir.Header, atlas.InvoiceColumns) {
-				t.Errorf("Header = %q", ir.Header)
+			if !slices.Equal(ir.header, atlasHeader) {
+				t.Errorf("header = %q", ir.header)
 			}
-			if !slices.Equal(ir.Preamble, tc.preamble) {
-				t.Errorf("Preamble = %q, want %q", ir.Preamble, tc.preamble)
+			if !slices.Equal(ir.preamble, tc.preamble) {
+				t.Errorf("preamble = %q, want %q", ir.preamble, tc.preamble)
 			}
 			for _, f := range tc.preamble {
-				if v, ok := ir.Value(f.Key); !ok || v != f.Value {
+				if v, ok := ir.value(f.Key); !ok || v != f.Value {
 					t.Errorf("Value(%q) = %q, %v", f.Key, v, ok)
 				}
 			}
-			if _, ok := ir.Value("Nope"); ok {
+			if _, ok := ir.value("Nope"); ok {
 				t.Error("Value(Nope) found")
 			}
 			for i, want := range tc.rows {
-				rec, err := ir.Next()
+				rec, err := ir.next()
 				if err != nil {
 					t.Fatalf("row %d: %v", i, err)
 				}
-				if len(rec) != len(atlas.InvoiceColumns) || rec[2] != want[0] || rec[len(rec)-1] != want[1] {
+				if len(rec) != len(atlasHeader) || rec[2] != want[0] || rec[len(rec)-1] != want[1] {
 					t.Errorf("row %d = %q (%d fields)", i, rec, len(rec))
 				}
 			}
-			if _, err := ir.Next(); err != io.EOF {
+			if _, err := ir.next(); err != io.EOF {
 				t.Errorf("after the rows: %v, want io.EOF", err)
 			}
 		})
@@ -114,15 +113,15 @@ func TestInvoiceReaderBrokenStream(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("connection reset")
 	r := io.MultiReader(strings.NewReader(invHeader+"\n"), errReader{boom})
-	ir, err := atlas.NewInvoiceReader(r)
+	ir, err := newInvoiceReader(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ir.Next(); !errors.Is(err, boom) {
-		t.Errorf("Next = %v, want the read error", err)
+	if _, err := ir.next(); !errors.Is(err, boom) {
+		t.Errorf("next = %v, want the read error", err)
 	}
-	if _, err := atlas.NewInvoiceReader(io.MultiReader(strings.NewReader("A,1\n"), errReader{boom})); !errors.Is(err, boom) {
-		t.Errorf("NewInvoiceReader = %v, want the read error", err)
+	if _, err := newInvoiceReader(io.MultiReader(strings.NewReader("A,1\n"), errReader{boom})); !errors.Is(err, boom) {
+		t.Errorf("newInvoiceReader = %v, want the read error", err)
 	}
 }
 
@@ -134,7 +133,30 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func TestInvoiceReaderPreambleBound(t *testing.T) {
 	t.Parallel()
 	in := strings.Repeat("K,V\n", 5000) + invHeader + "\n"
-	if _, err := atlas.NewInvoiceReader(strings.NewReader(in)); !errors.Is(err, atlas.ErrNoInvoiceHeader) {
-		t.Errorf("err = %v, want ErrNoInvoiceHeader", err)
+	if _, err := newInvoiceReader(strings.NewReader(in)); !errors.Is(err, errNoInvoiceHeader) {
+		t.Errorf("err = %v, want errNoInvoiceHeader", err)
 	}
+}
+
+func FuzzInvoiceReader(f *testing.F) {
+	f.Add([]byte("Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n" + invHeader + "\n1,2,3\n"))
+	f.Add([]byte(invHeader + ",,\r\n\"a\"\"b\",c\r\n"))
+	f.Add([]byte("\ufeffK,\"v,w\"\n" + invHeader))
+	f.Add([]byte("K,\"unterminated\n" + invHeader))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ir, err := newInvoiceReader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if !slices.Equal(ir.header, atlasHeader) {
+			t.Fatalf("header = %q", ir.header)
+		}
+		for i := 0; i <= len(data); i++ { // at most one record per byte
+			if _, err := ir.next(); err != nil {
+				return
+			}
+		}
+		t.Fatal("next did not end")
+	})
 }

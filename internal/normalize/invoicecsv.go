@@ -1,4 +1,4 @@
-package atlas
+package normalize
 
 import (
 	"bufio"
@@ -11,8 +11,14 @@ import (
 	"strings"
 )
 
-// InvoiceColumns is the line-item header of an invoice CSV.
-var InvoiceColumns = []string{"Date", "Usage Date", "Description", "Note", "Organization Name", "Organization ID", "Project", "Project ID", "SKU", "Region", "Cluster", "Replica Set", "Config Server", "Application", "Unit", "Unit Price", "Quantity", "Discount Percent", "Amount"}
+// atlasHeader is the line-item header of an invoice CSV.
+var atlasHeader = func() []string {
+	h := make([]string, len(invoiceColumns))
+	for i, c := range invoiceColumns {
+		h[i] = c.atlas
+	}
+	return h
+}()
 
 // Field is one key/value record of an invoice CSV's preamble, for example
 // {"Billing Period", "June 1, 2024 - July 1, 2024"}.
@@ -20,11 +26,11 @@ type Field struct {
 	Key, Value string
 }
 
-// InvoiceReader reads an invoice CSV: a preamble of key/value records of no
-// fixed length, then the line-item header (InvoiceColumns), then line items.
-type InvoiceReader struct {
-	Preamble []Field
-	Header   []string
+// invoiceReader reads an invoice CSV: a preamble of key/value records of no
+// fixed length, then the line-item header (atlasHeader), then line items.
+type invoiceReader struct {
+	preamble []Field
+	header   []string
 	r        *csv.Reader
 }
 
@@ -32,12 +38,12 @@ type InvoiceReader struct {
 // not an invoice fails fast instead of filling memory.
 const maxPreamble = 1000
 
-// ErrNoInvoiceHeader means the line-item header was not found.
-var ErrNoInvoiceHeader = errors.New("atlas: invoice CSV: line-item header not found")
+// errNoInvoiceHeader means the line-item header was not found.
+var errNoInvoiceHeader = errors.New("invoice CSV: line-item header not found")
 
-// NewInvoiceReader reads the preamble and the header, leaving r at the first
+// newInvoiceReader reads the preamble and the header, leaving r at the first
 // line item. The header is found by its content, wherever it is.
-func NewInvoiceReader(r io.Reader) (*InvoiceReader, error) {
+func newInvoiceReader(r io.Reader) (*invoiceReader, error) {
 	br := bufio.NewReader(r)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3) // a UTF-8 byte order mark
@@ -45,18 +51,18 @@ func NewInvoiceReader(r io.Reader) (*InvoiceReader, error) {
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = false
-	ir := &InvoiceReader{r: cr}
+	ir := &invoiceReader{r: cr}
 	for i := 0; i < maxPreamble; i++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
-			return nil, ErrNoInvoiceHeader
+			return nil, errNoInvoiceHeader
 		}
 		if err != nil {
-			return nil, fmt.Errorf("atlas: invoice CSV preamble: %w", err)
+			return nil, fmt.Errorf("invoice CSV preamble: %w", err)
 		}
 		trimmed := trimRecord(rec)
-		if slices.Equal(trimmed, InvoiceColumns) {
-			ir.Header = slices.Clone(InvoiceColumns)
+		if slices.Equal(trimmed, atlasHeader) {
+			ir.header = slices.Clone(atlasHeader)
 			return ir, nil
 		}
 		if len(trimmed) == 0 {
@@ -66,9 +72,9 @@ func NewInvoiceReader(r io.Reader) (*InvoiceReader, error) {
 		if len(trimmed) > 1 {
 			f.Value = trimmed[1]
 		}
-		ir.Preamble = append(ir.Preamble, f)
+		ir.preamble = append(ir.preamble, f)
 	}
-	return nil, fmt.Errorf("%w in the first %d records", ErrNoInvoiceHeader, maxPreamble)
+	return nil, fmt.Errorf("%w in the first %d records", errNoInvoiceHeader, maxPreamble)
 }
 
 // trimRecord trims spaces from every field and drops trailing empty fields
@@ -84,18 +90,18 @@ func trimRecord(rec []string) []string {
 	return out
 }
 
-// Next returns the next line item, io.EOF after the last one. Fields are as
+// next returns the next line item, io.EOF after the last one. Fields are as
 // in the file, except that empty fields past the header's width are dropped.
-func (r *InvoiceReader) Next() ([]string, error) {
+func (r *invoiceReader) next() ([]string, error) {
 	for {
 		rec, err := r.r.Read()
 		if err == io.EOF {
 			return nil, io.EOF
 		}
 		if err != nil {
-			return nil, fmt.Errorf("atlas: invoice CSV line items: %w", err)
+			return nil, fmt.Errorf("invoice CSV line items: %w", err)
 		}
-		for len(rec) > len(r.Header) && strings.TrimSpace(rec[len(rec)-1]) == "" {
+		for len(rec) > len(r.header) && strings.TrimSpace(rec[len(rec)-1]) == "" {
 			rec = rec[:len(rec)-1]
 		}
 		if len(trimRecord(rec)) == 0 {
@@ -105,11 +111,11 @@ func (r *InvoiceReader) Next() ([]string, error) {
 	}
 }
 
-// Value returns the preamble value for key (compared without surrounding
+// value returns the preamble value for key (compared without surrounding
 // spaces, case-sensitively).
-func (r *InvoiceReader) Value(key string) (string, bool) {
+func (r *invoiceReader) value(key string) (string, bool) {
 	key = strings.TrimSpace(key)
-	for _, f := range r.Preamble {
+	for _, f := range r.preamble {
 		if f.Key == key {
 			return f.Value, true
 		}

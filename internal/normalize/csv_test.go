@@ -1,0 +1,137 @@
+package normalize
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// chunks returns at most n bytes per Read, as a network body does.
+type chunks struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunks) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// Bounds small enough for the fuzzer to reach.
+const (
+	fuzzMaxRecord  = 300
+	fuzzMaxColumns = 12
+)
+
+// FuzzCSVReader holds csvReader to encoding/csv as the oracle: on any input,
+// read in chunks of any size from a first buffer of any size, the same
+// records, then the same end: io.EOF, or the same *csv.ParseError (kind,
+// lines, column). The intended differences: a leading byte order mark is
+// skipped (the oracle reads the input without it), and a record over the
+// bounds is ErrRecordTooLarge or ErrTooManyColumns where the oracle reads
+// it (or fails in it).
+func FuzzCSVReader(f *testing.F) {
+	for _, s := range []string{
+		"", "\n", "a", "a,b\nc,d\n", "a,b\r\nc,d", "a\r", "\r\n\r\n", "a,\"b\nc\",d\n", "\"a\"\"b\",c\n",
+		"a\"b\n", "\"a\"b\n", "\"abc", "\"a\r\nb\"\r\n", "a,b\nc\n", "\xef\xbb\xbfh1,h2\n1,2\n", " \"a\"\n",
+		strings.Repeat("x,", 20) + "\n", "\"" + strings.Repeat("y", 400) + "\"\n", "a\rb,c\n", "\"\"\n\"\",\"\"\n",
+	} {
+		f.Add([]byte(s), uint8(7), uint8(5), false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk, size uint8, fixed bool) {
+		want := 0
+		if !fixed {
+			want = -1
+		}
+		oracle := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
+		oracle.FieldsPerRecord = want
+		cr := newCSVReaderSize(&chunks{bytes.NewReader(data), int(chunk)%64 + 1}, want, int(size)%32+4, fuzzMaxRecord, fuzzMaxColumns)
+		for n := 0; ; n++ {
+			if n > len(data)+1 {
+				t.Fatal("more records than bytes")
+			}
+			wantRec, wantErr := oracle.Read()
+			got, err := cr.Read()
+			if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrTooManyColumns) {
+				if wantErr == nil && errors.Is(err, ErrTooManyColumns) && len(wantRec) <= fuzzMaxColumns {
+					t.Fatalf("record %d: %v, but it has %d fields", n, err, len(wantRec))
+				}
+				if wantErr == io.EOF {
+					t.Fatalf("record %d: %v, but the oracle read no record", n, err)
+				}
+				return
+			}
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("record %d: err %v, oracle %v", n, err, wantErr)
+			}
+			if err != nil {
+				var pe, wpe *csv.ParseError
+				switch {
+				case err == io.EOF && wantErr == io.EOF:
+				case errors.As(err, &pe) && errors.As(wantErr, &wpe):
+					if *pe != *wpe {
+						t.Fatalf("record %d: %v, oracle %v", n, err, wantErr)
+					}
+				default:
+					t.Fatalf("record %d: %v, oracle %v", n, err, wantErr)
+				}
+				return
+			}
+			if len(got) != len(wantRec) {
+				t.Fatalf("record %d: %q, oracle %q", n, got, wantRec)
+			}
+			for i := range got {
+				if string(got[i]) != wantRec[i] {
+					t.Fatalf("record %d: %q, oracle %q", n, got, wantRec)
+				}
+			}
+			if len(got) > fuzzMaxColumns {
+				t.Fatalf("record %d: %d fields, over the bound", n, len(got))
+			}
+		}
+	})
+}
+
+func TestCSVReaderBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		err  error // after the first record
+	}{
+		{"a record at the size bound", "h\n" + strings.Repeat("x", MaxRecordBytes-1) + "\n", nil},
+		{"a line over it", "h\n" + strings.Repeat("x", MaxRecordBytes) + "\n", ErrRecordTooLarge},
+		{"a last line over it", "h\n" + strings.Repeat("x", MaxRecordBytes+1), ErrRecordTooLarge},
+		{"a quoted field over it", "h\n\"" + strings.Repeat("x\n", MaxRecordBytes/2) + "\"\n", ErrRecordTooLarge},
+		{"columns at the bound", "h\n" + strings.Repeat(",", MaxColumns-1) + "\n", nil},
+		{"columns over it", "h\n" + strings.Repeat(",", MaxColumns) + "\n", ErrTooManyColumns},
+		{"quoted columns over it", "h\n" + strings.Repeat(`"",`, MaxColumns) + "\n", ErrTooManyColumns},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cr := newCSVReader(iotest.HalfReader(strings.NewReader(tc.in)), -1)
+			if _, err := cr.Read(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := cr.Read()
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if len(cr.buf) > MaxRecordBytes+readSize {
+				t.Errorf("buffer grew to %d bytes", len(cr.buf))
+			}
+		})
+	}
+}
+
+// The output is quoted exactly as encoding/csv's Writer quotes.
+func TestAppendField(t *testing.T) {
+	for _, s := range []string{"", "a", "a,b", `a"b`, "a\nb", "a\rb", " a", "\ta", "\u00a0a", "\u2003a", `\.`, `\.x`, "é", "a ", `""`} {
+		var want bytes.Buffer
+		w := csv.NewWriter(&want)
+		_ = w.Write([]string{s, "x"})
+		w.Flush()
+		if got := string(appendRecord(nil, s, "x")); got != want.String() {
+			t.Errorf("appendRecord(%q) = %q, encoding/csv writes %q", s, got, want.String())
+		}
+	}
+}

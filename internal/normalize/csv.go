@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"unicode"
 	"unicode/utf8"
@@ -330,4 +331,31 @@ func appendRecord(b []byte, fields ...string) []byte {
 		b = appendField(b, []byte(f))
 	}
 	return append(b, '\n')
+}
+
+// output buffers what a normalizer writes, passing it on in large writes.
+type output struct {
+	w   io.Writer
+	b   []byte
+	err error
+}
+
+func newOutput(w io.Writer) *output { return &output{w: w, b: make([]byte, 0, bufSize+4096)} }
+
+// end finishes a record: the buffer goes out once it is full enough.
+func (o *output) end() error {
+	if len(o.b) >= bufSize {
+		return o.flush()
+	}
+	return nil
+}
+
+func (o *output) flush() error {
+	if o.err == nil && len(o.b) > 0 {
+		if _, err := o.w.Write(o.b); err != nil {
+			o.err = fmt.Errorf("writing: %w", err)
+		}
+		o.b = o.b[:0]
+	}
+	return o.err
 }

@@ -13,7 +13,7 @@ import (
 // checkOutput is what any successful normalization guarantees: the output
 // re-parses strictly (every record as wide as the header) with Rows records
 // after the header, one record per line (what Athena's SerDe needs), and the
-// amounts in amountCol (if any) sum to Stats.AmountCents.
+// amounts in amountCol (if any) sum to Stats.Amount.
 func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, amountCol string) {
 	t.Helper()
 	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
@@ -41,9 +41,8 @@ func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, 
 		}
 		sum.Add(&sum, v)
 	}
-	sum.Mul(&sum, big.NewRat(100, 1))
-	if !sum.IsInt() || !sum.Num().IsInt64() || sum.Num().Int64() != st.AmountCents {
-		t.Fatalf("amounts sum to %s cents, Stats.AmountCents = %d", sum.FloatString(2), st.AmountCents)
+	if got, ok := new(big.Rat).SetString(st.Amount.String()); !ok || got.Cmp(&sum) != 0 {
+		t.Fatalf("amounts sum to %s, Stats.Amount = %s", sum.RatString(), st.Amount)
 	}
 }
 
@@ -60,7 +59,8 @@ func FuzzInvoice(f *testing.F) {
 	})
 }
 
-// FuzzUsage: the same for usage. Seeds: testdata/fuzz/FuzzUsage.
+// FuzzUsage: the same for usage, whose totals per service add up too.
+// Seeds: testdata/fuzz/FuzzUsage.
 func FuzzUsage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
@@ -69,7 +69,31 @@ func FuzzUsage(f *testing.F) {
 			return
 		}
 		checkOutput(t, out.Bytes(), st, normalize.UsageColumns, "usage_amount")
+		checkServices(t, out.Bytes(), st)
 	})
+}
+
+// checkServices: the usage per service in the output is Stats.Services.
+func checkServices(t *testing.T, out []byte, st normalize.Stats) {
+	t.Helper()
+	recs, _ := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	svc, amt := slices.Index(recs[0], "service"), slices.Index(recs[0], "usage_amount")
+	want := map[string]*big.Rat{}
+	for _, r := range recs[1:] {
+		if want[r[svc]] == nil {
+			want[r[svc]] = new(big.Rat)
+		}
+		v, _ := new(big.Rat).SetString(r[amt])
+		want[r[svc]].Add(want[r[svc]], v)
+	}
+	if len(want) != len(st.Services) {
+		t.Fatalf("%d services in the output, %d in Stats.Services", len(want), len(st.Services))
+	}
+	for name, sum := range st.Services {
+		if got, ok := new(big.Rat).SetString(sum.String()); !ok || want[name] == nil || got.Cmp(want[name]) != 0 {
+			t.Fatalf("service %q: Stats.Services says %s, the output sums to %v", name, sum, want[name])
+		}
+	}
 }
 
 // FuzzFocus: the same for FOCUS reports, whose costs are kept as given.

@@ -3,8 +3,10 @@ package normalize_test
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -59,14 +61,22 @@ var longPreamble = append(slices.Clone(shortPreamble),
 )
 
 // wantErr checks err against want, a part of the message ("" for none),
-// and says whether the test goes on to check the output.
-func wantErr(t *testing.T, err error, want string) bool {
+// and its warning name (none: not a warning), and says whether the test
+// goes on to check the output.
+func wantErr(t *testing.T, err error, want, warning string) bool {
 	t.Helper()
 	switch {
 	case want == "" && err != nil:
 		t.Fatal(err)
 	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+	w := normalize.AsWarning(err)
+	switch {
+	case warning == "" && w != nil:
+		t.Errorf("err = %v is a warning %s, want another error", err, w.Name)
+	case warning != "" && (w == nil || w.Name != warning):
+		t.Errorf("err = %v (%#v), want the warning %s", err, w, warning)
 	}
 	return want == ""
 }
@@ -94,7 +104,9 @@ func TestInvoice(t *testing.T) {
 		info      normalize.InvoiceInfo
 		rows      int64
 		cents     int64
+		sum       string // Stats.Amount, when it is not whole cents
 		err       string // substring of the error; "" = success
+		warning   string // the error's warning name
 		check     func(t *testing.T, recs [][]string)
 		exactBody string // the whole output, when given
 	}{
@@ -102,7 +114,7 @@ func TestInvoice(t *testing.T) {
 			name: "short preamble", in: raw(shortPreamble, m30),
 			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 1296,
 			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n" +
-				invID + `,PAID,2024-06-02,2024-06-01,Atlas AWS Instance M30,,"Zürich Ödön Ltd, Inc.",5f1a2b3c4d5e6f7a8b9c0d1e,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d0,ATLAS_AWS_INSTANCE_M30,EU_CENTRAL_1,Cluster0,atlas-abc123-shard-0,,,server hours,0.54,24.00,0,12.96` + "\n",
+				invID + `,PAID,2024-06-02,2024-06-01,Atlas AWS Instance M30,,"Zürich Ödön Ltd, Inc.",5f1a2b3c4d5e6f7a8b9c0d1e,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d0,ATLAS_AWS_INSTANCE_M30,EU_CENTRAL_1,Cluster0,atlas-abc123-shard-0,,,server hours,0.54,24.00,0,12.96,{}` + "\n",
 		},
 		{
 			name: "long preamble with quoted commas and quotes", in: raw(longPreamble, m30, m30, m30),
@@ -203,40 +215,90 @@ func TestInvoice(t *testing.T) {
 			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n",
 		},
 		{
-			name: "amount not a decimal", in: raw(shortPreamble, m30, item("2024-06-02", "M30", "0.54", "24.00", "0", "1.296e1")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "1.296e1": not a plain decimal`,
+			name: "exponents and many decimals", in: raw(shortPreamble,
+				item("2024-06-02", "Data Transfer", "0.0000123400", "6.035E-7", "1.5e1", "1.296e1"),
+				item("2024-06-02", "Data Transfer", "1E-10", "2.50E+3", "0", "12.961")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 2, sum: "25.921",
+			check: func(t *testing.T, recs [][]string) {
+				for i, want := range [][]string{{"0.0000123400", "0.0000006035", "15", "12.96"}, {"0.0000000001", "2500", "0", "12.961"}} {
+					r := recs[i+1]
+					if got := []string{col(r, "unit_price"), col(r, "quantity"), col(r, "discount_percent"), col(r, "amount")}; !slices.Equal(got, want) {
+						t.Errorf("row %d unit_price, quantity, discount_percent, amount = %q, want %q", i+1, got, want)
+					}
+				}
+			},
 		},
 		{
-			name: "amount with a fraction of a cent", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "12.961")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "12.961": has a fraction of a cent`,
+			name: "tag columns, and columns by name whatever their case and spacing",
+			in: "Invoice Number," + invID + ",\n\n" +
+				"amount, SKU ,date,Usage_Date,Organization ID,team,Cost Center,\"env \"\"x\"\"\",Description,,\n" +
+				"1.00,S1,2024-06-02,2024-06-01,oid,data,,\"prod\nblue\",\"M30, EU\",,\n" +
+				"2.00,S2,06/03/2024,,oid,,,,Backup,,\n" +
+				"3.00,S3,2024-06-04,,oid,\"Zürich \\ \"\"ops\"\"\",\" \",\tx,,,\n",
+			info: normalize.InvoiceInfo{ID: invID}, rows: 3, cents: 600,
+			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n" +
+				invID + `,,2024-06-02,2024-06-01,"M30, EU",,,oid,,,S1,,,,,,,,,,1.00,"{""env \""x\"""":""prod\nblue"",""team"":""data""}"` + "\n" +
+				invID + `,,2024-06-03,,Backup,,,oid,,,S2,,,,,,,,,,2.00,{}` + "\n" +
+				invID + `,,2024-06-04,,,,,oid,,,S3,,,,,,,,,,3.00,"{""env \""x\"""":""\tx"",""team"":""Zürich \\ \""ops\""""}"` + "\n",
+			check: func(t *testing.T, recs [][]string) {
+				var tags map[string]string
+				if err := json.Unmarshal([]byte(col(recs[1], "tags")), &tags); err != nil || tags["env \"x\""] != "prod\nblue" || len(tags) != 2 {
+					t.Errorf("tags %q = %v, %v", col(recs[1], "tags"), tags, err)
+				}
+			},
+		},
+		{
+			name: "only the required columns", in: "Date,SKU,Amount\n2024-06-02,S,-1.50\n",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: -150,
+			exactBody: strings.Join(normalize.InvoiceColumns, ",") + "\n" + invID + ",PAID,2024-06-02,,,,,,,,S,,,,,,,,,,-1.50,{}\n",
+		},
+		{
+			name: "amount not a decimal", in: raw(shortPreamble, m30, item("2024-06-02", "M30", "0.54", "24.00", "0", "12.9.6")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "12.9.6": not a plain decimal`, warning: normalize.ValueWarning,
+		},
+		{
+			name: "exponent out of range", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "1E999999", "0", "1.00")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "1E999999": exponent out of range`, warning: normalize.ValueWarning,
 		},
 		{
 			name: "amount missing", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "": is empty`,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "": is empty`, warning: normalize.ValueWarning,
 		},
 		{
 			name: "quantity not a decimal", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "lots", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "lots"`,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "lots"`, warning: normalize.ValueWarning,
 		},
 		{
 			name: "date not a date", in: raw(shortPreamble, item("31/06/2024", "M30", "0.54", "1", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: date "31/06/2024": not a date`,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: date "31/06/2024": not a date`, warning: normalize.ValueWarning,
 		},
 		{
 			name: "short line item", in: raw(shortPreamble, "2024-06-02,2024-06-01,M30"),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 3 fields, want 19",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 3 fields, want 19", warning: normalize.LayoutWarning,
 		},
 		{
 			name: "extra non-empty field", in: raw(shortPreamble, m30+",surprise"),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 20 fields, want 19",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 20 fields, want 19", warning: normalize.LayoutWarning,
 		},
 		{
 			name: "bare quote", in: raw(shortPreamble, m30, `2024-06-02,2024-06-01,a "quoted" word,`),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2", warning: normalize.SyntaxWarning,
 		},
 		{
 			name: "no header", in: "Invoice Number,x,\nDate,Amount\n1,2\n",
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: normalize.LayoutWarning,
+		},
+		{
+			name: "a required column missing", in: strings.Replace(raw(shortPreamble, m30), ",Amount\n", ",Total\n", 1),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: normalize.LayoutWarning,
+		},
+		{
+			name: "a line item over 1 MiB", in: raw(shortPreamble, m30, item("2024-06-02", `"`+strings.Repeat("x", normalize.MaxRecordBytes)+`"`, "1", "1", "0", "1.00")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2: a CSV record is over 1 MiB", warning: normalize.TooLargeWarning,
+		},
+		{
+			name: "a header of too many columns", in: header + strings.Repeat(",tag", normalize.MaxColumns) + "\n",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "over 1,000 fields", warning: normalize.TooLargeWarning,
 		},
 		{
 			name: "invalid invoice id", in: raw(shortPreamble, m30),
@@ -246,11 +308,15 @@ func TestInvoice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Invoice(&out, strings.NewReader(tc.in), tc.info)
-			if !wantErr(t, err, tc.err) {
+			if !wantErr(t, err, tc.err, tc.warning) {
 				return
 			}
-			if st.Rows != tc.rows || st.AmountCents != tc.cents {
-				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
+			if tc.sum != "" {
+				if st.Rows != tc.rows || st.Amount.String() != tc.sum {
+					t.Errorf("stats = %d rows, amount %s; want %d, %s", st.Rows, st.Amount, tc.rows, tc.sum)
+				}
+			} else if st.Rows != tc.rows || amountCents(st) != tc.cents {
+				t.Errorf("stats = %d rows, amount %s; want %d, %d cents", st.Rows, st.Amount, tc.rows, tc.cents)
 			}
 			if tc.exactBody != "" && out.String() != tc.exactBody {
 				t.Errorf("output:\n%s\nwant:\n%s", out.String(), tc.exactBody)
@@ -263,8 +329,8 @@ func TestInvoice(t *testing.T) {
 				t.Errorf("%d lines, want %d: Athena reads one record per line", n, tc.rows+1)
 			}
 			for _, r := range recs[1:] {
-				if r[0] != tc.info.ID || r[1] == "" {
-					t.Errorf("record starts %q, %q; want the invoice id and a status", r[0], r[1])
+				if r[0] != tc.info.ID {
+					t.Errorf("record starts %q; want the invoice id", r[0])
 				}
 			}
 			if tc.check != nil {
@@ -278,12 +344,13 @@ func TestUsage(t *testing.T) {
 	const hdr = "Invoice ID,Organization ID,Organization Name,Project ID,Project Name,Cluster ID,Cluster Name,Service,Usage Date,Usage Amount\n"
 	const row = invID + `,5f1a2b3c4d5e6f7a8b9c0d1e,"Zürich Ödön Ltd, Inc.",6650a1b2c3d4e5f6a7b8c9d0,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d1,Cluster0,Data Transfer,2024-06-03,`
 	for _, tc := range []struct {
-		name  string
-		in    string
-		rows  int64
-		cents int64
-		err   string
-		want  []string // the first record, when given
+		name    string
+		in      string
+		rows    int64
+		cents   int64
+		err     string
+		warning string
+		want    []string // the first record, when given
 	}{
 		{
 			name: "rows", in: hdr + row + "12.50\n" + row + "-2.25\n", rows: 2, cents: 1025,
@@ -297,8 +364,8 @@ func TestUsage(t *testing.T) {
 				"0.99,06/03/2024,Clusters,c,cid,p,pid,o,oid,iid,EU\n",
 			want: []string{"iid", "oid", "o", "pid", "p", "cid", "c", "Clusters", "2024-06-03", "0.99"},
 		},
-		{name: "empty file", in: "", err: "empty file"},
-		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`},
+		{name: "empty file", in: "", err: "empty file", warning: normalize.LayoutWarning},
+		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`, warning: normalize.LayoutWarning},
 		{
 			// The spec's example names: other spellings, no Service, no Usage Date.
 			name: "the spec's column names", rows: 1, cents: 101839,
@@ -311,16 +378,17 @@ func TestUsage(t *testing.T) {
 			in:   "invoiceId,organizationId,service,usageDate,usageAmount\niid,oid,Storage,2024-06-02,0.05\n",
 			want: []string{"iid", "oid", "", "", "", "", "", "Storage", "2024-06-02", "0.05"},
 		},
-		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`},
-		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields"},
+		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`, warning: normalize.ValueWarning},
+		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields", warning: normalize.LayoutWarning},
+		{name: "a header of too many columns", in: strings.Repeat("x,", normalize.MaxColumns) + "Usage Amount\n", err: "over 1,000 fields", warning: normalize.TooLargeWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Usage(&out, strings.NewReader(tc.in))
-			if !wantErr(t, err, tc.err) {
+			if !wantErr(t, err, tc.err, tc.warning) {
 				return
 			}
-			if st.Rows != tc.rows || st.AmountCents != tc.cents {
+			if st.Rows != tc.rows || amountCents(st) != tc.cents {
 				t.Errorf("stats = %+v, want Rows %d AmountCents %d", st, tc.rows, tc.cents)
 			}
 			recs := records(t, out.Bytes())
@@ -363,11 +431,12 @@ func TestWriteErrors(t *testing.T) {
 func TestFocus(t *testing.T) {
 	col := func(rec []string, name string) string { return rec[slices.Index(normalize.FocusColumns, name)] }
 	for _, tc := range []struct {
-		name string
-		in   string
-		rows int64
-		err  string
-		want map[string]string // columns of the first record
+		name    string
+		in      string
+		rows    int64
+		err     string
+		warning string
+		want    map[string]string // columns of the first record
 	}{
 		{
 			name: "a subset, in another order, with a column FOCUS 1.0 lacks",
@@ -382,14 +451,15 @@ func TestFocus(t *testing.T) {
 		},
 		{name: "BOM, CRLF, header names in other case and snake_case", in: "\xef\xbb\xbfbilled_cost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1.00", "billingcurrency": "USD"}},
 		{name: "header only", in: "BilledCost\n", rows: 0},
-		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`},
-		{name: "empty file", in: "", err: "empty file"},
-		{name: "ragged record", in: "BilledCost,ServiceName\n1.00\n", err: "wrong number of fields"},
+		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`, warning: normalize.LayoutWarning},
+		{name: "empty file", in: "", err: "empty file", warning: normalize.LayoutWarning},
+		{name: "ragged record", in: "BilledCost,ServiceName\n1.00\n", err: "wrong number of fields", warning: normalize.LayoutWarning},
+		{name: "unterminated quote", in: "BilledCost,ServiceName\n1.00,\"x\n", err: "extraneous or missing", warning: normalize.SyntaxWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			st, err := normalize.Focus(&out, strings.NewReader(tc.in))
-			if !wantErr(t, err, tc.err) {
+			if !wantErr(t, err, tc.err, tc.warning) {
 				return
 			}
 			recs := records(t, out.Bytes())
@@ -409,4 +479,14 @@ func TestFocus(t *testing.T) {
 	if len(normalize.FocusColumns) != 43 {
 		t.Errorf("%d FOCUS columns, want FOCUS 1.0's 43", len(normalize.FocusColumns))
 	}
+}
+
+// amountCents is st.Amount in cents, or math.MinInt64 when it is not whole
+// cents (no test expects that).
+func amountCents(st normalize.Stats) int64 {
+	c, ok := st.Amount.Cents()
+	if !ok {
+		return math.MinInt64
+	}
+	return c
 }

@@ -104,8 +104,11 @@ func TestInvoiceAddsUpToTheInvoiceJSON(t *testing.T) {
 			if -neg != inv.CreditsCents {
 				t.Errorf("credit line items = %d cents, creditsCents = %d", neg, inv.CreditsCents)
 			}
-			if want := inv.SubtotalCents - inv.CreditsCents; st.AmountCents != want || pos+neg != want {
-				t.Errorf("Stats.AmountCents = %d, file sum = %d, subtotalCents - creditsCents = %d", st.AmountCents, pos+neg, want)
+			if want := inv.SubtotalCents - inv.CreditsCents; amountCents(st) != want || pos+neg != want {
+				t.Errorf("Stats.AmountCents = %d, file sum = %d, subtotalCents - creditsCents = %d", amountCents(st), pos+neg, want)
+			}
+			if v, ok := st.Preamble.Value("Organization ID"); !ok || v != org {
+				t.Errorf("preamble Organization ID = %q, %v (preamble %q)", v, ok, st.Preamble)
 			}
 			if inv.CreditsCents > 0 {
 				credited++
@@ -158,8 +161,8 @@ func TestUsageFromSimulator(t *testing.T) {
 	if neg == 0 {
 		t.Error("no credits in the usage: the sum would not see a sign error")
 	}
-	if st.AmountCents != pos+neg {
-		t.Errorf("Stats.AmountCents = %d, raw usage sums to %d", st.AmountCents, pos+neg)
+	if amountCents(st) != pos+neg {
+		t.Errorf("Stats.AmountCents = %d, raw usage sums to %d", amountCents(st), pos+neg)
 	}
 }
 
@@ -220,7 +223,7 @@ func TestInvoiceStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Rows != inv.Rows || st.AmountCents != inv.SubtotalCents-inv.CreditsCents {
+	if st.Rows != inv.Rows || amountCents(st) != inv.SubtotalCents-inv.CreditsCents {
 		t.Errorf("stats %+v, want %d rows and %d cents", st, inv.Rows, inv.SubtotalCents-inv.CreditsCents)
 	}
 	if out.n < size/2 {

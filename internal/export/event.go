@@ -65,6 +65,8 @@ type Job struct {
 	Usage       *sink.Object `json:"usage,omitempty"`
 	// UsageNormalized is the usage rewritten for Athena (internal/normalize).
 	UsageNormalized *sink.Object `json:"usageNormalized,omitempty"`
+	// Warnings are the problems that did not fail a step.
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Statuses of a Job.
@@ -93,6 +95,8 @@ type Result struct {
 	WaitSeconds int      `json:"waitSeconds,omitempty"`
 	Attempt     int      `json:"attempt"`
 	MaxAttempts int      `json:"maxAttempts"`
+	// Warnings are the problems that did not fail a step, the job's first.
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // envelope is an EventBridge event: a rule target gets the whole event, with

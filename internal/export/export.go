@@ -303,14 +303,18 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 		"source": "atlas-cost-explorer", "org-id": j.OrgID, "billing-month": j.Period.Label(),
 		"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
 	}
-	var norm sink.Object
+	var norm enriched
 	obj, err := e.store(ctx, key, u.Body, e.normalized(ctx, normKey, meta, normalize.Usage, &norm), meta)
 	if err != nil {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
 	}
-	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, &norm
-	e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
-	e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &norm})
+	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, norm.obj
+	j.Warnings = e.warned(j.Warnings, norm.warn, j.OrgID, j.Period, "", "poll")
+	for _, o := range []*sink.Object{&obj, norm.obj} {
+		if o != nil {
+			e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: o})
+		}
+	}
 	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 	return j, nil
 }
@@ -330,17 +334,18 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts}
+	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts, Warnings: j.Warnings}
 	for _, o := range []*sink.Object{j.Usage, j.UsageNormalized} {
 		if o != nil {
 			res.Objects = append(res.Objects, *o)
 		}
 	}
 	for _, inv := range invoices {
-		objs, err := e.storeInvoice(ctx, j, inv)
+		objs, warn, err := e.storeInvoice(ctx, j, inv)
 		if err != nil {
 			return Result{}, err
 		}
+		res.Warnings = e.warned(res.Warnings, warn, j.OrgID, period.Of(inv.StartDate), inv.ID, "fetch-invoice")
 		for _, obj := range objs {
 			e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
 		}
@@ -420,23 +425,23 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 }
 
 // storeInvoice stores the raw CSV and, from the same stream, its normalized
-// line items.
-func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, error) {
+// line items, or says why they could not be.
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
 	// An invoice is filed under the month it bills, which for the pending
 	// one may not be the job's month.
 	month := period.Of(inv.StartDate)
 	key, err := e.Layout.Invoice(j.OrgID, month, inv.ID)
 	if err != nil {
-		return nil, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
+		return nil, nil, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
 	}
 	normKey, err := e.Layout.NormalizedInvoice(j.OrgID, month, inv.ID)
 	if err != nil {
-		return nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
+		return nil, nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
 	}
 	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
 	if err != nil {
-		return nil, wrap(err, where+": downloading the invoice CSV")
+		return nil, nil, wrap(err, where+": downloading the invoice CSV")
 	}
 	defer body.Close()
 	meta := map[string]string{
@@ -447,10 +452,13 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) (
 	toLineItems := func(w io.Writer, r io.Reader) (normalize.Stats, error) {
 		return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
 	}
-	var norm sink.Object
+	var norm enriched
 	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, toLineItems, &norm), meta)
 	if err != nil {
-		return nil, wrap(err, where+": storing the invoice CSV")
+		return nil, nil, wrap(err, where+": storing the invoice CSV")
 	}
-	return []sink.Object{obj, norm}, nil
+	if norm.obj == nil {
+		return []sink.Object{obj}, norm.warn, nil
+	}
+	return []sink.Object{obj, *norm.obj}, nil, nil
 }

@@ -179,15 +179,18 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 	// The report as Atlas made it, and from the same stream its rows with
 	// FOCUS 1.0's columns in a fixed order: Athena reads CSV columns by
 	// position, so the table must not depend on Atlas's column order.
-	var norm sink.Object
+	var norm enriched
 	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, normalize.Focus, &norm), meta)
 	if err != nil {
 		return false, wrap(err, where+": storing the FOCUS report")
 	}
 	rep.State = StateStored
-	for _, o := range []sink.Object{obj, norm} {
-		r.Objects = append(r.Objects, o)
-		e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &o})
+	r.Warnings = e.warned(r.Warnings, norm.warn, r.OrgID, month, rep.InvoiceID, "focus-poll")
+	for _, o := range []*sink.Object{&obj, norm.obj} {
+		if o != nil {
+			r.Objects = append(r.Objects, *o)
+			e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: o})
+		}
 	}
 	return true, nil
 }

@@ -15,11 +15,20 @@ import (
 // rowCounter counts the data rows of a CSV stream as it goes by.
 type rowCounter func(io.Reader) (int64, error)
 
+// enriched is what a normalized upload left: the object written, or the
+// warning why none was.
+type enriched struct {
+	obj  *sink.Object
+	warn *normalize.Warning
+}
+
 // normalized is a row counter that, from the same stream, writes the
 // normalized form of the CSV (conv) under key, with meta and its own row
-// count, and puts the object written in *out. Both uploads run at once: one
+// count, and puts the object written in out. Both uploads run at once: one
 // pass over Atlas's response, memory bounded by the two uploads' buffers.
-func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]string, conv func(io.Writer, io.Reader) (normalize.Stats, error), out *sink.Object) rowCounter {
+// A file conv cannot normalize is no failure: its upload is aborted, the
+// warning goes in out, and the raw file streams on to the store.
+func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]string, conv func(io.Writer, io.Reader) (normalize.Stats, error), out *enriched) rowCounter {
 	return func(r io.Reader) (int64, error) {
 		pr, pw := io.Pipe()
 		var st normalize.Stats
@@ -43,20 +52,24 @@ func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]s
 		// Unblock conv if the upload stopped reading early.
 		pr.CloseWithError(errors.Join(putErr, errors.New("normalized upload ended")))
 		if err := <-converted; err != nil {
+			if out.warn = normalize.AsWarning(err); out.warn != nil {
+				return 0, nil // the upload read conv's error, so it was aborted
+			}
 			return 0, err
 		}
 		if putErr != nil {
 			return 0, &Error{Name: StorageError, Msg: "writing " + key, Err: putErr}
 		}
 		obj.Rows = st.Rows
-		*out = obj
+		out.obj = &obj
 		return st.Rows, nil
 	}
 }
 
 // store streams body into the store under key. The rows are counted on the
-// way (a parse failure fails the upload, so no unreadable file is stored),
-// and a failure says whether Atlas's stream or the store broke.
+// way (a count that fails fails the upload; normalized counts only fail
+// when a stream broke), and a failure says whether Atlas's stream or the
+// store broke.
 func (e *Exporter) store(ctx context.Context, key string, body io.Reader, count rowCounter, meta map[string]string) (sink.Object, error) {
 	if e.Progress != nil {
 		body = &progressReader{r: body, key: key, report: e.report}

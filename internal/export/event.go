@@ -65,6 +65,9 @@ type Job struct {
 	Usage       *sink.Object `json:"usage,omitempty"`
 	// UsageNormalized is the usage rewritten for Athena (internal/normalize).
 	UsageNormalized *sink.Object `json:"usageNormalized,omitempty"`
+	// UsageServices is the usage's exact total per service, decimal text,
+	// counted while it streamed (none when it could not be normalized).
+	UsageServices map[string]string `json:"usageServices,omitempty"`
 	// Warnings are the problems that did not fail a step.
 	Warnings []Warning `json:"warnings,omitempty"`
 }
@@ -95,6 +98,8 @@ type Result struct {
 	WaitSeconds int      `json:"waitSeconds,omitempty"`
 	Attempt     int      `json:"attempt"`
 	MaxAttempts int      `json:"maxAttempts"`
+	// UsageServices is the job's (Job.UsageServices).
+	UsageServices map[string]string `json:"usageServices,omitempty"`
 	// Warnings are the problems that did not fail a step, the job's first.
 	Warnings []Warning `json:"warnings,omitempty"`
 }

@@ -309,6 +309,7 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
 	}
 	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, norm.obj
+	j.UsageServices = services(norm.stats)
 	j.Warnings = e.warned(j.Warnings, norm.warn, j.OrgID, j.Period, "", "poll")
 	for _, o := range []*sink.Object{&obj, norm.obj} {
 		if o != nil {
@@ -334,7 +335,7 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts, Warnings: j.Warnings}
+	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts, UsageServices: j.UsageServices, Warnings: j.Warnings}
 	for _, o := range []*sink.Object{j.Usage, j.UsageNormalized} {
 		if o != nil {
 			res.Objects = append(res.Objects, *o)

@@ -15,11 +15,12 @@ import (
 // rowCounter counts the data rows of a CSV stream as it goes by.
 type rowCounter func(io.Reader) (int64, error)
 
-// enriched is what a normalized upload left: the object written, or the
-// warning why none was.
+// enriched is what a normalized upload left: the object written and what
+// was counted, or the warning why none was written.
 type enriched struct {
-	obj  *sink.Object
-	warn *normalize.Warning
+	obj   *sink.Object
+	stats normalize.Stats
+	warn  *normalize.Warning
 }
 
 // normalized is a row counter that, from the same stream, writes the
@@ -61,9 +62,21 @@ func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]s
 			return 0, &Error{Name: StorageError, Msg: "writing " + key, Err: putErr}
 		}
 		obj.Rows = st.Rows
-		out.obj = &obj
+		out.obj, out.stats = &obj, st
 		return st.Rows, nil
 	}
+}
+
+// services is the per-service totals of normalized usage as decimal text.
+func services(st normalize.Stats) map[string]string {
+	if len(st.Services) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(st.Services))
+	for svc, sum := range st.Services {
+		out[svc] = sum.String()
+	}
+	return out
 }
 
 // store streams body into the store under key. The rows are counted on the

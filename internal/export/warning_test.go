@@ -120,6 +120,13 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 					t.Errorf("%s: stat %v, among the objects: %v; want it written: %v", key, err, slices.Contains(keys, key), want)
 				}
 			}
+			if wantTotals := normalized[must(exp.Layout.NormalizedUsage(orgA, p))]; wantTotals {
+				if res.UsageServices["Clusters"] != "10.50" || res.UsageServices["Storage"] != "0.25" || len(res.UsageServices) != 2 {
+					t.Errorf("usage services = %v, want Clusters 10.50, Storage 0.25", res.UsageServices)
+				}
+			} else if res.UsageServices != nil {
+				t.Errorf("usage services = %v for usage not normalized", res.UsageServices)
+			}
 		})
 	}
 }

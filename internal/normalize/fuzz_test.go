@@ -73,6 +73,22 @@ func FuzzUsage(f *testing.F) {
 	})
 }
 
+// FuzzUsageJSON: the same for the JSON form of usage.
+func FuzzUsageJSON(f *testing.F) {
+	f.Add([]byte(`{"usageDetails":[{"service":"Clusters","usageAmount":12.50,"usageDate":"2024-06-01"},{"service":"Clusters","usageAmount":"-1e-2"}]}`))
+	f.Add([]byte(`{"x":[{"y":null}],"usageDetails":null}`))
+	f.Add([]byte(`{"usageDetails":[{"usageAmount":1,"service":{"a":1}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		st, err := normalize.UsageJSON(&out, bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		checkOutput(t, out.Bytes(), st, normalize.UsageColumns, "usage_amount")
+		checkServices(t, out.Bytes(), st)
+	})
+}
+
 // checkServices: the usage per service in the output is Stats.Services.
 func checkServices(t *testing.T, out []byte, st normalize.Stats) {
 	t.Helper()

@@ -1,0 +1,268 @@
+package normalize
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// UsageJSON reads the JSON form of a Cost Explorer result from r,
+// {"usageDetails": [{"invoiceId", "organizationId", "organizationName",
+// "service", "usageAmount", "usageDate"}, ...]}, and writes to w what Usage
+// writes from the CSV form: the header UsageColumns, one record per usage
+// detail, the same Stats. Keys are found as Usage finds header names
+// ("usageAmount" is "Usage Amount"), others are left out; a value may be a
+// string, a number (kept as written, so 1018.39 stays exact), a boolean or
+// null (empty). It streams one detail at a time, whatever the array's
+// length; a detail over MaxRecordBytes is a Warning, stopped before the
+// decoder holds more than a few times that.
+func UsageJSON(w io.Writer, r io.Reader) (Stats, error) {
+	const where = "normalize: usage JSON"
+	ur := &usageReader{br: &boundedReader{r: r, limit: 4 * MaxRecordBytes}}
+	ur.dec = json.NewDecoder(ur.br)
+	ur.dec.UseNumber()
+	st, err := ur.normalize(w)
+	var se *json.SyntaxError
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.As(err, new(*Warning)):
+		return st, err
+	case errors.Is(err, ErrRecordTooLarge):
+		return st, &Warning{Name: TooLargeWarning, Msg: where, Err: err}
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTruncated):
+		return st, &Warning{Name: SyntaxWarning, Msg: where, Err: err}
+	}
+	return st, fmt.Errorf("%s: %w", where, err)
+}
+
+var errTruncated = errors.New("the JSON ends early")
+
+// usageReader holds the state of one UsageJSON.
+type usageReader struct {
+	br   *boundedReader
+	dec  *json.Decoder
+	rec  [][]byte // the detail's values, in usageColumns' order
+	item int64    // details read
+}
+
+// usageKeys finds a key's column in usageColumns, by nameKey.
+var usageKeys = func() map[string]int {
+	m := map[string]int{}
+	for i, c := range usageColumns {
+		for _, n := range append([]string{c.atlas}, c.also...) {
+			m[nameKey(n)] = i
+		}
+	}
+	return m
+}()
+
+func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
+	var st Stats
+	names := make([]string, len(usageColumns))
+	for i, c := range usageColumns {
+		names[i] = c.atlas
+	}
+	m := newMapping(usageColumns, names, false) // a column per field, in order
+	ur.rec = make([][]byte, len(usageColumns))
+	if err := ur.delim('{', "the result is not a JSON object"); err != nil {
+		return st, err
+	}
+	out := newOutput(w)
+	out.b = appendRecord(out.b, UsageColumns...)
+	found := false
+	for ur.dec.More() {
+		ur.bound()
+		key, err := ur.key()
+		if err != nil {
+			return st, err
+		}
+		if nameKey(key) != "usagedetails" || found {
+			if err := ur.skip(); err != nil {
+				return st, err
+			}
+			continue
+		}
+		found = true
+		if err := ur.details(out, m, &st); err != nil {
+			return st, err
+		}
+	}
+	if err := ur.delim('}', ""); err != nil {
+		return st, err
+	}
+	if _, err := ur.dec.Token(); err != io.EOF {
+		return st, &Warning{Name: SyntaxWarning, Msg: "normalize: usage JSON: more after the result object"}
+	}
+	if !found {
+		return st, &Warning{Name: LayoutWarning, Msg: `normalize: usage JSON: no "usageDetails"`}
+	}
+	if err := out.flush(); err != nil {
+		return st, err
+	}
+	st.Services = m.services()
+	return st, nil
+}
+
+// details reads the usageDetails array (or null) and writes its records.
+func (ur *usageReader) details(out *output, m *mapping, st *Stats) error {
+	ur.bound()
+	tok, err := ur.token()
+	if err != nil || tok == nil {
+		return err
+	}
+	if tok != json.Delim('[') {
+		return &Warning{Name: LayoutWarning, Msg: `normalize: usage JSON: "usageDetails" is not an array`}
+	}
+	for ur.dec.More() {
+		ur.item++
+		if err := ur.detail(); err != nil {
+			return err
+		}
+		var err error
+		if out.b, err = m.appendRow(out.b, ur.rec, st); err != nil {
+			return &Warning{Name: ValueWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d", ur.item), Err: err}
+		}
+		if err := out.end(); err != nil {
+			return err
+		}
+	}
+	return ur.delim(']', "")
+}
+
+// detail reads one usage detail into rec.
+func (ur *usageReader) detail() error {
+	start := ur.bound()
+	for i := range ur.rec {
+		ur.rec[i] = nil
+	}
+	if err := ur.delim('{', fmt.Sprintf("usage detail %d is not an object", ur.item)); err != nil {
+		return err
+	}
+	set := make([]bool, len(ur.rec))
+	for ur.dec.More() {
+		key, err := ur.key()
+		if err != nil {
+			return err
+		}
+		tok, err := ur.token()
+		if err != nil {
+			return err
+		}
+		col, ok := usageKeys[nameKey(key)]
+		var v string
+		switch t := tok.(type) {
+		case string:
+			v = t
+		case json.Number:
+			v = string(t)
+		case bool:
+			v = fmt.Sprint(t)
+		case json.Delim:
+			if ok {
+				return &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d: %s is an object or an array", ur.item, shown(key))}
+			}
+			if err := ur.skipRest(); err != nil {
+				return err
+			}
+		}
+		if ok && !set[col] { // a key twice: the first
+			ur.rec[col], set[col] = []byte(v), true
+		}
+	}
+	if err := ur.delim('}', ""); err != nil {
+		return err
+	}
+	if ur.dec.InputOffset()-start > MaxRecordBytes {
+		return ErrRecordTooLarge
+	}
+	return nil
+}
+
+// bound lets the decoder read a few times MaxRecordBytes past where it is:
+// enough for any value of at most MaxRecordBytes whatever it has buffered
+// (its buffer grows to about twice its largest value), not enough to fill
+// memory. It returns where the decoder is.
+func (ur *usageReader) bound() int64 {
+	at := ur.dec.InputOffset()
+	ur.br.limit = at + 4*MaxRecordBytes
+	return at
+}
+
+func (ur *usageReader) token() (json.Token, error) {
+	tok, err := ur.dec.Token()
+	if err == io.EOF {
+		return nil, errTruncated
+	}
+	return tok, err
+}
+
+func (ur *usageReader) key() (string, error) {
+	tok, err := ur.token()
+	if err != nil {
+		return "", err
+	}
+	key, _ := tok.(string) // the decoder allows only a string here
+	return key, nil
+}
+
+// delim reads d; anything else is a Layout warning saying what.
+func (ur *usageReader) delim(d json.Delim, what string) error {
+	tok, err := ur.token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return &Warning{Name: LayoutWarning, Msg: "normalize: usage JSON: " + what}
+	}
+	return nil
+}
+
+// skip reads a value whole, bounded like a detail.
+func (ur *usageReader) skip() error {
+	ur.bound()
+	tok, err := ur.token()
+	if err != nil {
+		return err
+	}
+	if _, ok := tok.(json.Delim); ok {
+		return ur.skipRest()
+	}
+	return nil
+}
+
+// skipRest reads to the end of the object or array just opened.
+func (ur *usageReader) skipRest() error {
+	for depth := 1; depth > 0; {
+		tok, err := ur.token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return nil
+}
+
+// boundedReader fails reads past limit with ErrRecordTooLarge.
+type boundedReader struct {
+	r        io.Reader
+	n, limit int64 // bytes read; the bound (0: none yet)
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.limit > 0 {
+		if b.n >= b.limit {
+			return 0, ErrRecordTooLarge
+		}
+		p = p[:min(int64(len(p)), b.limit-b.n)]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,192 @@
+package normalize_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+)
+
+// The JSON form of a result normalizes to the very bytes and Stats of its
+// CSV form.
+func TestUsageJSONMatchesCSV(t *testing.T) {
+	sim, err := atlassim.New(atlassim.Config{UsageRows: 3000, Now: func() time.Time { return simNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := atlassim.DefaultOrgs[0].ID
+	q := atlassim.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"}
+	var csvRaw, jsonRaw, fromCSV, fromJSON bytes.Buffer
+	if err := sim.WriteUsageCSV(&csvRaw, org, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.WriteUsageJSON(&jsonRaw, org, q); err != nil {
+		t.Fatal(err)
+	}
+	want, err := normalize.Usage(&fromCSV, &csvRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := normalize.UsageJSON(&fromJSON, &jsonRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fromJSON.Bytes(), fromCSV.Bytes()) {
+		t.Errorf("from JSON:\n%.500s\nfrom CSV:\n%.500s", fromJSON.Bytes(), fromCSV.Bytes())
+	}
+	if got.Rows != 3000 || got.Rows != want.Rows || got.Amount.String() != want.Amount.String() || len(got.Services) < 2 ||
+		!maps.EqualFunc(got.Services, want.Services, func(a, b normalize.Sum) bool { return a.String() == b.String() }) {
+		t.Errorf("stats from JSON %+v, from CSV %+v", got, want)
+	}
+}
+
+func TestUsageJSON(t *testing.T) {
+	const spec = `{"invoiceId":"iid","organizationId":"oid","organizationName":"Test 2","service":"Clusters","usageAmount":1018.39,"usageDate":"2024-06-01"}`
+	header := strings.Join(normalize.UsageColumns, ",") + "\n"
+	for _, tc := range []struct {
+		name     string
+		in       string
+		want     string // the records after the header
+		services map[string]string
+		err      string
+		warning  string
+	}{
+		{name: "the public clients' fields", in: `{"usageDetails":[` + spec + `]}`,
+			want: "iid,oid,Test 2,,,,,Clusters,2024-06-01,1018.39\n", services: map[string]string{"Clusters": "1018.39"}},
+		{
+			name: "keys in any case and order, more keys, values of every kind",
+			in: `{"x":{"a":[1,{"b":2}]}, "usageDetails":[
+				{"UsageAmount":"6.035E-7","SERVICE":"Data Transfer","usage_date":"06/02/2024","extra":{"k":[1,2]},"clusterName":null,"projectName":true,"invoiceId":"first","invoiceId":"second"},
+				{"usageAmount":-12.5e0,"service":"Data Transfer","usageDate":"2024-06-03T10:00:00Z","organizationName":"Zürich \"Ödön\", Inc.\nAG"},
+				{"usageAmount":"1,000.00"}
+			], "after": "x"}`,
+			want: "first,,,,true,,,Data Transfer,2024-06-02,0.0000006035\n" +
+				",,\"Zürich \"\"Ödön\"\", Inc. AG\",,,,,Data Transfer,2024-06-03,-12.5\n" +
+				",,,,,,,,,1000.00\n",
+			services: map[string]string{"Data Transfer": "-12.4999993965", "": "1000.00"},
+		},
+		{name: "no usage", in: `{"usageDetails":[]}`, services: nil},
+		{name: "null usage", in: ` {"usageDetails":null} `, services: nil},
+		{name: "not an object", in: `[` + spec + `]`, err: "not a JSON object", warning: normalize.LayoutWarning},
+		{name: "no usageDetails", in: `{"results":[` + spec + `]}`, err: `no "usageDetails"`, warning: normalize.LayoutWarning},
+		{name: "usageDetails not an array", in: `{"usageDetails":{}}`, err: "not an array", warning: normalize.LayoutWarning},
+		{name: "a detail not an object", in: `{"usageDetails":[1]}`, err: "usage detail 1 is not an object", warning: normalize.LayoutWarning},
+		{name: "an amount that is an object", in: `{"usageDetails":[{"usageAmount":{"value":1}}]}`, err: `"usageAmount" is an object`, warning: normalize.LayoutWarning},
+		{name: "an amount that is not a number", in: `{"usageDetails":[` + spec + `,{"usageAmount":"lots"}]}`, err: `usage detail 2: usage_amount "lots"`, warning: normalize.ValueWarning},
+		{name: "no amount", in: `{"usageDetails":[{"service":"Clusters"}]}`, err: `usage_amount "": is empty`, warning: normalize.ValueWarning},
+		{name: "truncated", in: `{"usageDetails":[` + spec, err: "ends early", warning: normalize.SyntaxWarning},
+		{name: "not JSON", in: `{"usageDetails":[` + spec + `,}]}`, err: "invalid character", warning: normalize.SyntaxWarning},
+		{name: "more after the result", in: `{"usageDetails":[]} {}`, err: "more after", warning: normalize.SyntaxWarning},
+		{name: "empty", in: ``, err: "ends early", warning: normalize.SyntaxWarning},
+		{name: "a detail over 1 MiB", in: `{"usageDetails":[` + spec + `,{"service":"` + strings.Repeat("x", normalize.MaxRecordBytes) + `","usageAmount":1}]}`,
+			err: "over 1 MiB", warning: normalize.TooLargeWarning},
+		{name: "a key over the bound", in: `{"` + strings.Repeat("x", 5*normalize.MaxRecordBytes) + `":1}`, err: "over 1 MiB", warning: normalize.TooLargeWarning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			st, err := normalize.UsageJSON(&out, strings.NewReader(tc.in))
+			if !wantErr(t, err, tc.err, tc.warning) {
+				return
+			}
+			if got := out.String(); got != header+tc.want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, header+tc.want)
+			}
+			services := map[string]string{}
+			for k, v := range st.Services {
+				services[k] = v.String()
+			}
+			if len(services) != len(tc.services) || !maps.Equal(services, tc.services) && tc.services != nil {
+				t.Errorf("services = %v, want %v", services, tc.services)
+			}
+			if st.Rows != int64(strings.Count(tc.want, "\n")) {
+				t.Errorf("Rows = %d", st.Rows)
+			}
+		})
+	}
+}
+
+// usageStream writes {"usageDetails":[...]} with n details, the last with
+// a service name of big bytes, without holding it.
+func usageStream(w *io.PipeWriter, n int, big int) {
+	var b bytes.Buffer
+	b.WriteString(`{"usageDetails":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"invoiceId":"%024x","organizationId":"5f1a2b3c4d5e6f7a8b9c0d1e","organizationName":"Org","service":"S%d","usageAmount":%d.%02d,"usageDate":"2024-06-%02d"}`,
+			i, i%7, i%1000, i%100, i%30+1)
+		if b.Len() > 64<<10 {
+			if _, err := w.Write(b.Bytes()); err != nil {
+				return
+			}
+			b.Reset()
+		}
+	}
+	if big > 0 {
+		b.WriteString(`,{"usageAmount":1,"service":"`)
+		chunk := strings.Repeat("x", 64<<10)
+		for written := 0; written < big; written += len(chunk) {
+			b.WriteString(chunk)
+			if _, err := w.Write(b.Bytes()); err != nil {
+				return
+			}
+			b.Reset()
+		}
+		b.WriteString(`"}`)
+	}
+	b.WriteString("]}")
+	_, _ = w.Write(b.Bytes())
+	w.Close()
+}
+
+// Memory stays flat whatever the array's length, and a detail of hundreds
+// of MiB is refused before it is held. Not parallel: the heap is the
+// process's.
+func TestUsageJSONStreams(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	for _, tc := range []struct {
+		name    string
+		n, big  int
+		warning string
+	}{
+		{"200,000 details", 200_000, 0, ""},
+		{"then one of 256 MiB", 1000, 256 << 20, normalize.TooLargeWarning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			go usageStream(pw, tc.n, tc.big)
+			t.Cleanup(func() { pr.Close() })
+			stop := heapPeak(t)
+			var out countWriter
+			st, err := normalize.UsageJSON(&out, pr)
+			peak := stop()
+			if w := normalize.AsWarning(err); tc.warning != "" && (w == nil || w.Name != tc.warning) || tc.warning == "" && err != nil {
+				t.Fatalf("err = %v, want warning %q", err, tc.warning)
+			}
+			t.Logf("%d rows, %d bytes out, heap peak %d KiB", st.Rows, out.n, peak>>10)
+			if peak > 32<<20 {
+				t.Errorf("heap peaked at %d MiB", peak>>20)
+			}
+			if tc.warning != "" {
+				return
+			}
+			// Each service S0..S6 gets every seventh detail; the amounts
+			// i%1000 + (i%100)/100 sum exactly.
+			var cents int64
+			for i := range tc.n {
+				cents += int64(i%1000)*100 + int64(i%100)
+			}
+			if c, ok := st.Amount.Cents(); st.Rows != int64(tc.n) || !ok || c != cents || len(st.Services) != 7 {
+				t.Errorf("stats: %d rows, amount %s, %d services; want %d rows, %d cents, 7 services", st.Rows, st.Amount, len(st.Services), tc.n, cents)
+			}
+		})
+	}
+}

@@ -67,6 +67,7 @@ type results struct {
 	costRuns []pollRow // the executions priced, FOCUS reports on
 	init     map[string]time.Duration
 	costs    []costRow
+	norm     *normRow
 	memMB    map[string]int
 }
 
@@ -83,6 +84,10 @@ func TestBench(t *testing.T) {
 				r.stream = append(r.stream, benchStream(t, w, s.Label, s.Bytes, s.Runs))
 			})
 		}
+	})
+	t.Run("normalize", func(t *testing.T) {
+		n := benchNormalize(t, w.root)
+		r.norm = &n
 	})
 	t.Run("coldstart", func(t *testing.T) {
 		r.cold = benchColdStart(t, w)
@@ -195,6 +200,13 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 		table("query	polls	transitions	Step Functions	Lambda calls	Lambda requests	billed ms submit/poll/fetch	GB-s	Lambda compute	total	total at 1 s/call	reproduce", rows)
 	}
 
+	if r.norm != nil {
+		p("\n5. Normalizing invoice line items on one core: internal/normalize's BenchmarkInvoice, a 32 MiB simulator invoice\n")
+		p("   through normalize.Invoice to io.Discard (-cpu 1), in MB/s of raw CSV (1 MB = 10^6 bytes)\n")
+		table("runs\tbest\tmedian\treproduce", [][]string{{fmt.Sprint(r.norm.Runs), fmt.Sprintf("%.0f MB/s", r.norm.Best),
+			fmt.Sprintf("%.0f MB/s", r.norm.Median), reproduce + "'TestBench/normalize$'"}})
+	}
+
 	p("\nTargets\n")
 	for _, tg := range r.targets() {
 		p("  %-7s %s: %s\n", tg.status, tg.name, tg.figure)
@@ -243,6 +255,13 @@ func (r *results) targets() []target {
 			100*(s1g.OursCPU+s1g.GatewayCPU+s1g.HarnessCPU).Seconds()/s1g.Ours.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())})
 	} else {
 		ts = append(ts, na(ratioName, "stream/1GiB"))
+	}
+
+	const normName = "normalizing invoice line items >= 300 MB/s per core"
+	if r.norm != nil {
+		ts = append(ts, target{verdict(r.norm.Best >= 300), normName, fmt.Sprintf("%.0f MB/s (median of %d runs %.0f MB/s)", r.norm.Best, r.norm.Runs, r.norm.Median)})
+	} else {
+		ts = append(ts, na(normName, "normalize"))
 	}
 
 	const coldName, sizeName = "cold start median within 1.5x of the minimal function", "every bootstrap <= 10 MiB (arm64, stripped)"

@@ -84,13 +84,6 @@ func (p *pollEnv) atlasRequests() int {
 	return n
 }
 
-// handlers are the functions' entry points by folder name.
-var handlers = map[string]func(context.Context, *export.Exporter, json.RawMessage) (any, error){
-	"submit":        function.Submit,
-	"poll":          function.Poll,
-	"fetch-invoice": function.FetchInvoice,
-}
-
 // run executes the real state machine definition in aws-local-stepfunctions
 // with the real handlers (each Task state calls the function
 // statemachine.Functions names) for one org and one month. Time is
@@ -136,21 +129,20 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 		return b
 	}
 	routes := sfntest.Routes{}
+	handlers := &function.Handlers{Exporter: exp}
 	for state, fn := range statemachine.Functions {
-		h := handlers[fn]
-		if h == nil {
-			t.Fatalf("Task state %s calls function %s, which the benchmark does not know", state, fn)
-		}
+		h := handlers.Handler(fn)
 		routes[state] = func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
 			var j export.Job
 			if state == statemachine.StatePoll {
-				if err := json.Unmarshal(in, &j); err != nil {
+				var call struct{ Job export.Job }
+				if err := json.Unmarshal(in, &call); err != nil {
 					return nil, err
 				}
-				clock.advance(j.Token, time.Duration(j.WaitSeconds)*time.Second)
+				clock.advance(call.Job.Token, time.Duration(call.Job.WaitSeconds)*time.Second)
 			}
 			start := time.Now()
-			v, err := h(ctx, exp, in)
+			v, err := h(ctx, in)
 			took := time.Since(start)
 			mu.Lock()
 			row.Calls = append(row.Calls, taskCall{Function: fn, Duration: took})

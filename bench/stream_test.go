@@ -18,6 +18,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -72,7 +73,10 @@ func benchStream(t *testing.T, w *world, label string, size int64, runs int) str
 	warmInvoice(t, base, org.ID, inv.ID)
 
 	june := period.Month(2024, time.June)
-	event := mustJSON(t, export.Job{OrgID: org.ID, Period: june, MaxAttempts: 1})
+	_, event, err := function.Call(function.ActionFetch, mustJSON(t, export.Job{OrgID: org.ID, Period: june, MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	lay, err := layout.New("atlas-billing")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	billingperiod "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
@@ -718,12 +719,13 @@ func leakable(fw *faultWorld, label string) string {
 	return v
 }
 
-// pollEvent is a Job as the state machine hands it to Poll, with token.
-// (Constant inputs: neither call can fail.)
+// pollEvent is the state machine's poll call of a Job with token.
+// (Constant inputs: none of the calls can fail.)
 func pollEvent(fw *faultWorld, token string) []byte {
 	p, _ := billingperiod.Parse(fmMonth, e2e.Now)
 	b, _ := json.Marshal(export.Job{OrgID: fw.Orgs[0], Period: p, MaxAttempts: 3, Token: token})
-	return b
+	_, call, _ := function.Call(function.ActionPoll, b)
+	return call
 }
 
 func badRequest(extra map[string]any) func(fw *faultWorld) any {

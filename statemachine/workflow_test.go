@@ -91,10 +91,18 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 	if state == statemachine.StatePlan {
 		return f.doPlan(input)
 	}
-	var j job
-	if err := json.Unmarshal(input, &j); err != nil {
-		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: decode job: %v", state, err)}
+	// Every Task names its action and passes the job (statemachine's Parameters).
+	var c struct {
+		Action string `json:"action"`
+		Job    job    `json:"job"`
 	}
+	if err := json.Unmarshal(input, &c); err != nil {
+		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: decode call: %v", state, err)}
+	}
+	if want := taskActions[state]; c.Action != want {
+		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: action %q, want %q", state, c.Action, want)}
+	}
+	j := c.Job
 	if !orgIDPattern.MatchString(j.OrgID) {
 		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: bad org id %q", state, j.OrgID)}
 	}
@@ -141,6 +149,13 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 		return nil, fmt.Errorf("no fake for state %q", state)
 	}
 	return json.Marshal(j)
+}
+
+// taskActions is the action each Task state's call names.
+var taskActions = map[string]string{
+	statemachine.StateSubmit:        "submit",
+	statemachine.StatePoll:          "poll",
+	statemachine.StateFetchInvoices: "fetch",
 }
 
 func (f *fake) doPlan(input json.RawMessage) (json.RawMessage, error) {

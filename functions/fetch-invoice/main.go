@@ -13,5 +13,5 @@ import (
 func main() {
 	function.LimitMemory(os.Getenv)
 	h := function.New(context.Background(), os.Getenv, os.Stderr)
-	lambda.Start(h.FetchInvoice)
+	lambda.Start(h.Handler("fetch-invoice"))
 }

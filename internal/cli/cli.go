@@ -37,7 +37,7 @@ type Exporter interface {
 }
 
 // Invoker runs one step of the functions with a JSON event and returns the handler's JSON output.
-// step is "submit", "plan", "poll" or "fetch-invoice".
+// step is one of Steps.
 type Invoker interface {
 	Invoke(ctx context.Context, step string, event json.RawMessage) (json.RawMessage, error)
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 )
 
-// Steps are the function steps `invoke` runs.
-var Steps = []string{"submit", "plan", "poll", "fetch-invoice"}
+// Steps are the steps `invoke` runs: the actions the state machine's calls name.
+var Steps = []string{"plan", "submit", "poll", "fetch", "focus-submit", "focus-poll"}
 
 // maxEvent is Lambda's synchronous payload limit: an event larger than this could never reach a function.
 const maxEvent = 6 << 20
@@ -28,11 +28,14 @@ type NamedError interface {
 var invokeCommand = &command{
 	name:    "invoke",
 	args:    "STEP EVENT",
-	summary: "run one step of the functions (submit, plan, poll, fetch-invoice) with a JSON event",
+	summary: "run one step of the functions (plan, submit, poll, fetch, focus-submit, focus-poll) with a JSON event",
 	about: `
-Run one function step here with a JSON event and print the handler's JSON output on stdout, exactly as
-the Lambda function would return it. STEP is submit, plan, poll or fetch-invoice; EVENT is a JSON
-string, @FILE to read it from a file, or - to read it from stdin.
+Run one function step here and print the handler's JSON output on stdout, exactly as the Lambda
+function returns it to the state machine. STEP is the action the state machine's call names: plan
+(EVENT is a request), submit, poll or fetch (EVENT is a job, as plan or the step before returned it),
+focus-submit or focus-poll (EVENT is fetch's result). The call {"action": STEP, "request"|"job"|"result":
+EVENT} goes to the function that takes it. EVENT is a JSON string, @FILE to read it from a file, or - to
+read it from stdin.
 
 The configuration is the functions' environment (ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN,
 ABX_ATLAS_BASE_URL, ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_S3_ENDPOINT), each
@@ -42,7 +45,7 @@ secret. On failure it prints one line "error: <ErrorName>: <message>" on stderr 
 	example: `
 ` + progName + ` invoke plan '{"period":"2024-06"}'
 ` + progName + ` invoke poll @job.json --out s3://my-lake/atlas-billing
-echo '{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"}}' | ` + progName + ` invoke fetch-invoice -`,
+echo '{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"}}' | ` + progName + ` invoke fetch -`,
 	setup: setupInvoke,
 }
 

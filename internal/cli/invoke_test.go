@@ -68,7 +68,7 @@ func TestInvoke(t *testing.T) {
 			},
 		},
 		{
-			name: "stdin event, function environment", args: []string{"fetch-invoice", "-"}, stdin: job,
+			name: "stdin event, function environment", args: []string{"fetch", "-"}, stdin: job,
 			env: map[string]string{EnvBucket: "lake", EnvPrefix: "billing", EnvSecretARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:a",
 				EnvABXBaseURL: "http://127.0.0.1:8089", EnvMaxPolls: "12"},
 			inv: fakeInvoker{out: json.RawMessage(`{"objects":[]}`)}, wantOut: "{\"objects\":[]}\n", wantEvent: job,
@@ -79,7 +79,7 @@ func TestInvoke(t *testing.T) {
 			},
 		},
 		{
-			name: "Lambda error", args: []string{"fetch-invoice", job}, env: saEnv,
+			name: "Lambda error", args: []string{"fetch", job}, env: saEnv,
 			inv:      fakeInvoker{err: fmt.Errorf("fetch: %w", messages.InvokeResponse_Error{Type: "Atlas.NotFound", Message: "org 5f1a: invoice 66 not found (RESOURCE_NOT_FOUND)"})},
 			wantCode: ExitFailure, wantErr: "error: Atlas.NotFound: org 5f1a: invoice 66 not found (RESOURCE_NOT_FOUND)\n",
 		},

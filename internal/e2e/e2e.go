@@ -172,8 +172,13 @@ func (w *World) AWSEnv() map[string]string {
 	}
 }
 
-// Getenv reads the functions' environment.
-func (w *World) Getenv(k string) string { return w.Env[k] }
+// Getenv reads the functions' environment: Env, then AWSEnv.
+func (w *World) Getenv(k string) string {
+	if v, ok := w.Env[k]; ok {
+		return v
+	}
+	return w.AWSEnv()[k]
+}
 
 // NewHandlers builds the handlers afresh from Env, as a cold start does.
 func (w *World) NewHandlers() *function.Handlers {
@@ -205,16 +210,9 @@ func (w *World) CheckLogs(t testing.TB) {
 // Lambda error (errorType, errorMessage) as the Step Functions error name
 // and cause, as the Lambda integration does.
 func (w *World) Routes() sfntest.Routes {
-	fns := map[string]func(context.Context, json.RawMessage) (any, error){
-		"submit":        w.H.Submit,
-		"poll":          w.H.Poll,
-		"fetch-invoice": w.H.FetchInvoice,
-	}
 	r := sfntest.Routes{}
 	for state, name := range statemachine.Functions {
-		if fn, ok := fns[name]; ok { // else sfntest answers Harness.NoRoute
-			r[state] = bridge(fn)
-		}
+		r[state] = bridge(w.H.Handler(name))
 	}
 	return r
 }

@@ -31,7 +31,7 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"plan defaults to every simulator org", statemachine.StatePlan, `{"action":"plan","request":{"period":"2024-06"}}`, "", `"orgId":"` + w.Orgs[1] + `"`},
 		{"a Lambda error keeps its name", statemachine.StateSubmit, `{"orgId":"../` + w.Orgs[0] + `"}`, "Input.Invalid", ""},
-		{"poll without a token", statemachine.StatePoll, `{"orgId":"` + w.Orgs[0] + `","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"filters":{},"maxAttempts":3,"attempt":0}`, "Input.Invalid", ""},
+		{"poll without a token", statemachine.StatePoll, `{"action":"poll","job":{"orgId":"` + w.Orgs[0] + `","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"filters":{},"maxAttempts":3,"attempt":0}}`, "Input.Invalid", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

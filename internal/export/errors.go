@@ -110,3 +110,12 @@ func classify(err error) string {
 	}
 	return AtlasError
 }
+
+// truncate keeps messages short whatever a caller sends.
+func truncate(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -208,8 +209,8 @@ func TestHostileIDsReachNoURLAndNoKey(t *testing.T) {
 				return err
 			}},
 			step{"event orgId " + id, func(ctx context.Context, e *export.Exporter) error {
-				b, _ := json.Marshal(map[string]any{"orgId": id, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 3})
-				ev, err := export.DecodeSubmit(b)
+				b, _ := json.Marshal(map[string]any{"action": "submit", "job": map[string]any{"orgId": id, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 3}})
+				ev, err := function.Decode("submit", b)
 				if err != nil {
 					return err
 				}
@@ -306,22 +307,5 @@ func TestHostileInvoiceIDFromAtlas(t *testing.T) {
 	// The raw invoice and its normalized line items, from one download.
 	if len(res.Objects) != 2 || len(store.stored()) != 2 || len(srv.requests()) != 2 {
 		t.Errorf("valid invoice: objects %v, stored %q, requests %q", res.Objects, store.stored(), srv.requests())
-	}
-}
-
-// An EventBridge event is unwrapped once; an event nested in another is
-// refused (each level would re-parse the rest of a 256 KiB event).
-func TestNestedEventBridgeEvent(t *testing.T) {
-	once := `{"detail-type":"Scheduled Event","time":"2024-03-01T06:00:00Z","detail":{"orgId":"` + secOrg + `"}}`
-	if req, err := export.DecodeRequest([]byte(once)); err != nil || req.OrgID != secOrg || req.ScheduledTime == "" {
-		t.Fatalf("one event: %+v, %v", req, err)
-	}
-	twice := `{"detail-type":"Scheduled Event","detail":` + once + `}`
-	if _, err := export.DecodeRequest([]byte(twice)); export.Name(err) != export.InputInvalid {
-		t.Errorf("nested event: err = %v, want %s", err, export.InputInvalid)
-	}
-	deep := strings.Repeat(`{"detail-type":"","detail":`, 9000) + "{}" + strings.Repeat("}", 9000)
-	if _, err := export.DecodeRequest([]byte(deep)); export.Name(err) != export.InputInvalid {
-		t.Errorf("deeply nested event: err = %v, want %s", err, export.InputInvalid)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -33,9 +32,9 @@ var Version = "dev"
 
 // Handlers are the three functions' entry points.
 type Handlers struct {
-	exp *export.Exporter
-	err error // a configuration error, reported by every invocation
-	log *slog.Logger
+	Exporter *export.Exporter
+	Log      *slog.Logger // nil: nothing is logged
+	err      error        // a configuration error, reported by every invocation
 }
 
 // New builds the handlers from the environment. A configuration problem does
@@ -48,7 +47,7 @@ func New(ctx context.Context, getenv func(string) string, logOut io.Writer) *Han
 	if err != nil {
 		log.Error("configuration", "error", err.Error())
 	}
-	return &Handlers{exp: exp, err: err, log: log}
+	return &Handlers{Exporter: exp, Log: log, err: err}
 }
 
 func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*export.Exporter, error) {
@@ -56,12 +55,12 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: err.Error()}
 	}
-	awsCfg, err := lambdaAWSConfig(os.Getenv)
+	awsCfg, err := lambdaAWSConfig(getenv)
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "the AWS configuration", Err: err}
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
-		if v := os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"); v != "" {
+		if v := getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"); v != "" {
 			o.BaseEndpoint = aws.String(v)
 		}
 	})
@@ -122,100 +121,53 @@ func orgs(configured []string, client *atlasclient.Client) func(context.Context)
 	}
 }
 
-// Exporter gives the export steps to other front ends (the command-line
-// tool's invoke), with the same configuration as the functions.
-func (h *Handlers) Exporter() (*export.Exporter, error) { return h.exp, h.err }
-
-// Submit is the submit function: a plan call from the state machine, a Job,
-// or a plain request (console, schedule) that names one org and one month.
-func (h *Handlers) Submit(ctx context.Context, raw json.RawMessage) (any, error) {
-	if h.err != nil {
-		return nil, h.fail(h.err)
+// Handler is the entry point of the function fn ("submit", "poll" or
+// "fetch-invoice"), for lambda.Start: it decodes the event (Decode), runs
+// the step and turns a failure into the Lambda error a Retry or Catch
+// matches.
+func (h *Handlers) Handler(fn string) func(context.Context, json.RawMessage) (any, error) {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		out, err := h.run(ctx, fn, raw)
+		return out, h.fail(err)
 	}
-	ctx, cancel := withHeadroom(ctx)
-	defer cancel()
-	out, err := Submit(ctx, h.exp, raw)
-	return out, h.fail(err)
 }
 
-// Poll is the poll function.
-func (h *Handlers) Poll(ctx context.Context, raw json.RawMessage) (any, error) {
+func (h *Handlers) run(ctx context.Context, fn string, raw json.RawMessage) (any, error) {
 	if h.err != nil {
-		return nil, h.fail(h.err)
+		return nil, h.err
 	}
-	ctx, cancel := withHeadroom(ctx)
-	defer cancel()
-	out, err := Poll(ctx, h.exp, raw)
-	return out, h.fail(err)
-}
-
-// FetchInvoice is the fetch-invoice function.
-func (h *Handlers) FetchInvoice(ctx context.Context, raw json.RawMessage) (any, error) {
-	if h.err != nil {
-		return nil, h.fail(h.err)
-	}
-	ctx, cancel := withHeadroom(ctx)
-	defer cancel()
-	out, err := FetchInvoice(ctx, h.exp, raw)
-	return out, h.fail(err)
-}
-
-// Submit runs the submit step on a raw event.
-func Submit(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
-	ev, err := export.DecodeSubmit(raw)
+	ev, err := Decode(fn, raw)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case ev.Plan:
+	ctx, cancel := withHeadroom(ctx)
+	defer cancel()
+	exp := h.Exporter
+	switch ev.Action {
+	case ActionPlan:
 		return exp.Plan(ctx, *ev.Request)
-	case ev.Focus != nil:
-		return exp.SubmitFocus(ctx, *ev.Focus)
-	case ev.Job != nil:
+	case ActionSubmit:
 		return exp.Submit(ctx, *ev.Job)
-	}
-	plan, err := exp.Plan(ctx, *ev.Request)
-	if err != nil {
-		return nil, err
-	}
-	if len(plan.Jobs) != 1 {
-		return nil, &export.Error{Name: export.InputInvalid, Msg: "this request covers several orgs or months: name one orgId and one period, or start the state machine, which exports them all"}
-	}
-	return exp.Submit(ctx, plan.Jobs[0])
-}
-
-// Poll runs the poll step on a raw event: a Job (the usage query) or a FOCUS
-// call (the invoices' reports).
-func Poll(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
-	ev, err := export.DecodeSubmit(raw)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case ev.Focus != nil:
-		return exp.PollFocus(ctx, *ev.Focus)
-	case ev.Job != nil:
+	case ActionPoll:
 		return exp.Poll(ctx, *ev.Job)
-	}
-	return nil, &export.Error{Name: export.InputInvalid, Msg: "poll takes the job that submit returned (with its period and token), or a FOCUS call"}
-}
-
-// FetchInvoice runs the fetch-invoice step on a raw event: a Job, or a plain
-// request for one org and month.
-func FetchInvoice(ctx context.Context, exp *export.Exporter, raw json.RawMessage) (any, error) {
-	ev, err := export.DecodeSubmit(raw)
-	if err != nil {
-		return nil, err
-	}
-	if ev.Job != nil {
+	case ActionFetch:
 		return exp.FetchInvoices(ctx, *ev.Job)
+	case ActionFocusSubmit:
+		return exp.SubmitFocus(ctx, *ev.Result)
+	case ActionFocusPoll:
+		return exp.PollFocus(ctx, *ev.Result)
 	}
-	if ev.Plan || ev.Focus != nil {
-		return nil, &export.Error{Name: export.InputInvalid, Msg: "fetch-invoice takes a job or a request, not an action"}
-	}
+	// A request, from the console or a schedule: submit takes one org and
+	// one month; fetch-invoice stores the invoices of each.
 	plan, err := exp.Plan(ctx, *ev.Request)
 	if err != nil {
 		return nil, err
+	}
+	if fn == "submit" {
+		if len(plan.Jobs) != 1 {
+			return nil, &export.Error{Name: export.InputInvalid, Msg: "this request covers several orgs or months: name one orgId and one period, or start the state machine, which exports them all"}
+		}
+		return exp.Submit(ctx, plan.Jobs[0])
 	}
 	results := make([]export.Result, 0, len(plan.Jobs))
 	for _, j := range plan.Jobs {
@@ -228,8 +180,8 @@ func FetchInvoice(ctx context.Context, exp *export.Exporter, raw json.RawMessage
 	return Results{Results: results}, nil
 }
 
-// Results is fetch-invoice's answer to a plain request, which may cover
-// several orgs and months.
+// Results is fetch-invoice's answer to a request, which may cover several
+// orgs and months.
 type Results struct {
 	Results []export.Result `json:"results"`
 }
@@ -253,8 +205,15 @@ func (h *Handlers) fail(err error) error {
 		return nil
 	}
 	name := export.Name(err)
-	h.log.Error("step failed", "error_type", name, "error", err.Error())
+	h.logger().Error("step failed", "error_type", name, "error", err.Error())
 	return messages.InvokeResponse_Error{Type: name, Message: err.Error()}
+}
+
+func (h *Handlers) logger() *slog.Logger {
+	if h.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return h.Log
 }
 
 // MemoryLimit is the soft limit on the Go heap the functions run with unless

@@ -70,6 +70,11 @@ func mustCall[T any](t *testing.T, fn func(context.Context, json.RawMessage) (an
 	return v
 }
 
+// jobCall is the state machine's call of action on job.
+func jobCall(action string, job export.Job) map[string]any {
+	return map[string]any{"action": action, "job": job}
+}
+
 func errorType(err error) string {
 	if e, ok := err.(messages.InvokeResponse_Error); ok {
 		return e.Type
@@ -82,7 +87,7 @@ func untilReady(t *testing.T, w *world, job export.Job) export.Job {
 	t.Helper()
 	for i := 0; i < 10; i++ {
 		prev := job.Attempt
-		job = mustCall[export.Job](t, w.H.Poll, job)
+		job = mustCall[export.Job](t, w.H.Handler("poll"), jobCall("poll", job))
 		if job.Status == export.StatusReady {
 			return job
 		}
@@ -107,7 +112,7 @@ func TestExportOneOrgMonth(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
 
 	// A console test event: one org, one month.
-	job := mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06", "includePending": true})
+	job := mustCall[export.Job](t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06", "includePending": true})
 	if len(job.Token) != 64 || job.Status != export.StatusSubmitted || job.WaitSeconds != 5 || job.Period.Label() != "2024-06" {
 		t.Fatalf("submit = %+v", job)
 	}
@@ -137,7 +142,7 @@ func TestExportOneOrgMonth(t *testing.T) {
 		t.Errorf("usage rows/bytes = %d/%d", job.Usage.Rows, job.Usage.Bytes)
 	}
 
-	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
+	res := mustCall[export.Result](t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
 	// usage, June's invoice, July's pending one; each raw and normalized
 	if len(res.Objects) != 6 {
 		t.Fatalf("objects = %+v", res.Objects)
@@ -168,7 +173,7 @@ func TestExportOneOrgMonth(t *testing.T) {
 
 	// A re-run stores nothing new: same keys, every invoice skipped as unchanged.
 	before := w.S3.Keys(t, w.Bucket, prefix+"/")
-	again := mustCall[export.Result](t, w.H.FetchInvoice, job)
+	again := mustCall[export.Result](t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
 	for _, o := range again.Objects[2:] {
 		if !o.Skipped {
 			t.Errorf("%s rewritten on an unchanged re-run", o.Key)
@@ -189,7 +194,7 @@ func TestPlanAndDefaults(t *testing.T) {
 	w.Env["ABX_ORG_IDS"] = ""
 	// No org configured and none in the secret: a clear configuration error.
 	h := w.NewHandlers()
-	_, err := call(t, h.Submit, `{"action":"plan","request":{}}`)
+	_, err := call(t, h.Handler("submit"), `{"action":"plan","request":{}}`)
 	if errorType(err) != export.ConfigInvalid {
 		t.Fatalf("err = %v (%s)", err, errorType(err))
 	}
@@ -198,7 +203,7 @@ func TestPlanAndDefaults(t *testing.T) {
 	secretJSON, _ := json.Marshal(map[string]any{"clientId": atlassim.DefaultClientID, "clientSecret": atlassim.DefaultClientSecret, "orgIds": []string{orgs[0].ID, orgs[1].ID}})
 	w.SM.Put(e2e.SecretName, string(secretJSON))
 	h = w.NewHandlers()
-	plan := mustCall[export.Plan](t, h.Submit, `{"action":"plan","request":{"scheduledTime":"2024-03-01T06:00:00Z"}}`)
+	plan := mustCall[export.Plan](t, h.Handler("submit"), `{"action":"plan","request":{"scheduledTime":"2024-03-01T06:00:00Z"}}`)
 	if len(plan.Jobs) != 2 || plan.Jobs[0].OrgID != orgs[0].ID || plan.Jobs[1].Period.Label() != "2024-02" {
 		t.Fatalf("plan = %+v", plan)
 	}
@@ -211,7 +216,7 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		`{"orgId":"` + w.org + `","startDate":"2024-01-15","endDate":"2024-03-01"}`,
 		`{"orgId":"` + w.org + `","services":["Snacks"]}`,
 	} {
-		_, err := call(t, w.H.Submit, ev)
+		_, err := call(t, w.H.Handler("submit"), ev)
 		if errorType(err) != export.InputInvalid {
 			t.Errorf("%s: err = %v (%s)", ev, err, errorType(err))
 		}
@@ -226,10 +231,10 @@ func TestBadInputMakesNoCall(t *testing.T) {
 
 func TestStreamCutMidBody(t *testing.T) {
 	w := newWorld(t, atlassim.Config{InvoiceBytes: 12 << 20}, "")
-	job := untilReady(t, w, mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"}))
+	job := untilReady(t, w, mustCall[export.Job](t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"}))
 	w.Sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.Reset, After: 6 << 20})
 
-	_, err := call(t, w.H.FetchInvoice, job)
+	_, err := call(t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
 	if errorType(err) != export.AtlasStreamBroken || !strings.Contains(err.Error(), w.org) {
 		t.Fatalf("err = %v (%s), want %s naming the org", err, errorType(err), export.AtlasStreamBroken)
 	}
@@ -244,7 +249,7 @@ func TestStreamCutMidBody(t *testing.T) {
 	}
 
 	// The retry the state machine makes stores the whole invoice.
-	res := mustCall[export.Result](t, w.H.FetchInvoice, job)
+	res := mustCall[export.Result](t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
 	if len(res.Objects) != 4 || res.Objects[2].Bytes < 12<<20-(1<<20) {
 		t.Fatalf("retry objects = %+v", res.Objects)
 	}
@@ -252,7 +257,7 @@ func TestStreamCutMidBody(t *testing.T) {
 
 func TestSecretRotation(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
-	job := mustCall[export.Job](t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+	job := mustCall[export.Job](t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"})
 	if n := w.SM.Calls(); n != 1 {
 		t.Fatalf("secret reads after the first call = %d, want 1", n)
 	}
@@ -265,7 +270,7 @@ func TestSecretRotation(t *testing.T) {
 	w.Sim.SetServiceAccount(atlassim.DefaultClientID, newSecret)
 	w.SM.Put(e2e.SecretName, e2e.ServiceAccountSecret(atlassim.DefaultClientID, newSecret))
 
-	job = mustCall[export.Job](t, w.H.Poll, job)
+	job = mustCall[export.Job](t, w.H.Handler("poll"), jobCall("poll", job))
 	if job.Status != export.StatusProcessing || job.Attempt != 1 {
 		t.Fatalf("poll after rotation = %+v", job)
 	}
@@ -282,7 +287,7 @@ func TestSecretRotation(t *testing.T) {
 func TestRevokedCredentials(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
 	w.Sim.RevokeServiceAccount(atlassim.DefaultClientID)
-	_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+	_, err := call(t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"})
 	if errorType(err) != export.AtlasUnauthorized || !strings.Contains(err.Error(), w.org) {
 		t.Fatalf("err = %v (%s)", err, errorType(err))
 	}
@@ -301,7 +306,7 @@ func TestSecretProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, atlassim.Config{}, tt.secret)
-			_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+			_, err := call(t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"})
 			if errorType(err) != tt.want {
 				t.Fatalf("err = %v (%s), want %s", err, errorType(err), tt.want)
 			}
@@ -310,7 +315,7 @@ func TestSecretProblems(t *testing.T) {
 	t.Run("missing secret", func(t *testing.T) {
 		w := newWorld(t, atlassim.Config{}, "")
 		w.SM.Delete(e2e.SecretName)
-		_, err := call(t, w.H.Submit, map[string]any{"orgId": w.org, "period": "2024-06"})
+		_, err := call(t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"})
 		if errorType(err) != export.SecretUnavailable {
 			t.Fatalf("err = %v (%s)", err, errorType(err))
 		}

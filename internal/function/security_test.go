@@ -61,6 +61,27 @@ func invoke(t *testing.T, fn func(context.Context, json.RawMessage) (any, error)
 	return b, ""
 }
 
+// sent is an event and the function it is sent to.
+type sent struct{ fn, event string }
+
+// toAll sends each event to the functions that take requests (and to poll,
+// which refuses them), and each job in a call of every action that takes one.
+func toAll(t *testing.T, requests []string, jobs []map[string]any) []sent {
+	t.Helper()
+	var out []sent
+	for _, ev := range requests {
+		for _, fn := range []string{"submit", "poll", "fetch-invoice"} {
+			out = append(out, sent{fn, ev})
+		}
+	}
+	for _, j := range jobs {
+		for action, fn := range map[string]string{"submit": "submit", "poll": "poll", "fetch": "fetch-invoice"} {
+			out = append(out, sent{fn, withField(t, map[string]any{"action": action}, "job", j)})
+		}
+	}
+	return out
+}
+
 func withField(t *testing.T, event map[string]any, key string, value any) string {
 	t.Helper()
 	m := make(map[string]any, len(event)+1)
@@ -86,37 +107,42 @@ func TestEventCannotChangeAtlasHost(t *testing.T) {
 
 	request := map[string]any{"orgId": org, "period": "2024-06"}
 	job := map[string]any{"orgId": org, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 5}
-	var refused []string
+	var requests []string
+	var jobs []map[string]any
 	for _, key := range []string{"baseUrl", "baseURL", "base_url", "atlasBaseUrl", "AtlasBaseUrl", "ABX_ATLAS_BASE_URL",
 		"host", "Host", "endpoint", "url", "apiUrl", "server", "tokenUrl", "proxy", "s3Endpoint", "secretArn"} {
-		refused = append(refused,
+		requests = append(requests,
 			withField(t, request, key, other),
-			withField(t, job, key, other),
 			withField(t, map[string]any{"action": "plan", "request": request}, key, other),
 			`{"action":"plan","request":`+withField(t, request, key, other)+`}`,
 			`{"detail-type":"Scheduled Event","time":"2024-07-02T06:00:00Z","detail":`+withField(t, request, key, other)+`}`,
-			withField(t, job, "filters", map[string]any{"services": []string{"Atlas"}, key: other}),
-			withField(t, job, "usage", map[string]any{"bucket": w.Bucket, "key": "k", key: other}),
+		)
+		jobs = append(jobs,
+			map[string]any{"orgId": org, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 5, key: other},
+			map[string]any{"orgId": org, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 5, "filters": map[string]any{"services": []string{"Atlas"}, key: other}},
+			map[string]any{"orgId": org, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 5, "usage": map[string]any{"bucket": w.Bucket, "key": "k", key: other}},
 		)
 	}
 	for _, id := range []string{other, other + "/api/atlas/v2", "//" + strings.TrimPrefix(other, "http://")} {
-		refused = append(refused,
+		requests = append(requests,
 			withField(t, request, "orgId", id),
 			withField(t, request, "orgIds", []string{id}),
 			withField(t, request, "invoiceId", id),
 			withField(t, request, "projects", []string{id}),
-			withField(t, job, "orgId", id),
-			withField(t, job, "token", id),
-			withField(t, job, "invoiceId", id),
 		)
-	}
-	for _, ev := range refused {
-		for name, fn := range map[string]func(context.Context, json.RawMessage) (any, error){
-			"submit": w.H.Submit, "poll": w.H.Poll, "fetch-invoice": w.H.FetchInvoice,
-		} {
-			if _, typ := invoke(t, fn, ev); typ != export.InputInvalid {
-				t.Errorf("%s(%s) = %q, want %s", name, ev, typ, export.InputInvalid)
+		for _, field := range []string{"orgId", "token", "invoiceId"} {
+			j := map[string]any{field: id}
+			for k, v := range job {
+				if k != field {
+					j[k] = v
+				}
 			}
+			jobs = append(jobs, j)
+		}
+	}
+	for _, s := range toAll(t, requests, jobs) {
+		if _, typ := invoke(t, w.H.Handler(s.fn), s.event); typ != export.InputInvalid {
+			t.Errorf("%s(%s) = %q, want %s", s.fn, s.event, typ, export.InputInvalid)
 		}
 	}
 	if n := simRequests(w); n != 0 {
@@ -128,7 +154,7 @@ func TestEventCannotChangeAtlasHost(t *testing.T) {
 	// configured Atlas.
 	ev := `{"detail-type":"Scheduled Event","source":"aws.scheduler","baseUrl":"` + other + `","resources":["` + other + `"],` +
 		`"time":"2024-07-02T06:00:00Z","detail":{"orgId":"` + org + `"}}`
-	out, typ := invoke(t, w.H.Submit, ev)
+	out, typ := invoke(t, w.H.Handler("submit"), ev)
 	if typ != "" {
 		t.Fatalf("submit of an EventBridge event: %s", typ)
 	}
@@ -137,7 +163,7 @@ func TestEventCannotChangeAtlasHost(t *testing.T) {
 		t.Fatalf("submit = %s, %v", out, err)
 	}
 	for i := 0; i < 10 && j.Status != export.StatusReady; i++ {
-		out, typ = invoke(t, w.H.Poll, string(out))
+		out, typ = invoke(t, w.H.Handler("poll"), `{"action":"poll","job":`+string(out)+`}`)
 		if typ != "" {
 			t.Fatalf("poll: %s", typ)
 		}
@@ -148,7 +174,7 @@ func TestEventCannotChangeAtlasHost(t *testing.T) {
 	if j.Status != export.StatusReady {
 		t.Fatalf("not ready after 10 polls: %+v", j)
 	}
-	if _, typ := invoke(t, w.H.FetchInvoice, string(out)); typ != "" {
+	if _, typ := invoke(t, w.H.Handler("fetch-invoice"), `{"action":"fetch","job":`+string(out)+`}`); typ != "" {
 		t.Fatalf("fetch-invoice: %s", typ)
 	}
 	if w.Sim.Requests(atlassim.OpCreateUsage) != 1 || w.Sim.Requests(atlassim.OpGetInvoiceCSV) == 0 {
@@ -165,13 +191,13 @@ func TestHostileIDsThroughFunctions(t *testing.T) {
 	w := e2e.New(t, e2e.Options{})
 	org := w.Orgs[0]
 	token := strings.Repeat("a", 64)
-	job := func(field, value string) string {
+	job := func(field, value string) map[string]any {
 		m := map[string]any{"orgId": org, "period": map[string]string{"month": "2024-06"}, "maxAttempts": 5, "token": token}
 		m[field] = value
-		b, _ := json.Marshal(m)
-		return string(b)
+		return m
 	}
 	var events []string
+	var jobs []map[string]any
 	for _, id := range []string{"../" + org[3:], org[:21] + "/..", "..%2f" + org[5:], "%2e%2e%2f" + org[9:], org[:12] + "/" + org[13:],
 		org[:23] + "\\", org[:23] + "?", org[:23] + "#", org[:23] + "\x00", org[:23] + "\n", strings.ToUpper(org), org[:23], org + "/x"} {
 		events = append(events,
@@ -180,19 +206,15 @@ func TestHostileIDsThroughFunctions(t *testing.T) {
 			`{"orgId":`+quote(org)+`,"period":"2024-06","invoiceId":`+quote(id)+`}`,
 			`{"orgId":`+quote(org)+`,"period":"2024-06","clusters":[`+quote(id)+`]}`,
 			`{"action":"plan","request":{"orgId":`+quote(id)+`}}`,
-			job("orgId", id), job("invoiceId", id),
 		)
+		jobs = append(jobs, job("orgId", id), job("invoiceId", id))
 	}
 	for _, tok := range []string{"../" + token[3:], token[:61] + "/..", "%2F" + token[3:], token[:32] + "/" + token[33:], token[:63] + ".", token[:63]} {
-		events = append(events, job("token", tok))
+		jobs = append(jobs, job("token", tok))
 	}
-	for _, ev := range events {
-		for name, fn := range map[string]func(context.Context, json.RawMessage) (any, error){
-			"submit": w.H.Submit, "poll": w.H.Poll, "fetch-invoice": w.H.FetchInvoice,
-		} {
-			if _, typ := invoke(t, fn, ev); typ != export.InputInvalid {
-				t.Errorf("%s(%q) = %q, want %s", name, ev, typ, export.InputInvalid)
-			}
+	for _, s := range toAll(t, events, jobs) {
+		if _, typ := invoke(t, w.H.Handler(s.fn), s.event); typ != export.InputInvalid {
+			t.Errorf("%s(%q) = %q, want %s", s.fn, s.event, typ, export.InputInvalid)
 		}
 	}
 	if n := simRequests(w); n != 0 {

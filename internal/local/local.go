@@ -265,37 +265,16 @@ func NewInvoker(ctx context.Context, opt cli.InvokeOptions) (cli.Invoker, error)
 	return Invoker{w: w}, nil
 }
 
-// Invoke runs step ("plan", "submit", "poll", "fetch-invoice") on event.
+// Invoke runs the action step on event (its payload), as the state machine
+// calls the function that takes it.
 func (i Invoker) Invoke(ctx context.Context, step string, event json.RawMessage) (json.RawMessage, error) {
-	var (
-		out any
-		err error
-	)
-	switch step {
-	case "plan":
-		call, merr := json.Marshal(map[string]json.RawMessage{"action": json.RawMessage(`"plan"`), "request": orEmpty(event)})
-		if merr != nil {
-			return nil, merr
-		}
-		out, err = function.Submit(ctx, i.w.exp, call)
-	case "submit":
-		out, err = function.Submit(ctx, i.w.exp, event)
-	case "poll":
-		out, err = function.Poll(ctx, i.w.exp, event)
-	case "fetch-invoice":
-		out, err = function.FetchInvoice(ctx, i.w.exp, event)
-	default:
-		return nil, &export.Error{Name: export.InputInvalid, Msg: fmt.Sprintf("unknown step %q: want plan, submit, poll or fetch-invoice", step)}
+	fn, call, err := function.Call(step, event)
+	if err != nil {
+		return nil, err
 	}
+	out, err := (&function.Handlers{Exporter: i.w.exp}).Handler(fn)(ctx, call)
 	if err != nil {
 		return nil, err
 	}
 	return json.MarshalIndent(out, "", "  ")
-}
-
-func orEmpty(raw json.RawMessage) json.RawMessage {
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		return json.RawMessage(`{}`)
-	}
-	return raw
 }

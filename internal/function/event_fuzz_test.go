@@ -1,4 +1,4 @@
-package export
+package function
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -45,6 +45,9 @@ func addEventSeeds(f *testing.F) {
 		`{"detail-type":"Scheduled Event","time":"2024-03-01T06:00:00Z","detail":{"orgId":"` + fuzzOrg + `"}}`,
 		`{"detail-type":"x","detail":{"detail-type":"y","detail":null}}`,
 		`{"action":"plan","request":{"period":"2024-02"}}`, `{"action":"plan","request":null}`, `{"action":"delete","request":{}}`,
+		`{"detail":{"orgId":"` + fuzzOrg + `"},"time":"2024-03-01T06:00:00Z"}`, `{"action":"submit"}`, `{"action":"fetch","job":{},"request":{}}`,
+		`{"action":"poll","job":{"orgId":"` + fuzzOrg + `","period":{"month":"2024-06"},"maxAttempts":3,"token":"` + fuzzToken + `"}}`,
+		`{"action":"focus-poll","result":{"orgId":"` + fuzzOrg + `","period":{"month":"2024-06"},"objects":[],"focus":true,"reports":[{"invoiceId":"` + fuzzInv + `","month":"2024-06"}],"attempt":0,"maxAttempts":3}}`,
 		`{"orgId":"` + fuzzOrg + `","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"filters":{},"maxAttempts":3,"attempt":0}`,
 		`{"orgId":"` + fuzzOrg + `","period":{"month":"2024-06"},"filters":{"services":["Atlas"],"groupBy":"services"},"maxAttempts":3,"token":"` + fuzzToken + `","status":"PROCESSING","waitSeconds":10,"attempt":2}`,
 		`{"orgId":"` + fuzzOrg + `","period":{"start":"2024-06-01"},"maxAttempts":1,"attempt":1,"status":"READY","usage":{"bucket":"b","key":"k","bytes":1,"sha256":"00","rows":1}}`,
@@ -62,12 +65,12 @@ func addEventSeeds(f *testing.F) {
 // named *Error a Catch can route, short, and quoting little of the input.
 func checkInputError(t *testing.T, err error, input []byte) {
 	t.Helper()
-	e, ok := err.(*Error)
+	e, ok := err.(*export.Error)
 	if !ok {
 		t.Fatalf("error %T %v is not an *Error", err, err)
 	}
-	if e.Name != InputInvalid {
-		t.Fatalf("error name %s, want %s: %v", e.Name, InputInvalid, err)
+	if e.Name != export.InputInvalid {
+		t.Fatalf("error name %s, want %s: %v", e.Name, export.InputInvalid, err)
 	}
 	checkMessage(t, err.Error(), input)
 }
@@ -152,13 +155,23 @@ func (n noAtlas) DownloadReport(context.Context, atlas.Report) (io.ReadCloser, e
 	return nil, nil
 }
 
-func fuzzExporter(t *testing.T) *Exporter {
+// stopAtlas answers the first call of a step with errStop: the step's own
+// checks passed.
+type stopAtlas struct{ noAtlas }
+
+var errStop = errors.New("stop: the step reached Atlas")
+
+func (stopAtlas) CreateUsageQuery(context.Context, string, atlas.UsageQuery) (string, error) {
+	return "", errStop
+}
+
+func fuzzExporter(t *testing.T) *export.Exporter {
 	t.Helper()
 	l, err := layout.New(layout.DefaultPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Exporter{
+	return &export.Exporter{
 		Atlas: noAtlas{t}, Layout: l, MaxAttempts: 3,
 		Orgs: func(context.Context) ([]string, error) { return []string{fuzzOrg}, nil },
 		Now:  func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) },
@@ -168,7 +181,7 @@ func fuzzExporter(t *testing.T) *Exporter {
 // checkPlan plans an accepted request: either a named input error, or jobs
 // that each carry a valid org and a whole month, and that the next step
 // accepts as they travel (through JSON).
-func checkPlan(t *testing.T, req Request, input []byte) {
+func checkPlan(t *testing.T, req export.Request, input []byte) {
 	t.Helper()
 	p, err := fuzzExporter(t).Plan(context.Background(), req)
 	if err != nil {
@@ -193,43 +206,72 @@ func checkPlan(t *testing.T, req Request, input []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := DecodeJob(b)
-		if err != nil {
-			t.Fatalf("the next step refuses a planned job %s: %v", b, err)
-		}
-		sameJSON(t, j, back)
-	}
-}
-
-func FuzzDecodeRequest(f *testing.F) {
-	addEventSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := DecodeRequest(data)
-		if err != nil {
-			checkInputError(t, err, data)
-			return
-		}
-		b, err := json.Marshal(req)
+		_, call, err := Call(ActionSubmit, b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := DecodeRequest(b)
+		back, err := Decode("submit", call)
 		if err != nil {
-			t.Fatalf("re-decoding %s: %v", b, err)
+			t.Fatalf("the next step refuses a planned job %s: %v", b, err)
 		}
-		sameJSON(t, req, back)
-		checkPlan(t, req, data)
-	})
+		sameJSON(t, j, back.Job)
+		exp := fuzzExporter(t)
+		exp.Atlas = stopAtlas{noAtlas{t}}
+		if _, err := exp.Submit(context.Background(), *back.Job); !errors.Is(err, errStop) {
+			t.Fatalf("submit refuses a planned job %s: %v", b, err)
+		}
+	}
 }
 
-func FuzzDecodeJob(f *testing.F) {
+// FuzzDecodeRequest takes data as a request (the console's, a schedule's,
+// an EventBridge rule's event): accepted, it survives a round trip through
+// JSON and plans to valid jobs or a named input error.
+func FuzzDecodeRequest(f *testing.F) {
 	addEventSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		j, err := DecodeJob(data)
+		ev, err := Decode("submit", data)
 		if err != nil {
 			checkInputError(t, err, data)
 			return
 		}
+		if ev.Action != "" && ev.Action != ActionPlan || ev.Request == nil {
+			return // a call, which FuzzDecode checks
+		}
+		b, err := json.Marshal(ev.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Decode("submit", b)
+		if err != nil {
+			t.Fatalf("re-decoding %s: %v", b, err)
+		}
+		sameJSON(t, ev.Request, back.Request)
+		checkPlan(t, *ev.Request, data)
+	})
+}
+
+// FuzzDecodeJob takes data as the job of a call: accepted by the decoder
+// and by the step's own checks, it names a valid org, token and invoice and
+// one whole month, and survives a round trip through JSON.
+func FuzzDecodeJob(f *testing.F) {
+	addEventSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, call, err := Call(ActionSubmit, data)
+		if err != nil {
+			return // not JSON: a call cannot carry it
+		}
+		ev, err := Decode("submit", call)
+		if err != nil {
+			checkInputError(t, err, data)
+			return
+		}
+		exp := fuzzExporter(t)
+		exp.Atlas = stopAtlas{noAtlas{t}}
+		if _, err := exp.Submit(context.Background(), *ev.Job); !errors.Is(err, errStop) {
+			checkInputError(t, err, data)
+			return
+		}
+		j := *ev.Job
 		if err := atlas.ValidateOrgID(j.OrgID); err != nil {
 			t.Fatalf("accepted org %q", j.OrgID)
 		}
@@ -243,108 +285,69 @@ func FuzzDecodeJob(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := DecodeJob(b)
+		_, call, _ = Call(ActionSubmit, b)
+		back, err := Decode("submit", call)
 		if err != nil {
 			t.Fatalf("re-decoding %s: %v", b, err)
 		}
-		if !reflect.DeepEqual(j, back) {
-			t.Fatalf("round trip changed the job:\n was %+v\n now %+v", j, back)
+		if !reflect.DeepEqual(j, *back.Job) {
+			t.Fatalf("round trip changed the job:\n was %+v\n now %+v", j, *back.Job)
 		}
 	})
 }
 
-func FuzzDecodeSubmit(f *testing.F) {
+// FuzzDecode gives data to each function as it came: a call, or a request.
+// Accepted, it is one action with its one payload, and re-encoded by Call it
+// decodes the same.
+func FuzzDecode(f *testing.F) {
 	addEventSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ev, err := DecodeSubmit(data)
-		if err != nil {
-			checkInputError(t, err, data)
-			return
-		}
-		var again []byte
-		switch {
-		case ev.Plan && ev.Request != nil && ev.Job == nil:
-			req, _ := json.Marshal(ev.Request)
-			again, _ = json.Marshal(planCall{Action: "plan", Request: req})
-		case !ev.Plan && ev.Job != nil && ev.Request == nil:
-			again, _ = json.Marshal(ev.Job)
-		case !ev.Plan && ev.Request != nil && ev.Job == nil:
-			again, _ = json.Marshal(ev.Request)
-		default:
-			t.Fatalf("not exactly one kind of event: %+v", ev)
-		}
-		back, err := DecodeSubmit(again)
-		if err != nil {
-			t.Fatalf("re-decoding %s: %v", again, err)
-		}
-		if back.Plan != ev.Plan || (back.Job == nil) != (ev.Job == nil) {
-			t.Fatalf("%s re-decodes as another kind of event", again)
-		}
-		sameJSON(t, ev, back)
-		if ev.Request != nil {
-			checkPlan(t, *ev.Request, data)
-		}
-	})
-}
-
-// chunkReader returns at most n bytes per Read, as a network body does.
-type chunkReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
-
-// FuzzRowCounters checks the row counting that runs while a CSV streams to
-// S3: the bytes pass through unchanged, the count does not depend on how the
-// body is chunked, and a CSV that does not parse fails the upload.
-func FuzzRowCounters(f *testing.F) {
-	for _, s := range []string{
-		"", "\n", "h\n", "h1,h2\n1,\"a,\nb\"\n2,c\n", "h\r\n1\r\n2", "a,\"b\n", "a,b\"c\n", "\"\"\"\"\n\n\n",
-		"Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n" +
-			strings.Join(atlassim.InvoiceColumns, ",") + "\n06/01/2024,06/01/2024,x,,Org,id,P,pid,SKU,US_EAST_1,c,,,,hours,0.10,24,0,2.40\n,,,\n",
-		"\ufeff" + strings.Join(atlassim.InvoiceColumns, ",") + ",,\r\n1\r\n",
-	} {
-		f.Add([]byte(s), uint8(7))
-	}
-	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
-		lines := int64(bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) + 1)
-		// At most about 256 reads per input: each read is a hand-over to the
-		// counting goroutine, and one-byte reads of a large input only slow
-		// the fuzzer down.
-		size := max(int(chunk)+1, len(data)/256+1)
-		var csvRows, invRows int64 = -1, -1
-		for _, c := range []struct {
-			name  string
-			count rowCounter
-			rows  *int64
-		}{{"countCSVRows", countCSVRows, &csvRows}, {"invoiceLineItems", invoiceLineItems, &invRows}} {
-			want, wantErr := c.count(bytes.NewReader(data))
-			if want < 0 || want > lines {
-				t.Fatalf("%s = %d for %d lines", c.name, want, lines)
+		for _, fn := range []string{"submit", "poll", "fetch-invoice"} {
+			ev, err := Decode(fn, data)
+			if err != nil {
+				checkInputError(t, err, data)
+				continue
 			}
-			src := newCountingSource(&chunkReader{r: bytes.NewReader(data), n: size}, c.count)
-			got, err := io.ReadAll(src)
-			src.finish(errors.New("done"))
-			if wantErr != nil {
-				if err == nil || src.countErr == nil {
-					t.Fatalf("%s fails (%v) but the stream did not: %v", c.name, wantErr, err)
+			var payload any = ev.Request
+			n := 0
+			for _, p := range []bool{ev.Request != nil, ev.Job != nil, ev.Result != nil} {
+				if p {
+					n++
+				}
+			}
+			switch {
+			case n != 1:
+				t.Fatalf("%s: not exactly one payload: %+v", fn, ev)
+			case ev.Job != nil:
+				payload = ev.Job
+			case ev.Result != nil:
+				payload = ev.Result
+			}
+			if ev.Action == "" {
+				if ev.Request == nil {
+					t.Fatalf("%s: a request without an action decoded as %+v", fn, ev)
 				}
 				continue
 			}
+			if ev.Job != nil && ev.Job.Period.Start.IsZero() || ev.Result != nil && ev.Result.Period.Start.IsZero() {
+				continue // without a period, which every step refuses first
+			}
+			b, err := json.Marshal(payload)
 			if err != nil {
-				t.Fatalf("%s: stream failed: %v", c.name, err)
+				t.Fatal(err)
 			}
-			if !bytes.Equal(got, data) {
-				t.Fatalf("%s: the stream changed the bytes", c.name)
+			to, call, err := Call(ev.Action, b)
+			if err != nil || to != fn {
+				t.Fatalf("%s: Call(%s) goes to %s: %v", fn, ev.Action, to, err)
 			}
-			if src.rows != want {
-				t.Fatalf("%s: %d rows streamed in chunks of %d, %d at once", c.name, src.rows, size, want)
+			back, err := Decode(fn, call)
+			if err != nil {
+				t.Fatalf("re-decoding %s: %v", call, err)
 			}
-			*c.rows = want
-		}
-		if csvRows >= 0 && invRows > csvRows {
-			t.Fatalf("%d line items but only %d CSV rows", invRows, csvRows)
+			if back.Action != ev.Action {
+				t.Fatalf("%s re-decodes as action %q", call, back.Action)
+			}
+			sameJSON(t, ev, back)
 		}
 	})
 }

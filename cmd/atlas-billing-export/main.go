@@ -10,14 +10,11 @@ import (
 	"syscall"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/cli"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/local"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := cli.New()
-	app.Exporter, app.NewInvoker = local.Exporter{}, local.NewInvoker
-	code := app.Main(ctx, os.Args[1:])
+	code := cli.New().Main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -128,14 +128,14 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown subcommand", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"run: bad period", creds, []string{"run", "--period", "2024-6"}, `--period "2024-6"`},
-		{"run: from after to", creds, []string{"run", "--from", "2024-06", "--to", "2024-04"}, "--from 2024-06 is after --to 2024-04"},
+		{"run: bad period", creds, []string{"run", "--period", "2024-6"}, `Input.Invalid: period "2024-6"`},
+		{"run: from after to", creds, []string{"run", "--from", "2024-06", "--to", "2024-04"}, "--from/--to: range end 2024-04 is before its start 2024-06"},
 		{"run: no credentials", []string{"ABX_ORG_IDS=5f1a2b3c4d5e6f7a8b9c0d1e"}, []string{"run"}, "no Atlas credentials"},
 		{"run: unknown flag", creds, []string{"run", "--bogus"}, "flag provided but not defined: -bogus"},
-		{"backfill: from after to", nil, []string{"backfill", "--state-machine-arn", arn, "--from", "2024-06", "--to", "2024-04"}, "--from 2024-06 is after --to 2024-04"},
+		{"backfill: from after to", nil, []string{"backfill", "--state-machine-arn", arn, "--from", "2024-06", "--to", "2024-04"}, "--from/--to: range end 2024-04 is before its start 2024-06"},
 		{"backfill: missing to", nil, []string{"backfill", "--state-machine-arn", arn, "--from", "2024-06"}, "--from and --to are required"},
 		{"backfill: zero concurrency", nil, []string{"backfill", "--state-machine-arn", arn, "--from", "2024-04", "--to", "2024-05", "--concurrency", "0"}, "--concurrency 0"},
-		{"start: bad period", nil, []string{"start", "--state-machine-arn", arn, "--period", "last-month"}, `--period "last-month"`},
+		{"start: bad period", nil, []string{"start", "--state-machine-arn", arn, "--period", "last-month"}, `--period: period "last-month"`},
 		{"start: no state machine", nil, []string{"start", "--period", "2024-06"}, "no state machine"},
 		{"start: bad ARN", nil, []string{"start", "--state-machine-arn", "atlas-billing-export"}, "--state-machine-arn"},
 		{"start: bad name", nil, []string{"start", "--state-machine-arn", arn, "--name", "june run!"}, `--name "june run!"`},

@@ -1,11 +1,11 @@
-// Package cli is the atlas-billing-export command line: flag parsing, help, progress output and exit
-// codes for the run, invoke, simulate, start, backfill and version subcommands. The export logic is
-// not here: App calls an Exporter and an Invoker that the caller wires in.
+// Package cli is the atlas-billing-export command line: the run, invoke, simulate, start, backfill
+// and version subcommands. It is the export's second front end: it reads the functions'
+// configuration (internal/config) with its flags laid over it, builds the export as they do
+// (function.Build) and runs its steps (export.Runner) or one function handler (invoke).
 package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 )
 
 const progName = "atlas-billing-export"
@@ -24,35 +26,24 @@ const progName = "atlas-billing-export"
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // the work failed
-	ExitUsage   = 2 // bad flags, arguments or configuration
+	ExitUsage   = 2 // bad flags, arguments, input or configuration: nothing was tried
 )
 
 // Version is the tool's version; set it at build time with
 // -ldflags "-X github.com/atlas-billing-export/atlas-billing-export/internal/cli.Version=v1.2.3".
 var Version = ""
 
-// Exporter runs a whole export in this process (the lead's internal/export implements it).
-type Exporter interface {
-	Run(ctx context.Context, opt RunOptions, progress Progress) (Summary, error)
-}
+// userAgent names the tool to Atlas.
+var userAgent = progName + "/" + Version + " (cli)"
 
-// Invoker runs one step of the functions with a JSON event and returns the handler's JSON output.
-// step is one of Steps.
-type Invoker interface {
-	Invoke(ctx context.Context, step string, event json.RawMessage) (json.RawMessage, error)
-}
-
-// App is the command line. The zero value is not ready: use New, then set Exporter and NewInvoker.
+// App is the command line. The zero value is not ready: use New.
 type App struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Now            func() time.Time
-
-	// Exporter runs `run`; nil makes `run` fail with "not wired".
-	Exporter Exporter
-	// NewInvoker builds the Invoker for `invoke` from the parsed configuration; nil: "not wired".
-	NewInvoker func(ctx context.Context, opt InvokeOptions) (Invoker, error)
+	// sleep waits between polls in run (export.Runner's Sleep); tests shorten it.
+	sleep func(context.Context, time.Duration) error
 }
 
 // New returns an App on the process's standard streams and environment.
@@ -136,7 +127,9 @@ func (a *App) Main(ctx context.Context, args []string) int {
 	return a.fail(c, run(ctx, pos))
 }
 
-// fail prints err as one line on stderr and returns the exit code for it.
+// fail prints err as one line on stderr, "error: <ErrorName>: <message>" when it has a name, and
+// returns its exit code: 2 for a usage error, Input.Invalid or Config.Invalid (found before any
+// work), 1 for anything else.
 func (a *App) fail(c *command, err error) int {
 	if err == nil {
 		return ExitOK
@@ -151,11 +144,19 @@ func (a *App) fail(c *command, err error) int {
 		fmt.Fprintf(a.Stderr, "error: %s (see '%s')\n", msg, help)
 		return ExitUsage
 	}
+	code := ExitFailure
+	var named *export.Error
+	if errors.As(err, &named) {
+		msg = named.Name + ": " + msg
+		if named.Name == export.InputInvalid || named.Name == export.ConfigInvalid {
+			code = ExitUsage
+		}
+	}
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg
 	}
 	fmt.Fprintf(a.Stderr, "error: %s\n", msg)
-	return ExitFailure
+	return code
 }
 
 // oneLine keeps a failure to one line whatever the error text holds.
@@ -178,7 +179,8 @@ Commands:
 	tw.Flush()
 	fmt.Fprintf(w, `
 Run '%[1]s COMMAND --help' for a command's flags and an example.
-Exit status: 0 on success, 1 when the work failed, 2 on a usage or configuration error.
+Exit status: 0 on success, 1 when the work failed, 2 on a usage, input or configuration error
+(found before any work was tried).
 
 Example (a local Atlas simulator, then an export of last month into ./out):
   %[1]s simulate              # in another terminal; prints the variables to export

@@ -1,107 +1,124 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"flag"
-	"strconv"
+	"fmt"
+	"os"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
-// configFlags are the flags run and invoke share, with the environment as the fallback for each.
-type configFlags struct {
-	orgs       listFlag
-	out        string
-	baseURL    string
-	secretARN  string
-	s3Endpoint string
-	kmsKeyID   string
-	region     string
-	maxPolls   int
+// settings are the flags run and invoke lay over the functions' variables
+// (internal/config): a flag given stands for its variable, so both front
+// ends read one configuration by one set of rules.
+type settings struct {
+	fs     *flag.FlagSet
+	out    string
+	region string
 }
 
-func (c *configFlags) define(fs *flag.FlagSet, outUsage string) {
-	fs.Var(&c.orgs, "org", "Atlas organization `ID` (24 hex); repeat or give a comma list (env "+EnvOrgIDs+"; else the secret's orgIds)")
-	fs.StringVar(&c.out, "out", defaultOutputDir, outUsage)
-	fs.StringVar(&c.baseURL, "base-url", DefaultBaseURL, "Atlas Admin API `URL`; http only for a loopback host (env "+EnvBaseURL+", then "+EnvABXBaseURL+")")
-	fs.StringVar(&c.secretARN, "secret-arn", "", "read the Atlas credentials from this Secrets Manager secret `ARN` instead of the MONGODB_ATLAS_* variables (env "+EnvSecretARN+")")
-	fs.StringVar(&c.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint `URL`, path-style, e.g. versitygw or MinIO (env "+EnvS3Endpoint+")")
-	fs.StringVar(&c.kmsKeyID, "kms-key-id", "", "KMS `KEY` id or ARN for SSE-KMS on S3 output; unset: SSE-S3 (env "+EnvKMSKeyID+")")
-	fs.StringVar(&c.region, "region", "", "AWS `REGION` for S3 and Secrets Manager (default: AWS_REGION or the AWS profile)")
-	fs.IntVar(&c.maxPolls, "max-polls", DefaultMaxPolls, "give up after `N` usage polls per org and month (env "+EnvMaxPolls+")")
+// variables names the variables each setting flag stands for.
+var variables = map[string][]string{
+	"org":         {config.EnvOrgIDs},
+	"base-url":    {config.EnvAtlasBaseURL, config.EnvBaseURL},
+	"secret-arn":  {config.EnvSecretARN},
+	"s3-endpoint": {config.EnvS3Endpoint},
+	"kms-key-id":  {config.EnvKMSKeyID},
+	"max-polls":   {config.EnvMaxPolls},
+	"focus":       {config.EnvFocus},
 }
 
-// resolve applies the environment to flags not given and validates the result. needCreds says
-// whether Atlas credentials must be present (from the environment or a secret). outFromABX lets
-// ABX_BUCKET/ABX_PREFIX stand for --out, as in the functions.
-func (c *configFlags) resolve(fs *flag.FlagSet, getenv func(string) string, needCreds, outFromABX bool) (Config, error) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	env := func(flagName string, dst *string, names ...string) {
-		if set[flagName] {
-			return
-		}
-		for _, n := range names {
-			if v := strings.TrimSpace(getenv(n)); v != "" {
-				*dst = v
-				return
-			}
-		}
-	}
-	env("base-url", &c.baseURL, EnvBaseURL, EnvABXBaseURL)
-	env("secret-arn", &c.secretARN, EnvSecretARN)
-	env("s3-endpoint", &c.s3Endpoint, EnvS3Endpoint)
-	env("kms-key-id", &c.kmsKeyID, EnvKMSKeyID)
+func (s *settings) define(fs *flag.FlagSet) {
+	s.fs = fs
+	fs.Var(new(listFlag), "org", "Atlas organization `ID` (24 hex); repeat or give a comma list (env "+config.EnvOrgIDs+"; else the secret's orgIds)")
+	fs.StringVar(&s.out, "out", "", "local `FOLDER` or s3://bucket/prefix to write to (default "+config.DefaultOutputDir+", or s3://$"+config.EnvBucket+"/$"+config.EnvPrefix+" when "+config.EnvBucket+" is set)")
+	fs.String("base-url", "", "Atlas Admin API `URL`; http only for a loopback host (env "+config.EnvAtlasBaseURL+", then "+config.EnvBaseURL+"; default https://cloud.mongodb.com)")
+	fs.String("secret-arn", "", "read the Atlas credentials from this Secrets Manager secret `ARN` instead of the MONGODB_ATLAS_* variables (env "+config.EnvSecretARN+")")
+	fs.String("s3-endpoint", "", "custom S3 endpoint `URL`, path-style, e.g. versitygw or MinIO (env "+config.EnvS3Endpoint+")")
+	fs.String("kms-key-id", "", "KMS `KEY` id or ARN for SSE-KMS on S3 output; unset: SSE-S3 (env "+config.EnvKMSKeyID+")")
+	fs.StringVar(&s.region, "region", "", "AWS `REGION` for S3 and Secrets Manager (default: AWS_REGION or the AWS profile)")
+	fs.Int("max-polls", config.DefaultMaxPollAttempts, fmt.Sprintf("give up after `N` usage polls per org and month, 1 to %d (env %s)", config.MaxPollAttempts, config.EnvMaxPolls))
+	fs.Bool("focus", true, "also fetch Atlas's FOCUS report of each closed invoice; --focus=false to skip (env "+config.EnvFocus+")")
+}
 
-	var cfg Config
-	var err error
-	orgs := []string(c.orgs)
-	if !set["org"] {
-		orgs = splitList(getenv(EnvOrgIDs))
-	}
-	if cfg.OrgIDs, err = validateIDs("--org", orgs); err != nil {
-		return Config{}, usagef("%v", err)
-	}
-
-	out := c.out
-	if !set["out"] && outFromABX && getenv(EnvBucket) != "" {
-		prefix := getenv(EnvPrefix)
-		if prefix == "" {
-			prefix = DefaultPrefix
+// config reads the configuration as the functions do (config.Local), with
+// the flags given laid over the environment. A bad setting is a
+// Config.Invalid that names the flag the value came from.
+func (s *settings) config(getenv func(string) string) (config.Config, error) {
+	over := map[string]string{}
+	rename := []string{}
+	s.fs.Visit(func(f *flag.Flag) {
+		for _, v := range variables[f.Name] {
+			over[v] = f.Value.String()
+			rename = append(rename, v, "--"+f.Name)
 		}
-		out = "s3://" + getenv(EnvBucket) + "/" + prefix
-	}
-	if cfg.Out, err = ParseOutput(out); err != nil {
-		return Config{}, usagef("%v", err)
-	}
-
-	if cfg.BaseURL, err = ParseBaseURL(c.baseURL); err != nil {
-		return Config{}, usagef("--base-url: %v", err)
-	}
-	if c.s3Endpoint != "" {
-		if _, err := ParseEndpoint(c.s3Endpoint); err != nil {
-			return Config{}, usagef("--s3-endpoint: %v", err)
+	})
+	cfg, err := config.Local(func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
 		}
+		return getenv(k)
+	}, s.out)
+	var e *export.Error
+	if errors.As(err, &e) {
+		e.Msg = strings.NewReplacer(rename...).Replace(e.Msg)
 	}
-	if strings.ContainsAny(c.secretARN, " \t\r\n") {
-		return Config{}, usagef("--secret-arn %q: no spaces allowed", c.secretARN)
-	}
-	cfg.SecretARN, cfg.S3Endpoint, cfg.KMSKeyID, cfg.Region = c.secretARN, c.s3Endpoint, c.kmsKeyID, c.region
+	return cfg, err
+}
 
-	cfg.MaxPolls = c.maxPolls
-	if v := getenv(EnvMaxPolls); !set["max-polls"] && v != "" {
-		if cfg.MaxPolls, err = parsePositive(EnvMaxPolls, v, 10000); err != nil {
-			return Config{}, usagef("%v", err)
+// exporter builds the export of cfg as the functions do (function.Build),
+// checking first what would otherwise fail only after Atlas had been asked:
+// the credentials (when needed), the output folder, and for S3 or a secret
+// the AWS region and credentials. Those problems are a Config.Invalid.
+func (s *settings) exporter(ctx context.Context, cfg config.Config, needCreds bool, getenv func(string) string) (*export.Exporter, error) {
+	if needCreds && cfg.SecretARN == "" && cfg.Credentials.Kind() == "" {
+		return nil, configInvalid("no Atlas credentials: set %s and %s (service account) or %s and %s (API key), or pass --secret-arn",
+			secret.EnvClientID, secret.EnvClientSecret, secret.EnvPublicKey, secret.EnvPrivateKey)
+	}
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o777); err != nil {
+			return nil, configInvalid("--out %.64q: %v", cfg.Dir, errors.Unwrap(err))
 		}
 	}
-	if cfg.MaxPolls < 1 || cfg.MaxPolls > 10000 {
-		return Config{}, usagef("--max-polls %s: want a whole number from 1 to 10000", strconv.Itoa(cfg.MaxPolls))
-	}
-
-	if cfg.SecretARN == "" {
-		creds, err := credentialsFromEnv(getenv)
-		if err != nil && needCreds {
-			return Config{}, usagef("%v", err)
+	var awsCfg aws.Config
+	if cfg.Bucket != "" || cfg.SecretARN != "" {
+		var err error
+		if awsCfg, err = loadAWS(ctx, s.region); err != nil {
+			return nil, err
 		}
-		cfg.Credentials = creds
+	}
+	return function.Build(cfg, awsCfg, getenv, userAgent, nil)
+}
+
+// loadAWS reads the AWS configuration (region, credentials) from the SDK's
+// usual chain, and checks that it has both.
+func loadAWS(ctx context.Context, region string) (aws.Config, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, configInvalid("the AWS configuration: %v", err)
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, configInvalid("no AWS region: pass --region or set AWS_REGION")
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, configInvalid("no AWS credentials: %v", err)
 	}
 	return cfg, nil
+}
+
+func configInvalid(format string, args ...any) error {
+	return &export.Error{Name: export.ConfigInvalid, Msg: fmt.Sprintf(format, args...)}
 }

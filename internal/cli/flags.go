@@ -16,11 +16,15 @@ type listFlag []string
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
 func (l *listFlag) Set(s string) error {
-	items := splitList(s)
-	if len(items) == 0 {
+	n := len(*l)
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	if len(*l) == n {
 		return errors.New("empty list")
 	}
-	*l = append(*l, items...)
 	return nil
 }
 

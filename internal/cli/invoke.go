@@ -7,23 +7,16 @@ import (
 	"flag"
 	"io"
 	"os"
-	"reflect"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
-)
 
-// Steps are the steps `invoke` runs: the actions the state machine's calls name.
-var Steps = []string{"plan", "submit", "poll", "fetch", "focus-submit", "focus-poll"}
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+)
 
 // maxEvent is Lambda's synchronous payload limit: an event larger than this could never reach a function.
 const maxEvent = 6 << 20
-
-// NamedError is an error that carries the errorType the functions report (e.g. "Atlas.NotFound").
-type NamedError interface {
-	error
-	ErrorName() string
-}
 
 var invokeCommand = &command{
 	name:    "invoke",
@@ -37,11 +30,12 @@ focus-submit or focus-poll (EVENT is fetch's result). The call {"action": STEP, 
 EVENT} goes to the function that takes it. EVENT is a JSON string, @FILE to read it from a file, or - to
 read it from stdin.
 
-The configuration is the functions' environment (ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN,
-ABX_ATLAS_BASE_URL, ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_S3_ENDPOINT), each
-overridden by its flag; ABX_BUCKET with ABX_PREFIX (default atlas-billing) stands for --out
-s3://BUCKET/PREFIX. Atlas credentials come from the MONGODB_ATLAS_* variables as for run, or the
-secret. On failure it prints one line "error: <ErrorName>: <message>" on stderr and exits 1.`,
+The configuration is the functions' (ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN, ABX_ATLAS_BASE_URL,
+ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_FOCUS_REPORTS, ABX_S3_ENDPOINT), read by the
+same rules, each overridden by its flag; ABX_BUCKET with ABX_PREFIX (default atlas-billing) stands for
+--out s3://BUCKET/PREFIX. Atlas credentials come from the MONGODB_ATLAS_* variables as for run, or the
+secret. On failure it prints one line "error: <ErrorName>: <message>" on stderr and exits 2 for
+Input.Invalid and Config.Invalid, 1 for any other error.`,
 	example: `
 ` + progName + ` invoke plan '{"period":"2024-06"}'
 ` + progName + ` invoke poll @job.json --out s3://my-lake/atlas-billing
@@ -50,48 +44,44 @@ echo '{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":{"start":"2024-06-01","end":"
 }
 
 func setupInvoke(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
-	var cf configFlags
-	cf.define(fs, "local `FOLDER` or s3://bucket/prefix to write to (env "+EnvBucket+" and "+EnvPrefix+")")
+	var s settings
+	s.define(fs)
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) != 2 {
 			return usagef("invoke needs STEP and EVENT, got %d argument(s)", len(pos))
 		}
-		step := pos[0]
-		if !validStep(step) {
-			return usagef("unknown step %q: want %s", step, strings.Join(Steps, ", "))
+		if _, _, err := function.Call(pos[0], nil); err != nil {
+			return usagef("unknown step %.40q: want plan, submit, poll, fetch, focus-submit or focus-poll", pos[0])
 		}
 		event, err := a.readEvent(pos[1])
 		if err != nil {
 			return err
 		}
-		// plan only reads configuration; every other step calls Atlas.
-		cfg, err := cf.resolve(fs, a.Getenv, step != "plan", true)
+		fn, call, err := function.Call(pos[0], event)
 		if err != nil {
 			return err
 		}
-		if a.NewInvoker == nil {
-			return errNotWired
-		}
-		inv, err := a.NewInvoker(ctx, InvokeOptions{Config: cfg})
+		cfg, err := s.config(a.Getenv)
 		if err != nil {
-			return &stepError{err}
+			return err
 		}
-		out, err := inv.Invoke(ctx, step, event)
+		// plan only reads configuration; every other step calls Atlas.
+		exp, err := s.exporter(ctx, cfg, pos[0] != function.ActionPlan, a.Getenv)
 		if err != nil {
-			return &stepError{err}
+			return err
 		}
-		_, err = a.Stdout.Write(append(out, '\n'))
+		out, err := (&function.Handlers{Exporter: exp}).Handler(fn)(ctx, call)
+		var lambdaErr messages.InvokeResponse_Error
+		if errors.As(err, &lambdaErr) {
+			return &export.Error{Name: lambdaErr.Type, Msg: lambdaErr.Message}
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = a.Stdout.Write(append(b, '\n'))
 		return err
 	}
-}
-
-func validStep(s string) bool {
-	for _, v := range Steps {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // readEvent reads EVENT: inline JSON, @file, or - for stdin. It must be one valid JSON value.
@@ -122,39 +112,4 @@ func (a *App) readEvent(arg string) (json.RawMessage, error) {
 		return nil, usagef("event from %s is not valid JSON", what)
 	}
 	return json.RawMessage(b), nil
-}
-
-// stepError prints a step's failure the way Lambda reports it: "<ErrorName>: <message>".
-type stepError struct{ err error }
-
-func (e *stepError) Unwrap() error { return e.err }
-
-func (e *stepError) Error() string {
-	name, msg := ErrorName(e.err)
-	return name + ": " + msg
-}
-
-// ErrorName gives the errorType and errorMessage Lambda would report for err: a
-// messages.InvokeResponse_Error's Type, a NamedError's ErrorName, else (as aws-lambda-go does) the
-// Go type name of the error.
-func ErrorName(err error) (name, msg string) {
-	var ire messages.InvokeResponse_Error
-	if errors.As(err, &ire) {
-		return ire.Type, ire.Message
-	}
-	var pire *messages.InvokeResponse_Error
-	if errors.As(err, &pire) && pire != nil {
-		return pire.Type, pire.Message
-	}
-	msg = err.Error()
-	var ne NamedError
-	if errors.As(err, &ne) {
-		name = ne.ErrorName()
-		return name, strings.TrimPrefix(msg, name+": ")
-	}
-	t := reflect.TypeOf(err)
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t.Name(), msg
 }

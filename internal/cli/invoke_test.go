@@ -3,155 +3,116 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
-type fakeInvoker struct {
-	step  string
-	event json.RawMessage
-	out   json.RawMessage
-	err   error
-}
-
-func (f *fakeInvoker) Invoke(_ context.Context, step string, event json.RawMessage) (json.RawMessage, error) {
-	f.step, f.event = step, event
-	return f.out, f.err
-}
-
-// namedErr is an error type like the functions' own: it carries its errorType.
-type namedErr struct{ name, msg string }
-
-func (e *namedErr) Error() string     { return e.name + ": " + e.msg }
-func (e *namedErr) ErrorName() string { return e.name }
-
-type plainErr struct{}
-
-func (plainErr) Error() string { return "something broke" }
-
+// TestInvoke runs steps through the functions' handlers against the simulator, into a folder, as
+// Lambda would run them: the same configuration rules, the same answers and error names.
 func TestInvoke(t *testing.T) {
+	sim, env := simEnv(t)
+	org := atlassim.DefaultOrgs[0].ID
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range env {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
 	dir := t.TempDir()
-	eventFile := filepath.Join(dir, "job.json")
-	const job = `{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","token":"t"}`
-	if err := os.WriteFile(eventFile, []byte(job), 0o600); err != nil {
+	invoke := func(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+		t.Helper()
+		a, stdout, stderr := testApp(t, env)
+		a.Stdin = strings.NewReader(stdin)
+		code := a.Main(context.Background(), append([]string{"invoke", "--out", dir}, args...))
+		return code, stdout.String(), stderr.String()
+	}
+
+	// plan: the request, the configured org, the previous month of the real clock.
+	code, out, stderr := invoke(t, env, "", "plan", `{"period":"2024-06"}`)
+	var plan export.Plan
+	if code != ExitOK || json.Unmarshal([]byte(out), &plan) != nil || len(plan.Jobs) != 1 || plan.Jobs[0].OrgID != org || !plan.Jobs[0].Focus {
+		t.Fatalf("plan: exit %d, %s %s", code, out, stderr)
+	}
+	// submit, from a file, flags after the arguments.
+	jobFile := filepath.Join(t.TempDir(), "job.json")
+	b, _ := json.Marshal(plan.Jobs[0])
+	if err := os.WriteFile(jobFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	a, stdout, stderrBuf := testApp(t, env)
+	if code := a.Main(context.Background(), []string{"invoke", "submit", "@" + jobFile, "--out", dir}); code != ExitOK {
+		t.Fatalf("submit: exit %d: %s", code, stderrBuf)
+	}
+	job := stdout.String()
+	// poll, from stdin, until ready.
+	for i := 0; i < 3 && !strings.Contains(job, `"READY"`); i++ {
+		if code, job, stderr = invoke(t, env, job, "poll", "-"); code != ExitOK {
+			t.Fatalf("poll: exit %d: %s", code, stderr)
+		}
+	}
+	var j export.Job
+	if err := json.Unmarshal([]byte(job), &j); err != nil || j.Status != export.StatusReady || j.Usage == nil {
+		t.Fatalf("poll: %s (%v)", job, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(j.Usage.Key))); err != nil {
+		t.Errorf("usage not in the folder: %v", err)
+	}
+	code, out, stderr = invoke(t, env, "", "fetch", job)
+	if code != ExitOK || !strings.Contains(out, "invoice_line_items/org_id="+org) {
+		t.Fatalf("fetch: exit %d, %s %s", code, out, stderr)
+	}
+
 	tests := []struct {
-		name      string
-		args      []string
-		stdin     string
-		env       map[string]string
-		inv       fakeInvoker
-		wantCode  int
-		wantOut   string
-		wantErr   string
-		wantEvent string
-		check     func(t *testing.T, opt InvokeOptions)
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		wantErr  string
 	}{
-		{
-			name: "inline event", args: []string{"plan", `{"period":"2024-06"}`}, env: map[string]string{},
-			inv: fakeInvoker{out: json.RawMessage(`{"jobs":[]}`)}, wantOut: "{\"jobs\":[]}\n", wantEvent: `{"period":"2024-06"}`,
-		},
-		{
-			name: "file event, flags after the arguments", args: []string{"poll", "@" + eventFile, "--out", "s3://lake/x"}, env: saEnv,
-			inv: fakeInvoker{out: json.RawMessage(`{"status":"READY"}`)}, wantOut: "{\"status\":\"READY\"}\n", wantEvent: job,
-			check: func(t *testing.T, opt InvokeOptions) {
-				if opt.Out != (Output{Bucket: "lake", Prefix: "x"}) || opt.Credentials.ClientID != "mdb_sa_id_x" {
-					t.Fatalf("options = %+v", opt)
-				}
-			},
-		},
-		{
-			name: "stdin event, function environment", args: []string{"fetch", "-"}, stdin: job,
-			env: map[string]string{EnvBucket: "lake", EnvPrefix: "billing", EnvSecretARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:a",
-				EnvABXBaseURL: "http://127.0.0.1:8089", EnvMaxPolls: "12"},
-			inv: fakeInvoker{out: json.RawMessage(`{"objects":[]}`)}, wantOut: "{\"objects\":[]}\n", wantEvent: job,
-			check: func(t *testing.T, opt InvokeOptions) {
-				if opt.Out != (Output{Bucket: "lake", Prefix: "billing"}) || opt.SecretARN == "" || opt.BaseURL != "http://127.0.0.1:8089" || opt.MaxPolls != 12 {
-					t.Fatalf("options = %+v", opt)
-				}
-			},
-		},
-		{
-			name: "Lambda error", args: []string{"fetch", job}, env: saEnv,
-			inv:      fakeInvoker{err: fmt.Errorf("fetch: %w", messages.InvokeResponse_Error{Type: "Atlas.NotFound", Message: "org 5f1a: invoice 66 not found (RESOURCE_NOT_FOUND)"})},
-			wantCode: ExitFailure, wantErr: "error: Atlas.NotFound: org 5f1a: invoice 66 not found (RESOURCE_NOT_FOUND)\n",
-		},
-		{
-			name: "named error", args: []string{"submit", job}, env: saEnv,
-			inv:      fakeInvoker{err: &namedErr{"Atlas.Unauthorized", "org 5f1a: 401 (UNAUTHORIZED)"}},
-			wantCode: ExitFailure, wantErr: "error: Atlas.Unauthorized: org 5f1a: 401 (UNAUTHORIZED)\n",
-		},
-		{
-			name: "plain error is named by its type, as Lambda does", args: []string{"submit", job}, env: saEnv,
-			inv: fakeInvoker{err: plainErr{}}, wantCode: ExitFailure, wantErr: "error: plainErr: something broke\n",
-		},
-		{name: "unknown step", args: []string{"wait", job}, env: saEnv, wantCode: ExitUsage, wantErr: `unknown step "wait"`},
-		{name: "invalid JSON", args: []string{"poll", `{"orgId":`}, env: saEnv, wantCode: ExitUsage, wantErr: "not valid JSON"},
-		{name: "missing file", args: []string{"poll", "@" + filepath.Join(dir, "nope.json")}, env: saEnv, wantCode: ExitUsage, wantErr: "event file"},
-		{name: "one argument", args: []string{"poll"}, env: saEnv, wantCode: ExitUsage, wantErr: "invoke needs STEP and EVENT"},
-		{name: "submit needs credentials", args: []string{"submit", job}, env: map[string]string{}, wantCode: ExitUsage, wantErr: "no Atlas credentials"},
+		{"the functions' configuration: ABX_FOCUS_REPORTS", with(config.EnvFocus, "maybe"), []string{"plan", "{}"}, ExitUsage, `error: Config.Invalid: configuration: ABX_FOCUS_REPORTS "maybe": want true or false`},
+		{"the functions' bounds", with(config.EnvMaxPolls, "1001"), []string{"plan", "{}"}, ExitUsage, "ABX_MAX_POLL_ATTEMPTS \"1001\": want a number from 1 to 1000"},
+		{"bad input", env, []string{"plan", `{"orgid":"` + org + `"}`}, ExitUsage, `error: Input.Invalid: event: unknown field "orgid"`},
+		{"Atlas error", env, []string{"fetch", `{"orgId":"` + org + `","period":{"month":"2024-06"},"invoiceId":"000000000000000000000000","maxAttempts":1}`},
+			ExitFailure, "error: Atlas.NotFound: org " + org + ", 2024-06: invoice 000000000000000000000000 is not among"},
+		{"unknown step", env, []string{"wait", "{}"}, ExitUsage, `unknown step "wait"`},
+		{"invalid JSON", env, []string{"poll", `{"orgId":`}, ExitUsage, "not valid JSON"},
+		{"missing file", env, []string{"poll", "@" + filepath.Join(dir, "nope.json")}, ExitUsage, "event file"},
+		{"one argument", env, []string{"poll"}, ExitUsage, "invoke needs STEP and EVENT"},
+		{"submit needs credentials", with(secret.EnvClientID, "", secret.EnvClientSecret, ""), []string{"submit", job}, ExitUsage, "Config.Invalid: no Atlas credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, stdout, stderr := testApp(t, tt.env)
-			a.Stdin = strings.NewReader(tt.stdin)
-			inv := tt.inv
-			var gotOpt InvokeOptions
-			a.NewInvoker = func(_ context.Context, opt InvokeOptions) (Invoker, error) {
-				gotOpt = opt
-				return &inv, nil
+			code, out, stderr := invoke(t, tt.env, "", tt.args...)
+			if code != tt.wantCode || out != "" {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, tt.wantCode, out, stderr)
 			}
-			code := a.Main(context.Background(), append([]string{"invoke"}, tt.args...))
-			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, stderr)
-			}
-			if tt.wantErr != "" {
-				assertOneErrorLine(t, stderr.String(), tt.wantErr)
-				if stdout.Len() != 0 {
-					t.Fatalf("stdout = %q on failure", stdout)
-				}
-				return
-			}
-			if stdout.String() != tt.wantOut || string(inv.event) != tt.wantEvent || inv.step != tt.args[0] {
-				t.Fatalf("stdout %q, step %q, event %s", stdout, inv.step, inv.event)
-			}
-			if tt.check != nil {
-				tt.check(t, gotOpt)
-			}
+			assertOneErrorLine(t, stderr, tt.wantErr)
 		})
 	}
+	if n := sim.Requests(atlassim.OpCreateUsage); n != 1 {
+		t.Errorf("%d usage queries, want the one submit", n)
+	}
 }
 
-func TestInvokeNotWired(t *testing.T) {
-	a, _, stderr := testApp(t, saEnv)
-	if code := a.Main(context.Background(), []string{"invoke", "plan", "{}"}); code != ExitFailure {
-		t.Fatalf("exit %d", code)
+// TestInvokeFocusOff: ABX_FOCUS_REPORTS=false plans without FOCUS reports, as in Lambda.
+func TestInvokeFocusOff(t *testing.T) {
+	a, stdout, stderr := testApp(t, map[string]string{config.EnvOrgIDs: testOrg1, config.EnvFocus: "false"})
+	if code := a.Main(context.Background(), []string{"invoke", "--out", t.TempDir(), "plan", `{"period":"2024-06"}`}); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	assertOneErrorLine(t, stderr.String(), "not wired")
-}
-
-func TestErrorName(t *testing.T) {
-	tests := []struct {
-		err           error
-		name, message string
-	}{
-		{messages.InvokeResponse_Error{Type: "Input.Invalid", Message: "bad"}, "Input.Invalid", "bad"},
-		{&messages.InvokeResponse_Error{Type: "Poll.AttemptsExhausted", Message: "40 polls"}, "Poll.AttemptsExhausted", "40 polls"},
-		{fmt.Errorf("wrapped: %w", &namedErr{"Storage.Error", "put"}), "Storage.Error", "wrapped: Storage.Error: put"},
-		{&namedErr{"Storage.Error", "put"}, "Storage.Error", "put"},
-		{errors.New("x"), "errorString", "x"},
-	}
-	for _, tt := range tests {
-		name, msg := ErrorName(tt.err)
-		if name != tt.name || msg != tt.message {
-			t.Errorf("ErrorName(%v) = %q, %q; want %q, %q", tt.err, name, msg, tt.name, tt.message)
-		}
+	var plan export.Plan
+	if err := json.Unmarshal(stdout.Bytes(), &plan); err != nil || len(plan.Jobs) != 1 || plan.Jobs[0].Focus {
+		t.Fatalf("plan %s (%v), want one job without FOCUS", stdout, err)
 	}
 }

@@ -13,104 +13,55 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/report"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
-// Progress receives events while an export runs. Implementations are safe for concurrent use, so an
-// exporter may report from several goroutines (one per org).
-type Progress interface {
-	Report(Event)
+// line is one progress report, for a person (text) or a program (its JSON). Kind is one of org,
+// step, poll, wait, bytes, object (an export's steps) or execution (a state machine's).
+type line struct {
+	Kind        string       `json:"event"`
+	Time        string       `json:"time"`
+	Org         string       `json:"orgId,omitempty"`
+	Month       string       `json:"month,omitempty"`
+	Step        string       `json:"step,omitempty"`
+	Attempt     int          `json:"attempt,omitempty"` // a poll's, 1-based
+	Status      string       `json:"status,omitempty"`  // PROCESSING, READY, or an execution's status
+	WaitSeconds float64      `json:"waitSeconds,omitempty"`
+	Bytes       int64        `json:"bytes,omitempty"` // streamed so far into Key
+	Key         string       `json:"key,omitempty"`
+	Object      *sink.Object `json:"object,omitempty"` // written, or skipped: already stored unchanged
+	Message     string       `json:"message,omitempty"`
+	Execution   string       `json:"execution,omitempty"`
+	Error       string       `json:"error,omitempty"` // a failed execution's error name and cause
+	Cause       string       `json:"cause,omitempty"`
 }
 
-// ProgressFunc adapts a function to Progress.
-type ProgressFunc func(Event)
-
-// Report calls f(e).
-func (f ProgressFunc) Report(e Event) { f(e) }
-
-// Discard is a Progress that drops every event.
-var Discard Progress = ProgressFunc(func(Event) {})
-
-// EventKind says what an Event reports.
-type EventKind string
-
-const (
-	EventOrg       EventKind = "org"       // work for Org (and Month) begins; Message may say what
-	EventStep      EventKind = "step"      // Step begins: "plan", "submit", "poll", "fetch-invoice"
-	EventPoll      EventKind = "poll"      // a usage poll answered: Attempt (1-based), Status PROCESSING|READY
-	EventWait      EventKind = "wait"      // waiting Wait before the next poll (Attempt is the next one)
-	EventBytes     EventKind = "bytes"     // Bytes streamed so far (cumulative) into Key; report as often as you like
-	EventObject    EventKind = "object"    // Object was written (or Skipped: already stored unchanged)
-	EventExecution EventKind = "execution" // a Step Functions execution changed Status (start, backfill)
-)
-
-// Event is one progress report. Fill what applies; Time defaults to when it is printed.
-type Event struct {
-	Kind    EventKind
-	Time    time.Time
-	Org     string        // 24-hex org id
-	Month   string        // "YYYY-MM"
-	Step    string        // "plan", "submit", "poll", "fetch-invoice"
-	Attempt int           // poll attempt, 1-based
-	Status  string        // PROCESSING, READY, or an execution status
-	Wait    time.Duration // for EventWait
-	Bytes   int64         // for EventBytes: cumulative bytes of Key
-	Key     string        // object key being streamed (EventBytes)
-	Object  *Object       // for EventObject
-	Message string        // free text for a person
-
-	Execution string // execution name (EventExecution)
-	Error     string // error name of a failed execution
-	Cause     string // its cause
-}
-
-// MarshalJSON writes the event as one flat JSON object with "event" naming the kind and the wait in
-// seconds, leaving out what does not apply.
-func (e Event) MarshalJSON() ([]byte, error) {
-	type obj struct {
-		Kind        EventKind `json:"event"`
-		Time        string    `json:"time"`
-		Org         string    `json:"orgId,omitempty"`
-		Month       string    `json:"month,omitempty"`
-		Step        string    `json:"step,omitempty"`
-		Attempt     int       `json:"attempt,omitempty"`
-		Status      string    `json:"status,omitempty"`
-		WaitSeconds float64   `json:"waitSeconds,omitempty"`
-		Bytes       int64     `json:"bytes,omitempty"`
-		Key         string    `json:"key,omitempty"`
-		Object      *Object   `json:"object,omitempty"`
-		Message     string    `json:"message,omitempty"`
-		Execution   string    `json:"execution,omitempty"`
-		Error       string    `json:"error,omitempty"`
-		Cause       string    `json:"cause,omitempty"`
+// lineOf turns an export's progress event into a line.
+func lineOf(e export.Event) line {
+	l := line{Org: e.OrgID, Step: e.Step, Attempt: e.Attempt, Status: e.Status, WaitSeconds: e.Wait.Seconds(), Key: e.Key, Bytes: e.Bytes, Kind: "step"}
+	if !e.Period.Start.IsZero() {
+		l.Month = e.Period.Label()
 	}
-	return json.Marshal(obj{
-		Kind: e.Kind, Time: e.Time.UTC().Format(time.RFC3339Nano), Org: e.Org, Month: e.Month, Step: e.Step,
-		Attempt: e.Attempt, Status: e.Status, WaitSeconds: e.Wait.Seconds(), Bytes: e.Bytes, Key: e.Key,
-		Object: e.Object, Message: e.Message, Execution: e.Execution, Error: e.Error, Cause: e.Cause,
-	})
-}
-
-// Object is one file the export wrote (the functions' Object JSON plus where it belongs).
-type Object struct {
-	Kind      string `json:"kind,omitempty"` // "usage" or "invoice"
-	Org       string `json:"orgId,omitempty"`
-	Month     string `json:"month,omitempty"`
-	InvoiceID string `json:"invoiceId,omitempty"`
-	Bucket    string `json:"bucket,omitempty"` // empty for a local folder
-	Key       string `json:"key"`              // S3 key, or the path relative to the output folder
-	Bytes     int64  `json:"bytes"`
-	SHA256    string `json:"sha256,omitempty"` // hex
-	Rows      int64  `json:"rows"`
-	Skipped   bool   `json:"skipped"` // already stored with the same sha256: not rewritten
-}
-
-// Summary is what a whole export did.
-type Summary struct {
-	Orgs    []string       `json:"orgs"`
-	Months  []string       `json:"months"`
-	Objects []Object       `json:"objects"`
-	Totals  []report.Total `json:"usageTotals,omitempty"` // usage per month and service, read back from the files
+	switch e.Step {
+	case "plan":
+		l.Message = fmt.Sprintf("%d org-month(s) to export", e.Jobs)
+	case "focus-poll":
+		l.Kind, l.Message = "poll", "FOCUS reports"
+	case "wait":
+		l.Kind, l.Attempt = "wait", e.Attempt+1
+	case "poll":
+		l.Kind = "poll"
+	case "stream":
+		l.Kind = "bytes"
+	case "object":
+		l.Kind, l.Object, l.Key, l.Bytes = "object", e.Object, e.Object.Key, e.Object.Bytes
+	case "done":
+		l.Kind, l.Message = "org", "done"
+	}
+	return l
 }
 
 type outputMode int
@@ -121,8 +72,8 @@ const (
 	modeQuiet
 )
 
-// printer shows progress: human lines on stderr, JSON lines on stdout, or nothing. It implements
-// Progress and is safe for concurrent use.
+// printer shows progress: human lines on stderr, JSON lines on stdout, or nothing. It is safe for
+// concurrent use.
 type printer struct {
 	mode   outputMode
 	stdout io.Writer
@@ -133,44 +84,38 @@ type printer struct {
 	lastBytes map[string]time.Time
 }
 
-// bytesEvery throttles bytes events per key: a multi-GiB stream must not print a line per chunk.
+// bytesEvery throttles bytes lines per key: a multi-GiB stream must not print a line per chunk.
 const bytesEvery = time.Second
 
 func newPrinter(mode outputMode, stdout, stderr io.Writer, now func() time.Time) *printer {
 	return &printer{mode: mode, stdout: stdout, stderr: stderr, now: now, lastBytes: map[string]time.Time{}}
 }
 
-func (p *printer) Report(e Event) {
+// event reports an export's progress (export.Exporter's Progress).
+func (p *printer) event(e export.Event) { p.report(lineOf(e)) }
+
+func (p *printer) report(l line) {
 	if p.mode == modeQuiet {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e.Time.IsZero() {
-		e.Time = p.now()
-	}
-	if e.Kind == EventBytes {
-		k := e.Org + "|" + e.Month + "|" + e.Key
-		if last, ok := p.lastBytes[k]; ok && e.Time.Sub(last) < bytesEvery {
+	now := p.now()
+	l.Time = now.UTC().Format(time.RFC3339Nano)
+	switch k := l.Org + "|" + l.Month + "|" + l.Key; l.Kind {
+	case "bytes":
+		if last, ok := p.lastBytes[k]; ok && now.Sub(last) < bytesEvery {
 			return
 		}
-		p.lastBytes[k] = e.Time
-	}
-	if e.Kind == EventObject {
-		delete(p.lastBytes, e.Org+"|"+e.Month+"|"+objectKey(e.Object))
+		p.lastBytes[k] = now
+	case "object":
+		delete(p.lastBytes, k)
 	}
 	if p.mode == modeJSON {
-		p.writeJSON(e)
+		p.writeJSON(l)
 		return
 	}
-	fmt.Fprintln(p.stderr, humanLine(e))
-}
-
-func objectKey(o *Object) string {
-	if o == nil {
-		return ""
-	}
-	return o.Key
+	fmt.Fprintln(p.stderr, l.text())
 }
 
 // writeJSON writes one JSON line on stdout. Callers hold p.mu or are single-threaded.
@@ -202,58 +147,53 @@ func (p *printer) Human(f func(w io.Writer)) {
 	f(p.stdout)
 }
 
-func humanLine(e Event) string {
+// text is the line for a person: "org ORG MONTH: what happened".
+func (l line) text() string {
 	var b strings.Builder
-	if e.Org != "" {
-		b.WriteString("org " + e.Org)
+	if l.Org != "" {
+		b.WriteString("org " + l.Org)
 	}
-	if e.Month != "" {
+	if l.Month != "" {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(e.Month)
+		b.WriteString(l.Month)
 	}
 	if b.Len() > 0 {
 		b.WriteString(": ")
 	}
-	switch e.Kind {
-	case EventOrg:
-		b.WriteString(or(e.Message, "started"))
+	switch l.Kind {
+	case "org":
+		b.WriteString(or(l.Message, "started"))
 		return b.String()
-	case EventStep:
-		b.WriteString(e.Step)
-	case EventPoll:
-		fmt.Fprintf(&b, "poll attempt %d: %s", e.Attempt, or(e.Status, "answered"))
-	case EventWait:
-		fmt.Fprintf(&b, "waiting %s", e.Wait.Round(time.Millisecond))
-		if e.Attempt > 0 {
-			fmt.Fprintf(&b, " before poll attempt %d", e.Attempt)
+	case "poll":
+		fmt.Fprintf(&b, "poll attempt %d: %s", l.Attempt, or(l.Status, "answered"))
+	case "wait":
+		fmt.Fprintf(&b, "waiting %s", (time.Duration(l.WaitSeconds * float64(time.Second))).Round(time.Millisecond))
+		if l.Attempt > 0 {
+			fmt.Fprintf(&b, " before poll attempt %d", l.Attempt)
 		}
-	case EventBytes:
-		fmt.Fprintf(&b, "%s streamed", formatBytes(e.Bytes))
-		if e.Key != "" {
-			b.WriteString(" into " + e.Key)
+	case "bytes":
+		fmt.Fprintf(&b, "%s streamed", formatBytes(l.Bytes))
+		if l.Key != "" {
+			b.WriteString(" into " + l.Key)
 		}
-	case EventObject:
-		if e.Object == nil {
-			b.WriteString("object written")
-			break
-		}
+	case "object":
 		verb := "wrote"
-		if e.Object.Skipped {
+		if l.Object.Skipped {
 			verb = "unchanged"
 		}
-		fmt.Fprintf(&b, "%s %s (%s, %d rows)", verb, e.Object.Key, formatBytes(e.Object.Bytes), e.Object.Rows)
-	case EventExecution:
-		fmt.Fprintf(&b, "execution %s: %s", e.Execution, e.Status)
-		if e.Error != "" || e.Cause != "" {
-			fmt.Fprintf(&b, ": %s: %s", e.Error, e.Cause)
+		fmt.Fprintf(&b, "%s %s (%s, %d rows)", verb, l.Object.Key, formatBytes(l.Object.Bytes), l.Object.Rows)
+	case "execution":
+		fmt.Fprintf(&b, "execution %s: %s", l.Execution, l.Status)
+		if l.Error != "" || l.Cause != "" {
+			fmt.Fprintf(&b, ": %s: %s", l.Error, l.Cause)
 		}
 	default:
-		b.WriteString(string(e.Kind))
+		b.WriteString(l.Step)
 	}
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
+	if l.Message != "" {
+		b.WriteString(": " + l.Message)
 	}
 	return b.String()
 }
@@ -279,19 +219,24 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
-// location is where a person finds an object: s3://bucket/key or a path under the output folder.
-func location(out Output, o Object) string {
-	if o.Bucket != "" {
-		return "s3://" + o.Bucket + "/" + o.Key
+// where is the output a person reads: the folder, or s3://bucket/prefix.
+func where(cfg config.Config) string {
+	if cfg.Dir != "" {
+		return cfg.Dir
 	}
-	if out.Bucket != "" {
-		return "s3://" + out.Bucket + "/" + o.Key
+	return strings.TrimSuffix("s3://"+cfg.Bucket+"/"+cfg.Prefix, "/")
+}
+
+// location is where a person finds an object: a path under the output folder, or s3://bucket/key.
+func location(cfg config.Config, o sink.Object) string {
+	if cfg.Dir != "" {
+		return filepath.Join(cfg.Dir, filepath.FromSlash(o.Key))
 	}
-	return filepath.Join(out.Dir, filepath.FromSlash(o.Key))
+	return "s3://" + o.Bucket + "/" + o.Key
 }
 
 // writeSummary prints the files an export wrote, one per line with size and rows.
-func writeSummary(w io.Writer, out Output, s Summary, elapsed time.Duration) {
+func writeSummary(w io.Writer, cfg config.Config, s summary, elapsed time.Duration) {
 	var written, skipped int
 	var bytes, rows int64
 	for _, o := range s.Objects {
@@ -304,7 +249,7 @@ func writeSummary(w io.Writer, out Output, s Summary, elapsed time.Duration) {
 		rows += o.Rows
 	}
 	fmt.Fprintf(w, "%d files (%d written, %d unchanged), %s, %d rows in %s for %d org(s), %s\n",
-		len(s.Objects), written, skipped, formatBytes(bytes), rows, out, len(s.Orgs), monthsText(s.Months))
+		len(s.Objects), written, skipped, formatBytes(bytes), rows, where(cfg), len(s.Orgs), monthsText(s.Months))
 	if len(s.Objects) == 0 {
 		return
 	}
@@ -315,7 +260,7 @@ func writeSummary(w io.Writer, out Output, s Summary, elapsed time.Duration) {
 		if o.Skipped {
 			state = "unchanged"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", location(out, o), formatBytes(o.Bytes), o.Rows, state)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", location(cfg, o), formatBytes(o.Bytes), o.Rows, state)
 	}
 	tw.Flush()
 	if len(s.Totals) > 0 {

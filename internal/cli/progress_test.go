@@ -6,7 +6,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
+
+var june = period.Month(2024, time.June)
 
 func TestPrinterThrottlesBytes(t *testing.T) {
 	for _, mode := range []outputMode{modeHuman, modeJSON} {
@@ -16,18 +22,18 @@ func TestPrinterThrottlesBytes(t *testing.T) {
 		const key = "invoices/a.csv"
 		// 30 reports 100ms apart = 3s of streaming: lines at 0s, 1s, 2s; and the other key's own line.
 		for i := range 30 {
-			p.Report(Event{Kind: EventBytes, Org: testOrg1, Month: "2024-06", Key: key, Bytes: int64(i+1) << 20})
+			p.event(export.Event{Step: "stream", OrgID: testOrg1, Period: june, Key: key, Bytes: int64(i+1) << 20})
 			if i == 5 {
-				p.Report(Event{Kind: EventBytes, Org: testOrg1, Month: "2024-06", Key: "usage.csv", Bytes: 1})
+				p.event(export.Event{Step: "stream", OrgID: testOrg1, Period: june, Key: "usage.csv", Bytes: 1})
 			}
 			now = now.Add(100 * time.Millisecond)
 		}
-		p.Report(Event{Kind: EventObject, Org: testOrg1, Month: "2024-06", Object: &Object{Key: key, Bytes: 30 << 20}})
+		p.event(export.Event{Step: "object", OrgID: testOrg1, Period: june, Object: &sink.Object{Key: key, Bytes: 30 << 20}})
 		out := stderr.String()
 		if mode == modeJSON {
 			out = stdout.String()
 		}
-		if got := strings.Count(out, key); got != 4 {
+		if got := len(strings.FieldsFunc(out, func(r rune) bool { return r == '\n' })) - strings.Count(out, "usage.csv"); got != 4 {
 			t.Fatalf("mode %d: %d lines name %s, want 3 bytes lines and the object:\n%s", mode, got, key, out)
 		}
 		if !strings.Contains(out, "usage.csv") {
@@ -45,7 +51,7 @@ func TestPrinterConcurrentLinesStayWhole(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				p.Report(Event{Kind: EventPoll, Org: testOrg1, Attempt: i + 1, Status: "PROCESSING"})
+				p.event(export.Event{Step: "poll", OrgID: testOrg1, Attempt: i + 1, Status: "PROCESSING"})
 			}
 		}()
 	}
@@ -70,18 +76,22 @@ func TestFormatBytes(t *testing.T) {
 	}
 }
 
-func TestHumanLine(t *testing.T) {
+func TestLineText(t *testing.T) {
 	tests := []struct {
-		e    Event
+		l    line
 		want string
 	}{
-		{Event{Kind: EventStep, Org: testOrg1, Month: "2024-06", Step: "fetch-invoice", Message: "3 invoices"}, "org " + testOrg1 + " 2024-06: fetch-invoice: 3 invoices"},
-		{Event{Kind: EventWait, Org: testOrg1, Wait: 1500 * time.Millisecond}, "org " + testOrg1 + ": waiting 1.5s"},
-		{Event{Kind: EventExecution, Month: "2024-06", Execution: "abx-2024-06-1", Status: "SUCCEEDED"}, "2024-06: execution abx-2024-06-1: SUCCEEDED"},
+		{lineOf(export.Event{Step: "fetch-invoice", OrgID: testOrg1, Period: june}), "org " + testOrg1 + " 2024-06: fetch-invoice"},
+		{lineOf(export.Event{Step: "plan", Jobs: 6}), "plan: 6 org-month(s) to export"},
+		{lineOf(export.Event{Step: "wait", OrgID: testOrg1, Wait: 1500 * time.Millisecond}), "org " + testOrg1 + ": waiting 1.5s before poll attempt 1"},
+		{lineOf(export.Event{Step: "focus-poll", OrgID: testOrg1, Period: june, Attempt: 2, Status: "READY"}), "org " + testOrg1 + " 2024-06: poll attempt 2: READY: FOCUS reports"},
+		{lineOf(export.Event{Step: "object", OrgID: testOrg1, Period: june, Object: &sink.Object{Key: "k", Bytes: 2048, Rows: 3, Skipped: true}}), "org " + testOrg1 + " 2024-06: unchanged k (2.0 KiB, 3 rows)"},
+		{lineOf(export.Event{Step: "done", OrgID: testOrg1, Period: june}), "org " + testOrg1 + " 2024-06: done"},
+		{line{Kind: "execution", Month: "2024-06", Execution: "abx-2024-06-1", Status: "SUCCEEDED"}, "2024-06: execution abx-2024-06-1: SUCCEEDED"},
 	}
 	for _, tt := range tests {
-		if got := humanLine(tt.e); got != tt.want {
-			t.Errorf("humanLine = %q, want %q", got, tt.want)
+		if got := tt.l.text(); got != tt.want {
+			t.Errorf("text = %q, want %q", got, tt.want)
 		}
 	}
 }

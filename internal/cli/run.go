@@ -2,14 +2,24 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-)
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
-// errNotWired is what a subcommand says when the binary was built without its implementation.
-var errNotWired = errors.New("not wired: this build of " + progName + " has no export implementation")
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/report"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+)
 
 // outputFlags defines --quiet and --json and returns a function giving the chosen mode.
 func outputFlags(fs *flag.FlagSet) func() (outputMode, error) {
@@ -39,108 +49,151 @@ the period. Files get the S3 layout (usage/org_id=.../billing_month=YYYY-MM/usag
 invoices/org_id=.../billing_month=YYYY-MM/invoice_id=....csv) under a local folder or s3://bucket/prefix;
 a file already stored unchanged is not rewritten.
 
-Credentials come from the environment with the Atlas CLI's names: MONGODB_ATLAS_CLIENT_ID and
-MONGODB_ATLAS_CLIENT_SECRET (service account; preferred when both kinds are set) or
+The configuration is the functions' (ABX_* variables, read by the same rules), each variable overridden
+by its flag. Credentials come from the environment with the Atlas CLI's names: MONGODB_ATLAS_CLIENT_ID
+and MONGODB_ATLAS_CLIENT_SECRET (service account; preferred when both kinds are set) or
 MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (API key), or from a Secrets Manager
 secret with --secret-arn. S3 and Secrets Manager use the AWS SDK's usual credential chain.
 
-Progress goes to stderr, the list of files written to stdout; exit 1 on failure, 2 on a usage error.`,
+Progress goes to stderr, the list of files written to stdout; exit 1 on failure, 2 on a usage, input
+or configuration error.`,
 	example: `
 export MONGODB_ATLAS_CLIENT_ID=mdb_sa_id_... MONGODB_ATLAS_CLIENT_SECRET=mdb_sa_sk_...
 ` + progName + ` run --org 5f1a2b3c4d5e6f7a8b9c0d1e --from 2024-04 --to 2024-06 --out s3://my-lake/atlas-billing`,
 	setup: setupRun,
 }
 
+// runFlags are run's own flags: what to export.
+type runFlags struct {
+	period, from, to             string
+	services, projects, clusters listFlag
+	groupBy                      string
+	pending                      bool
+	concurrency                  int
+}
+
+func (r *runFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&r.period, "period", period.PreviousMonth, "`MONTH` to export: YYYY-MM, "+period.PreviousMonth+" or "+period.MonthToDate+" (UTC)")
+	fs.StringVar(&r.from, "from", "", "first `MONTH` of a range, YYYY-MM (with --to, instead of --period)")
+	fs.StringVar(&r.to, "to", "", "last `MONTH` of a range, YYYY-MM, inclusive")
+	fs.Var(&r.services, "services", "only these Cost Explorer `SERVICES`, comma list or repeated, e.g. \"Clusters,Data Transfer\"")
+	fs.Var(&r.projects, "projects", "only these project `IDS` (24 hex), comma list or repeated")
+	fs.Var(&r.clusters, "clusters", "only these cluster `IDS` (24 hex), comma list or repeated")
+	fs.StringVar(&r.groupBy, "group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
+	fs.BoolVar(&r.pending, "include-pending", false, "also export the current month's pending invoice")
+	fs.IntVar(&r.concurrency, "concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
+}
+
+// request is the export's request for these flags; export.Plan checks the rest.
+func (r *runFlags) request(fs *flag.FlagSet) (export.Request, error) {
+	req := export.Request{
+		Services: r.services, Projects: r.projects, Clusters: r.clusters,
+		GroupBy: r.groupBy, IncludePending: r.pending,
+	}
+	if r.concurrency < 1 || r.concurrency > 16 {
+		return req, usagef("--concurrency %d: want a number from 1 to 16", r.concurrency)
+	}
+	switch {
+	case r.from == "" && r.to == "":
+		req.Period = r.period
+	case isSet(fs, "period"):
+		return req, usagef("give --period or --from/--to, not both")
+	case r.from == "" || r.to == "":
+		return req, usagef("--from and --to go together")
+	default:
+		months, err := period.Months(r.from, r.to)
+		if err != nil {
+			return req, usagef("--from/--to: %v", err)
+		}
+		req.StartDate, req.EndDate = months[0].StartDate(), months[len(months)-1].EndDate()
+	}
+	return req, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
-	var cf configFlags
-	cf.define(fs, "local `FOLDER` or s3://bucket/prefix to write to")
-	period := fs.String("period", PreviousMonth, "`MONTH` to export: YYYY-MM, "+PreviousMonth+" or "+MonthToDate+" (UTC)")
-	from := fs.String("from", "", "first `MONTH` of a range, YYYY-MM (with --to, instead of --period)")
-	to := fs.String("to", "", "last `MONTH` of a range, YYYY-MM, inclusive")
-	var services, projects, clusters listFlag
-	fs.Var(&services, "services", "only these Cost Explorer `SERVICES`, comma list or repeated, e.g. \"Clusters,Data Transfer\"")
-	fs.Var(&projects, "projects", "only these project `IDS` (24 hex), comma list or repeated")
-	fs.Var(&clusters, "clusters", "only these cluster `IDS` (24 hex), comma list or repeated")
-	groupBy := fs.String("group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
-	pending := fs.Bool("include-pending", false, "also export the current month's pending invoice")
-	focus := fs.Bool("focus", true, "also fetch Atlas's FOCUS report of each closed invoice (--focus=false to skip)")
-	concurrency := fs.Int("concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
+	var s settings
+	s.define(fs)
+	var r runFlags
+	r.define(fs)
 	mode := outputFlags(fs)
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
-			return usagef("run takes no arguments, got %q", pos[0])
+			return usagef("run takes no arguments, got %.40q", pos[0])
 		}
 		m, err := mode()
 		if err != nil {
 			return err
 		}
-		cfg, err := cf.resolve(fs, a.Getenv, true, false)
+		req, err := r.request(fs)
+		if err != nil {
+			return err
+		}
+		cfg, err := s.config(a.Getenv)
 		if err != nil {
 			return err
 		}
 		if len(cfg.OrgIDs) == 0 && cfg.SecretARN == "" {
-			return usagef("no organization: pass --org or set %s", EnvOrgIDs)
+			return usagef("no organization: pass --org or set ABX_ORG_IDS")
 		}
-		if *concurrency < 1 || *concurrency > 16 {
-			return usagef("--concurrency %d: want a number from 1 to 16", *concurrency)
-		}
-		opt := RunOptions{Config: cfg, Services: services, GroupBy: *groupBy, IncludePending: *pending, Concurrency: *concurrency, Focus: *focus}
-		if opt.Projects, err = validateIDs("--projects", projects); err != nil {
-			return usagef("%v", err)
-		}
-		if opt.Clusters, err = validateIDs("--clusters", clusters); err != nil {
-			return usagef("%v", err)
-		}
-		if !validGroupBy(opt.GroupBy) {
-			return usagef("--group-by %q: want organizations, projects, clusters or services", opt.GroupBy)
-		}
-		if err := setPeriod(fs, &opt, *period, *from, *to); err != nil {
+		exp, err := s.exporter(ctx, cfg, true, a.Getenv)
+		if err != nil {
 			return err
 		}
-		if _, err := opt.Months(a.Now()); err != nil {
-			return usagef("%v", err)
-		}
-		if a.Exporter == nil {
-			return errNotWired
-		}
-
 		p := newPrinter(m, a.Stdout, a.Stderr, a.Now)
+		exp.Progress, exp.Now = p.event, a.Now
 		start := a.Now()
-		sum, runErr := a.Exporter.Run(ctx, opt, p)
+		results, runErr := (&export.Runner{Exporter: exp, Concurrency: r.concurrency, Sleep: a.sleep}).Run(ctx, req)
+		sum := summarize(results)
+		if runErr == nil {
+			if sum.Totals, err = readTotals(ctx, cfg, s.region, results); err != nil {
+				runErr = fmt.Errorf("summing up the usage: %w", err)
+			}
+		}
 		elapsed := a.Now().Sub(start)
-		p.JSON(struct {
-			Event string `json:"event"`
-			Summary
-			ElapsedSeconds float64 `json:"elapsedSeconds"`
-			Error          string  `json:"error,omitempty"`
-		}{"summary", sum, elapsed.Seconds(), errText(runErr)})
+		sum.Event, sum.ElapsedSeconds, sum.Error = "summary", elapsed.Seconds(), errText(runErr)
+		p.JSON(sum)
 		// A failed run still lists what it wrote before failing.
 		if runErr == nil || len(sum.Objects) > 0 {
-			p.Human(func(w io.Writer) { writeSummary(w, opt.Out, sum, elapsed) })
+			p.Human(func(w io.Writer) { writeSummary(w, cfg, sum, elapsed) })
 		}
-		if runErr != nil {
-			return fmt.Errorf("export: %w", runErr)
-		}
-		return nil
+		return runErr
 	}
 }
 
-// setPeriod takes either --period or --from/--to, never both.
-func setPeriod(fs *flag.FlagSet, opt *RunOptions, period, from, to string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	switch {
-	case from == "" && to == "":
-		opt.Period = period
-	case set["period"]:
-		return usagef("give --period or --from/--to, not both")
-	case from == "" || to == "":
-		return usagef("--from and --to go together")
-	default:
-		opt.From, opt.To = from, to
+// summary is what a whole run did.
+type summary struct {
+	Event          string         `json:"event"`
+	Orgs           []string       `json:"orgs"`
+	Months         []string       `json:"months"`
+	Objects        []sink.Object  `json:"objects"`
+	Totals         []report.Total `json:"usageTotals,omitempty"` // usage per month and service
+	ElapsedSeconds float64        `json:"elapsedSeconds"`
+	Error          string         `json:"error,omitempty"`
+}
+
+// summarize lists the orgs, months and objects of the jobs that finished.
+func summarize(results []export.Result) summary {
+	sum := summary{Orgs: []string{}, Months: []string{}, Objects: []sink.Object{}}
+	for _, r := range results {
+		if r.OrgID == "" {
+			continue // a job that did not finish
+		}
+		if !slices.Contains(sum.Orgs, r.OrgID) {
+			sum.Orgs = append(sum.Orgs, r.OrgID)
+		}
+		if !slices.Contains(sum.Months, r.Period.Label()) {
+			sum.Months = append(sum.Months, r.Period.Label())
+		}
+		sum.Objects = append(sum.Objects, r.Objects...)
 	}
-	return nil
+	return sum
 }
 
 func errText(err error) string {
@@ -148,4 +201,42 @@ func errText(err error) string {
 		return ""
 	}
 	return oneLine(err.Error())
+}
+
+// readTotals reads the normalized usage files back and totals them per month and service.
+func readTotals(ctx context.Context, cfg config.Config, region string, results []export.Result) ([]report.Total, error) {
+	var usage []report.Usage
+	for _, r := range results {
+		if r.OrgID == "" {
+			continue
+		}
+		for _, o := range r.Objects {
+			if strings.Contains("/"+o.Key, "/"+layout.NormalizedUsageFolder+"/") {
+				usage = append(usage, report.Usage{Key: o.Key, Month: r.Period.Label()})
+			}
+		}
+	}
+	open := func(_ context.Context, key string) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(cfg.Dir, filepath.FromSlash(key)))
+	}
+	if cfg.Bucket != "" {
+		awsCfg, err := loadAWS(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			if cfg.S3Endpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.S3Endpoint)
+				o.UsePathStyle = true
+			}
+		})
+		open = func(ctx context.Context, key string) (io.ReadCloser, error) {
+			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(key)})
+			if err != nil {
+				return nil, err
+			}
+			return out.Body, nil
+		}
+	}
+	return report.Totals(ctx, usage, open)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"io"
 	"path/filepath"
@@ -12,6 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
 const (
@@ -19,52 +24,74 @@ const (
 	testOrg2 = "65ab12cd34ef56ab78cd90ef"
 )
 
+// fixedNow is mid-July 2024: previous-month is 2024-06.
+var fixedNow = time.Date(2024, 7, 15, 10, 0, 0, 0, time.UTC)
+
 func newTestFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs
 }
 
-// testApp is an App on buffers with a fixed clock and the given environment.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// testApp is an App on buffers with a fixed clock, no waits between polls and the given environment.
 func testApp(t *testing.T, env map[string]string) (*App, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	a := &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: envMap(env), Now: func() time.Time { return fixedNow }}
+	a := &App{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: envMap(env), Now: func() time.Time { return fixedNow },
+		sleep: func(context.Context, time.Duration) error { return nil }}
 	return a, &stdout, &stderr
 }
 
-// fakeExporter records the options it was called with and replays events and a result.
-type fakeExporter struct {
-	got    RunOptions
-	calls  int
-	events []Event
-	sum    Summary
-	err    error
-}
+var saEnv = map[string]string{secret.EnvClientID: "mdb_sa_id_x", secret.EnvClientSecret: "topsecret", config.EnvOrgIDs: testOrg1}
 
-func (f *fakeExporter) Run(_ context.Context, opt RunOptions, p Progress) (Summary, error) {
-	f.calls++
-	f.got = opt
-	for _, e := range f.events {
-		p.Report(e)
+// simEnv starts the simulator (its calendar at fixedNow, queries ready at the second poll) and returns
+// it with an environment that points run and invoke at it.
+func simEnv(t *testing.T) (*atlassim.Server, map[string]string) {
+	t.Helper()
+	sim, base := atlassimtest.Start(t, atlassim.Config{ReadyAfterPolls: 1, ReportReadyAfterPolls: 1, Now: func() time.Time { return fixedNow }})
+	return sim, map[string]string{
+		config.EnvAtlasBaseURL: base, config.EnvOrgIDs: atlassim.DefaultOrgs[0].ID,
+		secret.EnvClientID: atlassim.DefaultClientID, secret.EnvClientSecret: atlassim.DefaultClientSecret,
 	}
-	return f.sum, f.err
 }
 
-var saEnv = map[string]string{EnvClientID: "mdb_sa_id_x", EnvClientSecret: "topsecret", EnvOrgIDs: testOrg1}
+// parseRun parses run's flags and returns the configuration and request they make.
+func parseRun(t *testing.T, env map[string]string, args ...string) (config.Config, export.Request, error) {
+	t.Helper()
+	fs := newTestFlagSet()
+	var s settings
+	s.define(fs)
+	var r runFlags
+	r.define(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	req, err := r.request(fs)
+	if err != nil {
+		return config.Config{}, req, err
+	}
+	cfg, err := s.config(envMap(env))
+	return cfg, req, err
+}
 
 func TestRunParsesOptions(t *testing.T) {
 	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want RunOptions
+		name    string
+		args    []string
+		env     map[string]string
+		wantCfg config.Config
+		wantReq export.Request
 	}{
 		{
 			name: "defaults",
 			env:  saEnv,
-			want: RunOptions{Config: Config{Out: Output{Dir: "./out"}, BaseURL: DefaultBaseURL, MaxPolls: DefaultMaxPolls,
-				OrgIDs: []string{testOrg1}, Credentials: Credentials{ClientID: "mdb_sa_id_x", ClientSecret: "topsecret"}}, Period: PreviousMonth, Concurrency: 2, Focus: true},
+			wantCfg: config.Config{Dir: "./out", BaseURL: "https://cloud.mongodb.com", MaxPollAttempts: 40, FocusReports: true,
+				OrgIDs: []string{testOrg1}, Credentials: secret.Credentials{ClientID: "mdb_sa_id_x", ClientSecret: "topsecret"}},
+			wantReq: export.Request{Period: "previous-month"},
 		},
 		{
 			name: "everything",
@@ -72,73 +99,97 @@ func TestRunParsesOptions(t *testing.T) {
 				"--services", "Clusters,Data Transfer", "--services", "Atlas", "--projects", "aaaaaaaaaaaaaaaaaaaaaaaa",
 				"--clusters", "bbbbbbbbbbbbbbbbbbbbbbbb", "--group-by", "services", "--include-pending", "--out", "s3://lake/atlas",
 				"--base-url", "http://127.0.0.1:8089", "--s3-endpoint", "http://127.0.0.1:7070", "--max-polls", "5",
-				"--kms-key-id", "alias/abx", "--region", "eu-west-1", "--concurrency", "6", "--focus=false", "--quiet"},
-			env: map[string]string{EnvPublicKey: "pub", EnvPrivateKey: "priv"},
-			want: RunOptions{
-				Config: Config{Out: Output{Bucket: "lake", Prefix: "atlas"}, BaseURL: "http://127.0.0.1:8089", MaxPolls: 5,
-					OrgIDs: []string{testOrg1, testOrg2}, Credentials: Credentials{PublicKey: "pub", PrivateKey: "priv"},
-					S3Endpoint: "http://127.0.0.1:7070", KMSKeyID: "alias/abx", Region: "eu-west-1"},
-				From: "2024-04", To: "2024-06", Services: []string{"Clusters", "Data Transfer", "Atlas"},
+				"--kms-key-id", "alias/abx", "--region", "eu-west-1", "--concurrency", "6", "--focus=false"},
+			env: map[string]string{secret.EnvPublicKey: "pub", secret.EnvPrivateKey: "priv"},
+			wantCfg: config.Config{Bucket: "lake", Prefix: "atlas", BaseURL: "http://127.0.0.1:8089", MaxPollAttempts: 5,
+				OrgIDs: []string{testOrg1, testOrg2, testOrg1}, Credentials: secret.Credentials{PublicKey: "pub", PrivateKey: "priv"},
+				S3Endpoint: "http://127.0.0.1:7070", KMSKeyID: "alias/abx"},
+			wantReq: export.Request{StartDate: "2024-04-01", EndDate: "2024-07-01", Services: []string{"Clusters", "Data Transfer", "Atlas"},
 				Projects: []string{"aaaaaaaaaaaaaaaaaaaaaaaa"}, Clusters: []string{"bbbbbbbbbbbbbbbbbbbbbbbb"},
-				GroupBy: "services", IncludePending: true, Concurrency: 6,
-			},
+				GroupBy: "services", IncludePending: true},
 		},
 		{
 			name: "secret instead of env credentials; orgs may come from it",
-			args: []string{"--secret-arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas", "--period", MonthToDate},
+			args: []string{"--secret-arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas", "--period", "month-to-date"},
 			env:  map[string]string{},
-			want: RunOptions{Config: Config{Out: Output{Dir: "./out"}, BaseURL: DefaultBaseURL, MaxPolls: DefaultMaxPolls,
-				SecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas"}, Period: MonthToDate, Concurrency: 2, Focus: true},
+			wantCfg: config.Config{Dir: "./out", BaseURL: "https://cloud.mongodb.com", MaxPollAttempts: 40, FocusReports: true,
+				SecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atlas"},
+			wantReq: export.Request{Period: "month-to-date"},
+		},
+		{
+			name: "the functions' variables, a flag over each",
+			args: []string{"--max-polls", "3"},
+			env: map[string]string{config.EnvBucket: "lake", config.EnvPrefix: "billing", config.EnvMaxPolls: "7", config.EnvFocus: "false",
+				config.EnvBaseURL: "http://127.0.0.1:5", secret.EnvClientID: "id", secret.EnvClientSecret: "s"},
+			wantCfg: config.Config{Bucket: "lake", Prefix: "billing", BaseURL: "http://127.0.0.1:5", MaxPollAttempts: 3,
+				Credentials: secret.Credentials{ClientID: "id", ClientSecret: "s"}},
+			wantReq: export.Request{Period: "previous-month"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _, stderr := testApp(t, tt.env)
-			fe := &fakeExporter{}
-			a.Exporter = fe
-			if code := a.Main(context.Background(), append([]string{"run"}, tt.args...)); code != ExitOK {
-				t.Fatalf("exit %d, stderr %q", code, stderr)
+			cfg, req, err := parseRun(t, tt.env, tt.args...)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(fe.got, tt.want) {
-				t.Fatalf("RunOptions\n got  %+v\n want %+v", fe.got, tt.want)
+			if !reflect.DeepEqual(cfg, tt.wantCfg) {
+				t.Errorf("config\n got  %+v\n want %+v", cfg, tt.wantCfg)
+			}
+			if !reflect.DeepEqual(req, tt.wantReq) {
+				t.Errorf("request\n got  %+v\n want %+v", req, tt.wantReq)
 			}
 		})
 	}
 }
 
+// TestRunUsageErrors: each mistake exits 2 with one line, before any network call (nothing listens
+// at the default base URL's loopback stand-in), printing no secret.
 func TestRunUsageErrors(t *testing.T) {
+	withURL := func(m map[string]string) map[string]string {
+		out := map[string]string{config.EnvAtlasBaseURL: "http://127.0.0.1:9"}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
 		want string
 	}{
-		{name: "bad period", args: []string{"--period", "2024-6"}, env: saEnv, want: `--period "2024-6"`},
+		{name: "bad period", args: []string{"--period", "2024-6"}, env: saEnv, want: `period "2024-6"`},
 		{name: "future period", args: []string{"--period", "2031-01"}, env: saEnv, want: "in the future"},
-		{name: "from after to", args: []string{"--from", "2024-06", "--to", "2024-04"}, env: saEnv, want: "--from 2024-06 is after --to 2024-04"},
+		{name: "before 2000", args: []string{"--period", "1999-12"}, env: saEnv, want: "2000"},
+		{name: "to in the future", args: []string{"--from", "2024-06", "--to", "2024-09"}, env: saEnv, want: "2024-08 is in the future"},
+		{name: "from after to", args: []string{"--from", "2024-06", "--to", "2024-04"}, env: saEnv, want: "--from/--to: range end 2024-04 is before its start 2024-06"},
+		{name: "bad from", args: []string{"--from", "24-06", "--to", "2024-09"}, env: saEnv, want: "--from/--to"},
 		{name: "from without to", args: []string{"--from", "2024-06"}, env: saEnv, want: "--from and --to go together"},
 		{name: "period and range", args: []string{"--period", "2024-06", "--from", "2024-04", "--to", "2024-05"}, env: saEnv, want: "not both"},
-		{name: "no credentials", env: map[string]string{EnvOrgIDs: testOrg1}, want: "no Atlas credentials"},
-		{name: "half a pair", env: map[string]string{EnvOrgIDs: testOrg1, EnvClientID: "x"}, want: EnvClientSecret + " is not"},
-		{name: "no org", env: map[string]string{EnvClientID: "x", EnvClientSecret: "y"}, want: "no organization"},
-		{name: "bad group-by", args: []string{"--group-by", "regions"}, env: saEnv, want: "--group-by"},
-		{name: "bad project", args: []string{"--projects", "p1"}, env: saEnv, want: `--projects "p1"`},
+		{name: "no credentials", env: map[string]string{config.EnvOrgIDs: testOrg1}, want: "no Atlas credentials"},
+		{name: "half a pair", env: map[string]string{config.EnvOrgIDs: testOrg1, secret.EnvClientID: "x"}, want: secret.EnvClientSecret + " is not"},
+		{name: "no org", env: map[string]string{secret.EnvClientID: "x", secret.EnvClientSecret: "y"}, want: "no organization"},
+		{name: "bad org", args: []string{"--org", "xyz"}, env: saEnv, want: `--org: "xyz"`},
+		{name: "bad group-by", args: []string{"--group-by", "regions", "--services", "Atlas"}, env: saEnv, want: "groupBy"},
+		{name: "bad project", args: []string{"--projects", "p1"}, env: saEnv, want: "projects"},
+		{name: "bad max polls", args: []string{"--max-polls", "1001"}, env: saEnv, want: `--max-polls "1001": want a number from 1 to 1000`},
+		{name: "bad out", args: []string{"--out", "gs://lake/x"}, env: saEnv, want: "only s3://"},
+		{name: "remote http", args: []string{"--base-url", "http://example.com"}, env: saEnv, want: "loopback"},
+		{name: "concurrency", args: []string{"--concurrency", "17"}, env: saEnv, want: "--concurrency 17"},
 		{name: "quiet and json", args: []string{"--quiet", "--json"}, env: saEnv, want: "exclude each other"},
 		{name: "unknown flag", args: []string{"--orgs", testOrg1}, env: saEnv, want: "flag provided but not defined: -orgs"},
 		{name: "argument", args: []string{"now"}, env: saEnv, want: `run takes no arguments, got "now"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, stdout, stderr := testApp(t, tt.env)
-			fe := &fakeExporter{}
-			a.Exporter = fe
-			code := a.Main(context.Background(), append([]string{"run"}, tt.args...))
+			a, stdout, stderr := testApp(t, withURL(tt.env))
+			code := a.Main(context.Background(), append([]string{"run", "--out", t.TempDir()}, tt.args...))
 			if code != ExitUsage {
 				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr)
 			}
 			assertOneErrorLine(t, stderr.String(), tt.want)
-			if strings.Contains(stderr.String(), "topsecret") || stdout.Len() > 0 || fe.calls != 0 {
-				t.Fatalf("stdout %q, stderr %q, exporter calls %d", stdout, stderr, fe.calls)
+			if strings.Contains(stderr.String(), "topsecret") || stdout.Len() > 0 {
+				t.Fatalf("stdout %q, stderr %q", stdout, stderr)
 			}
 		})
 	}
@@ -151,119 +202,143 @@ func assertOneErrorLine(t *testing.T, stderr, want string) {
 	}
 }
 
-func TestRunNotWired(t *testing.T) {
-	a, _, stderr := testApp(t, saEnv)
-	if code := a.Main(context.Background(), []string{"run", "--period", "2024-06"}); code != ExitFailure {
-		t.Fatalf("exit %d, want %d", code, ExitFailure)
-	}
-	assertOneErrorLine(t, stderr.String(), "not wired")
-}
-
+// TestRunOutput runs a whole export against the simulator in each output mode.
 func TestRunOutput(t *testing.T) {
-	usage := Object{Kind: "usage", Org: testOrg1, Month: "2024-06", Key: "usage/org_id=" + testOrg1 + "/billing_month=2024-06/usage.csv", Bytes: 2048, Rows: 100}
-	invoice := Object{Kind: "invoice", Org: testOrg1, Month: "2024-06", InvoiceID: "66aa", Key: "invoices/org_id=" + testOrg1 + "/billing_month=2024-06/invoice_id=66aa.csv", Bytes: 900, Rows: 200, Skipped: true}
-	events := []Event{
-		{Kind: EventOrg, Org: testOrg1, Month: "2024-06"},
-		{Kind: EventStep, Org: testOrg1, Month: "2024-06", Step: "submit"},
-		{Kind: EventWait, Org: testOrg1, Month: "2024-06", Wait: 5 * time.Second, Attempt: 1},
-		{Kind: EventPoll, Org: testOrg1, Month: "2024-06", Attempt: 1, Status: "READY"},
-		{Kind: EventBytes, Org: testOrg1, Month: "2024-06", Key: usage.Key, Bytes: 2048},
-		{Kind: EventObject, Org: testOrg1, Month: "2024-06", Object: &usage},
-		{Kind: EventObject, Org: testOrg1, Month: "2024-06", Object: &invoice},
-	}
-	sum := Summary{Orgs: []string{testOrg1}, Months: []string{"2024-06"}, Objects: []Object{usage, invoice}}
-	outDir := filepath.Join("some", "dir")
-
 	t.Run("human", func(t *testing.T) {
-		a, stdout, stderr := testApp(t, saEnv)
-		a.Exporter = &fakeExporter{events: events, sum: sum}
-		if code := a.Main(context.Background(), []string{"run", "--out", outDir}); code != ExitOK {
+		_, env := simEnv(t)
+		dir := t.TempDir()
+		a, stdout, stderr := testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", dir, "--period", "2024-06"}); code != ExitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
+		usage := "usage/org_id=" + testOrg1 + "/billing_month=2024-06/usage.csv"
 		for _, want := range []string{
-			"org " + testOrg1 + " 2024-06: started",
+			"plan: 1 org-month(s) to export",
 			"org " + testOrg1 + " 2024-06: submit",
-			"waiting 5s before poll attempt 1",
-			"poll attempt 1: READY",
-			"2.0 KiB streamed into " + usage.Key,
-			"wrote " + usage.Key + " (2.0 KiB, 100 rows)",
-			"unchanged " + invoice.Key,
+			"org " + testOrg1 + " 2024-06: waiting 5s before poll attempt 1",
+			"poll attempt 1: PROCESSING",
+			"waiting 10s before poll attempt 2",
+			"poll attempt 2: READY",
+			"wrote " + usage + " (",
+			"org " + testOrg1 + " 2024-06: fetch-invoice",
+			"org " + testOrg1 + " 2024-06: focus-submit",
+			": READY: FOCUS reports",
+			"org " + testOrg1 + " 2024-06: done",
 		} {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
 			}
 		}
 		for _, want := range []string{
-			"2 files (1 written, 1 unchanged)",
-			filepath.Join(outDir, "usage", "org_id="+testOrg1, "billing_month=2024-06", "usage.csv"),
-			filepath.Join(outDir, "invoices", "org_id="+testOrg1, "billing_month=2024-06", "invoice_id=66aa.csv"),
+			"6 files (6 written, 0 unchanged)", "in " + dir + " for 1 org(s), 2024-06",
+			filepath.Join(dir, "usage", "org_id="+testOrg1, "billing_month=2024-06", "usage.csv"),
+			"USAGE (USD)", "total", "done in",
 		} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("stdout lacks %q:\n%s", want, stdout)
 			}
 		}
+		// Again: every file unchanged.
+		a, stdout, _ = testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", dir, "--period", "2024-06"}); code != ExitOK || !strings.Contains(stdout.String(), "6 files (0 written, 6 unchanged)") {
+			t.Errorf("second run: exit %d:\n%s", code, stdout)
+		}
 	})
 
 	t.Run("json", func(t *testing.T) {
-		a, stdout, stderr := testApp(t, saEnv)
-		a.Exporter = &fakeExporter{events: events, sum: sum}
-		if code := a.Main(context.Background(), []string{"run", "--json"}); code != ExitOK {
+		_, env := simEnv(t)
+		a, stdout, stderr := testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--json"}); code != ExitOK {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 		if stderr.Len() != 0 {
 			t.Fatalf("stderr = %q, want nothing", stderr)
 		}
-		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-		if len(lines) != len(events)+1 {
-			t.Fatalf("%d JSON lines, want %d:\n%s", len(lines), len(events)+1, stdout)
-		}
 		var kinds []string
-		for _, l := range lines {
+		var last struct {
+			Event       string
+			Objects     []json.RawMessage
+			UsageTotals []json.RawMessage
+		}
+		for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 			var m map[string]any
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatalf("line %q: %v", l, err)
 			}
-			kinds = append(kinds, m["event"].(string))
+			if k := m["event"].(string); len(kinds) == 0 || kinds[len(kinds)-1] != k {
+				kinds = append(kinds, k)
+			}
+			if m["event"] == "wait" && m["waitSeconds"] != 5.0 && m["waitSeconds"] != 10.0 {
+				t.Errorf("wait line %s", l)
+			}
+			json.Unmarshal([]byte(l), &last)
 		}
-		if got := strings.Join(kinds, ","); got != "org,step,wait,poll,bytes,object,object,summary" {
-			t.Fatalf("events = %s", got)
+		if got := strings.Join(kinds, ","); !strings.HasPrefix(got, "step,wait,poll,wait,object,poll,step,object") || !strings.HasSuffix(got, "org,summary") {
+			t.Errorf("events = %s", got)
 		}
-		var last struct {
-			Objects     []Object `json:"objects"`
-			WaitSeconds float64  `json:"waitSeconds"`
-		}
-		json.Unmarshal([]byte(lines[len(lines)-1]), &last)
-		if !reflect.DeepEqual(last.Objects, sum.Objects) {
-			t.Fatalf("summary objects = %+v", last.Objects)
-		}
-		var wait struct {
-			WaitSeconds float64 `json:"waitSeconds"`
-			Attempt     int     `json:"attempt"`
-		}
-		json.Unmarshal([]byte(lines[2]), &wait)
-		if wait.WaitSeconds != 5 || wait.Attempt != 1 {
-			t.Fatalf("wait line = %s", lines[2])
+		if last.Event != "summary" || len(last.Objects) != 6 || len(last.UsageTotals) == 0 {
+			t.Errorf("summary: %+v", last)
 		}
 	})
 
 	t.Run("quiet", func(t *testing.T) {
-		a, stdout, stderr := testApp(t, saEnv)
-		a.Exporter = &fakeExporter{events: events, sum: sum}
-		if code := a.Main(context.Background(), []string{"run", "--quiet"}); code != ExitOK || stdout.Len()+stderr.Len() != 0 {
+		_, env := simEnv(t)
+		a, stdout, stderr := testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--quiet"}); code != ExitOK || stdout.Len()+stderr.Len() != 0 {
 			t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and nothing", code, stdout, stderr)
 		}
 	})
 
 	t.Run("failure", func(t *testing.T) {
-		a, stdout, stderr := testApp(t, saEnv)
-		a.Exporter = &fakeExporter{events: events[:6], sum: Summary{Objects: []Object{usage}},
-			err: errors.New("org " + testOrg1 + ": invoice 66aa not found (RESOURCE_NOT_FOUND)")}
-		if code := a.Main(context.Background(), []string{"run", "--quiet"}); code != ExitFailure {
+		sim, env := simEnv(t)
+		sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.NotFound, Times: 10})
+		a, stdout, stderr := testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--quiet"}); code != ExitFailure {
 			t.Fatalf("exit %d, want %d", code, ExitFailure)
 		}
-		assertOneErrorLine(t, stderr.String(), "export: org "+testOrg1+": invoice 66aa not found")
+		assertOneErrorLine(t, stderr.String(), "error: Atlas.NotFound: org "+testOrg1+", 2024-06, invoice ")
 		if stdout.Len() != 0 {
 			t.Fatalf("quiet printed %q", stdout)
 		}
 	})
+}
+
+// TestRunMonths: the months a run's flags name, planned as the functions plan them.
+func TestRunMonths(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		now  time.Time
+		want string
+	}{
+		{"previous month", nil, fixedNow, "2024-06"},
+		{"previous month in January", nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "2024-12"},
+		{"previous month uses UTC", nil, time.Date(2024, 8, 1, 1, 0, 0, 0, time.FixedZone("UTC+2", 2*3600)), "2024-06"},
+		{"month to date", []string{"--period", "month-to-date"}, fixedNow, "2024-07"},
+		{"a month", []string{"--period", "2024-02"}, fixedNow, "2024-02"},
+		{"the current month", []string{"--period", "2024-07"}, fixedNow, "2024-07"},
+		{"range over a year end", []string{"--from", "2023-11", "--to", "2024-02"}, fixedNow, "2023-11,2023-12,2024-01,2024-02"},
+		{"range of one", []string{"--from", "2024-05", "--to", "2024-05"}, fixedNow, "2024-05"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, req, err := parseRun(t, saEnv, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exp := &export.Exporter{Now: func() time.Time { return tt.now }, MaxAttempts: 1,
+				Orgs: func(context.Context) ([]string, error) { return []string{testOrg1}, nil }}
+			p, err := exp.Plan(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, j := range p.Jobs {
+				got = append(got, j.Period.Label())
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Errorf("months %v, want %s", got, tt.want)
+			}
+		})
+	}
 }

@@ -15,11 +15,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
+
+// envStateMachine names the deployed state machine for start and backfill.
+const envStateMachine = "ABX_STATE_MACHINE_ARN"
 
 // sfnAPI is the part of the Step Functions client start and backfill use.
 type sfnAPI interface {
@@ -31,13 +38,6 @@ var (
 	stateMachineARN = regexp.MustCompile(`^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$`)
 	executionName   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
 )
-
-// executionInput is the state machine input start and backfill send (see the functions' contract).
-type executionInput struct {
-	OrgIDs         []string `json:"orgIds,omitempty"`
-	Period         string   `json:"period"`
-	IncludePending bool     `json:"includePending,omitempty"`
-}
 
 // sfnFlags are the flags start and backfill share.
 type sfnFlags struct {
@@ -52,7 +52,7 @@ type sfnFlags struct {
 }
 
 func (s *sfnFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&s.arn, "state-machine-arn", "", "`ARN` of the deployed state machine (env "+EnvStateMachine+")")
+	fs.StringVar(&s.arn, "state-machine-arn", "", "`ARN` of the deployed state machine (env "+envStateMachine+")")
 	fs.Var(&s.orgs, "org", "Atlas organization `ID` (24 hex); repeat or give a comma list (default: the orgs the functions are configured with)")
 	fs.BoolVar(&s.pending, "include-pending", false, "also export the current month's pending invoice")
 	fs.StringVar(&s.endpoint, "endpoint", "", "custom Step Functions endpoint `URL` (tests, VPC endpoints)")
@@ -71,17 +71,17 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["state-machine-arn"] {
-		s.arn = getenv(EnvStateMachine)
+		s.arn = getenv(envStateMachine)
 	}
 	if s.arn == "" {
-		return nil, 0, usagef("no state machine: pass --state-machine-arn or set %s", EnvStateMachine)
+		return nil, 0, usagef("no state machine: pass --state-machine-arn or set %s", envStateMachine)
 	}
 	match := stateMachineARN.FindStringSubmatch(s.arn)
 	if match == nil {
-		return nil, 0, usagef("--state-machine-arn %q: want arn:aws:states:REGION:ACCOUNT:stateMachine:NAME", s.arn)
+		return nil, 0, usagef("--state-machine-arn %.64q: want arn:aws:states:REGION:ACCOUNT:stateMachine:NAME", s.arn)
 	}
-	if s.orgs, err = validateIDs("--org", s.orgs); err != nil {
-		return nil, 0, usagef("%v", err)
+	if s.orgs, err = config.OrgIDs(s.orgs.String()); err != nil {
+		return nil, 0, usagef("--org %v", err)
 	}
 	if s.interval <= 0 || s.timeout <= 0 {
 		return nil, 0, usagef("--interval and --timeout must be positive")
@@ -91,13 +91,13 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 		region = match[1]
 	}
 	if s.endpoint != "" {
-		if _, err := ParseEndpoint(s.endpoint); err != nil {
+		if err := config.CheckEndpoint(s.endpoint); err != nil {
 			return nil, 0, usagef("--endpoint: %v", err)
 		}
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+	cfg, err := loadAWS(ctx, region)
 	if err != nil {
-		return nil, 0, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, 0, err
 	}
 	client := sfn.NewFromConfig(cfg, func(o *sfn.Options) {
 		if s.endpoint != "" {
@@ -109,15 +109,15 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 
 // execution is one started execution and how it ended.
 type execution struct {
-	Month     string   `json:"month"`
-	Name      string   `json:"name"`
-	ARN       string   `json:"executionArn,omitempty"`
-	Status    string   `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
-	Error     string   `json:"error,omitempty"`
-	Cause     string   `json:"cause,omitempty"`
-	Objects   []Object `json:"objects,omitempty"`
-	StartedAt string   `json:"startDate,omitempty"`
-	Seconds   float64  `json:"seconds,omitempty"`
+	Month     string        `json:"month"`
+	Name      string        `json:"name"`
+	ARN       string        `json:"executionArn,omitempty"`
+	Status    string        `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
+	Error     string        `json:"error,omitempty"`
+	Cause     string        `json:"cause,omitempty"`
+	Objects   []sink.Object `json:"objects,omitempty"`
+	StartedAt string        `json:"startDate,omitempty"`
+	Seconds   float64       `json:"seconds,omitempty"`
 }
 
 func (e *execution) succeeded() bool { return e.Status == string(types.ExecutionStatusSucceeded) }
@@ -135,9 +135,9 @@ func (e *execution) failure() string {
 }
 
 // startAndFollow starts one execution for month and, unless noWait, follows it to its end.
-func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, month, period, name string, noWait bool) *execution {
+func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, month, spec, name string, noWait bool) *execution {
 	ex := &execution{Month: month, Name: name, Status: "NOT_STARTED"}
-	in, err := json.Marshal(executionInput{OrgIDs: s.orgs, Period: period, IncludePending: s.pending})
+	in, err := json.Marshal(export.Request{OrgIDs: s.orgs, Period: spec, IncludePending: s.pending})
 	if err != nil {
 		ex.Status, ex.Error = "START_FAILED", err.Error()
 		return ex
@@ -154,7 +154,7 @@ func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, mo
 	if out.StartDate != nil {
 		ex.StartedAt = out.StartDate.UTC().Format(time.RFC3339)
 	}
-	p.Report(Event{Kind: EventExecution, Month: month, Execution: name, Status: "STARTED", Message: ex.ARN})
+	p.report(line{Kind: "execution", Month: month, Execution: name, Status: "STARTED", Message: ex.ARN})
 	if noWait {
 		return ex
 	}
@@ -178,7 +178,7 @@ func follow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, ex *execut
 			}
 			if ex.Status != last {
 				last = ex.Status
-				p.Report(Event{Kind: EventExecution, Month: ex.Month, Execution: ex.Name, Status: ex.Status})
+				p.report(line{Kind: "execution", Month: ex.Month, Execution: ex.Name, Status: ex.Status})
 			}
 			if d.Status != types.ExecutionStatusRunning {
 				ex.Error, ex.Cause = aws.ToString(d.Error), aws.ToString(d.Cause)
@@ -220,7 +220,7 @@ func awsError(err error) (code, msg string) {
 
 // objectsIn finds the objects listed anywhere in an execution's output: every JSON object with a
 // string "key" and a numeric "bytes" (the functions' Object). Duplicates count once.
-func objectsIn(output string) []Object {
+func objectsIn(output string) []sink.Object {
 	if output == "" {
 		return nil
 	}
@@ -230,7 +230,7 @@ func objectsIn(output string) []Object {
 	if dec.Decode(&v) != nil {
 		return nil
 	}
-	var objs []Object
+	var objs []sink.Object
 	seen := map[string]bool{}
 	var walk func(any)
 	walk = func(v any) {
@@ -244,7 +244,7 @@ func objectsIn(output string) []Object {
 			_, ok2 := t["bytes"].(json.Number)
 			if ok1 && ok2 {
 				b, _ := json.Marshal(t)
-				var o Object
+				var o sink.Object
 				if json.Unmarshal(b, &o) == nil && !seen[o.Bucket+"/"+key] {
 					seen[o.Bucket+"/"+key] = true
 					objs = append(objs, o)
@@ -261,8 +261,8 @@ func objectsIn(output string) []Object {
 	return objs
 }
 
-func defaultExecutionName(month, period string, now time.Time) string {
-	if period == MonthToDate {
+func defaultExecutionName(month, spec string, now time.Time) string {
+	if spec == period.MonthToDate {
 		return fmt.Sprintf("abx-%s-mtd-%d", month, now.Unix())
 	}
 	return fmt.Sprintf("abx-%s-%d", month, now.Unix())
@@ -290,7 +290,7 @@ name and the input name the same month. AWS credentials come from the SDK's usua
 func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 	var s sfnFlags
 	s.define(fs)
-	period := fs.String("period", PreviousMonth, "`MONTH` to export: YYYY-MM, "+PreviousMonth+" or "+MonthToDate+" (UTC)")
+	spec := fs.String("period", period.PreviousMonth, "`MONTH` to export: YYYY-MM, "+period.PreviousMonth+" or "+period.MonthToDate+" (UTC)")
 	name := fs.String("name", "", "execution `NAME` (default abx-YYYY-MM-<unix seconds>)")
 	noWait := fs.Bool("no-wait", false, "print the execution ARN and exit once it started")
 
@@ -299,19 +299,22 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 			return usagef("start takes no arguments, got %q", pos[0])
 		}
 		now := a.Now()
-		m, err := resolvePeriod(*period, now)
-		if err != nil {
-			return usagef("%v", err)
+		m, err := period.Parse(*spec, now)
+		if err == nil {
+			err = export.CheckMonths([]period.Period{m}, now)
 		}
-		month, input := fmtMonth(m), fmtMonth(m)
-		if *period == MonthToDate {
-			input = MonthToDate
+		if err != nil {
+			return usagef("--period: %v", err)
+		}
+		month, input := m.Label(), m.Label()
+		if *spec == period.MonthToDate {
+			input = period.MonthToDate
 		}
 		if *name == "" {
-			*name = defaultExecutionName(month, *period, now)
+			*name = defaultExecutionName(month, *spec, now)
 		}
 		if !executionName.MatchString(*name) {
-			return usagef("--name %q: want 1 to 80 letters, digits, - or _", *name)
+			return usagef("--name %.64q: want 1 to 80 letters, digits, - or _", *name)
 		}
 		api, mode, err := s.resolve(ctx, fs, a.Getenv)
 		if err != nil {
@@ -389,9 +392,12 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 			return usagef("--from and --to are required")
 		}
 		now := a.Now()
-		months, err := monthRange(*from, *to, now)
+		months, err := period.Months(*from, *to)
+		if err == nil {
+			err = export.CheckMonths(months, now)
+		}
 		if err != nil {
-			return usagef("%v", err)
+			return usagef("--from/--to: %v", err)
 		}
 		if *concurrency < 1 {
 			return usagef("--concurrency %d: want at least 1", *concurrency)
@@ -405,7 +411,8 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		sem := make(chan struct{}, *concurrency)
 		var wg sync.WaitGroup
 	loop:
-		for i, month := range months {
+		for i, m := range months {
+			month := m.Label()
 			if ctx.Err() != nil {
 				break // interrupted: start nothing new
 			}
@@ -425,7 +432,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		failed := 0
 		for i, ex := range results {
 			if ex == nil {
-				ex = &execution{Month: months[i], Status: "NOT_STARTED", Error: "interrupted before it started"}
+				ex = &execution{Month: months[i].Label(), Status: "NOT_STARTED", Error: "interrupted before it started"}
 				results[i] = ex
 			}
 			if !ex.succeeded() {

@@ -3,6 +3,9 @@ package cli
 import (
 	"reflect"
 	"testing"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
 func TestObjectsIn(t *testing.T) {
@@ -11,7 +14,7 @@ func TestObjectsIn(t *testing.T) {
 		 "objects":[{"bucket":"lake","key":"p/invoices/i.csv","bytes":900,"rows":200,"skipped":true}]}],
 		"summary":{"objects":[{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false}]},
 		"note":{"key":"not an object: no bytes"}}`
-	want := []Object{
+	want := []sink.Object{
 		{Bucket: "lake", Key: "p/invoices/i.csv", Bytes: 900, Rows: 200, Skipped: true},
 		{Bucket: "lake", Key: "p/usage/u.csv", Bytes: 2048, SHA256: "ab", Rows: 100},
 	}
@@ -29,7 +32,7 @@ func TestDefaultExecutionName(t *testing.T) {
 	if got := defaultExecutionName("2024-06", "2024-06", fixedNow); got != "abx-2024-06-1721037600" || !executionName.MatchString(got) {
 		t.Errorf("name = %q", got)
 	}
-	if got := defaultExecutionName("2024-07", MonthToDate, fixedNow); got != "abx-2024-07-mtd-1721037600" {
+	if got := defaultExecutionName("2024-07", period.MonthToDate, fixedNow); got != "abx-2024-07-mtd-1721037600" {
 		t.Errorf("month-to-date name = %q", got)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
 var simulateCommand = &command{
@@ -129,13 +131,13 @@ func (a *App) printSimulator(base string, cfg atlassim.Config) {
 	w := a.Stdout
 	fmt.Fprintf(w, "Atlas simulator listening on %s (stop with Ctrl-C)\n", base)
 	fmt.Fprintf(w, "# demo credentials built into the simulator (not secrets); export them to use it:\n")
-	fmt.Fprintf(w, "export %s=%s\n", EnvBaseURL, base)
-	fmt.Fprintf(w, "export %s=%s\n", EnvClientID, atlassim.DefaultClientID)
-	fmt.Fprintf(w, "export %s=%s\n", EnvClientSecret, atlassim.DefaultClientSecret)
-	fmt.Fprintf(w, "export %s=%s\n", EnvOrgIDs, strings.Join(orgs, ","))
+	fmt.Fprintf(w, "export %s=%s\n", config.EnvAtlasBaseURL, base)
+	fmt.Fprintf(w, "export %s=%s\n", secret.EnvClientID, atlassim.DefaultClientID)
+	fmt.Fprintf(w, "export %s=%s\n", secret.EnvClientSecret, atlassim.DefaultClientSecret)
+	fmt.Fprintf(w, "export %s=%s\n", config.EnvOrgIDs, strings.Join(orgs, ","))
 	fmt.Fprintf(w, "# or, to use the Digest API key instead of the service account:\n")
-	fmt.Fprintf(w, "#   unset %s %s\n", EnvClientID, EnvClientSecret)
-	fmt.Fprintf(w, "#   export %s=%s %s=%s\n", EnvPublicKey, atlassim.DefaultPublicKey, EnvPrivateKey, atlassim.DefaultPrivateKey)
+	fmt.Fprintf(w, "#   unset %s %s\n", secret.EnvClientID, secret.EnvClientSecret)
+	fmt.Fprintf(w, "#   export %s=%s %s=%s\n", secret.EnvPublicKey, atlassim.DefaultPublicKey, secret.EnvPrivateKey, atlassim.DefaultPrivateKey)
 }
 
 // writeFileAtomic writes via a temporary file and a rename, so a reader never sees half a URL.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
 // waitForFile polls for path to hold a line, bounded in time.
@@ -81,11 +83,11 @@ func TestSimulate(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"listening on " + base,
-		"export " + EnvBaseURL + "=" + base + "\n",
-		"export " + EnvClientID + "=" + atlassim.DefaultClientID + "\n",
-		"export " + EnvClientSecret + "=" + atlassim.DefaultClientSecret + "\n",
-		"export " + EnvOrgIDs + "=" + atlassim.DefaultOrgs[0].ID + "," + atlassim.DefaultOrgs[1].ID + "\n",
-		EnvPublicKey + "=" + atlassim.DefaultPublicKey,
+		"export " + config.EnvAtlasBaseURL + "=" + base + "\n",
+		"export " + secret.EnvClientID + "=" + atlassim.DefaultClientID + "\n",
+		"export " + secret.EnvClientSecret + "=" + atlassim.DefaultClientSecret + "\n",
+		"export " + config.EnvOrgIDs + "=" + atlassim.DefaultOrgs[0].ID + "," + atlassim.DefaultOrgs[1].ID + "\n",
+		secret.EnvPublicKey + "=" + atlassim.DefaultPublicKey,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)

@@ -1,6 +1,8 @@
 package export
 
 import (
+	"time"
+
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
@@ -90,4 +92,19 @@ type Result struct {
 	UsageServices map[string]string `json:"usageServices,omitempty"`
 	// Warnings are the problems that did not fail a step, the job's first.
 	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// CheckMonths refuses months a person cannot mean: before 2000 (Atlas did
+// not exist: a typo such as 0224-06) or starting more than a day after now
+// (no billing yet; the day allows for a schedule's time zone ahead of UTC).
+func CheckMonths(months []period.Period, now time.Time) error {
+	for _, m := range months {
+		switch {
+		case m.Start.Year() < 2000:
+			return invalid("%s: Atlas has no billing before 2000", m)
+		case m.Start.After(now.Add(24 * time.Hour)):
+			return invalid("%s is in the future: Atlas has no billing for it yet", m)
+		}
+	}
+	return nil
 }

@@ -100,6 +100,9 @@ func (e *Exporter) log(orgID string, p period.Period, step string) *slog.Logger 
 // it before any network call.
 func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	months, err := e.months(req)
+	if err == nil {
+		err = CheckMonths(months, e.now())
+	}
 	if err != nil {
 		return Plan{}, err
 	}

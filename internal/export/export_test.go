@@ -56,13 +56,15 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name string
 		req  string
-		want []string // org/month per job
+		want []string // org/month per job; none: refused as Input.Invalid
 	}{
 		{"empty is previous month for configured orgs", `{}`, []string{orgA + "/2024-06", orgB + "/2024-06"}},
 		{"null is empty", `null`, []string{orgA + "/2024-06", orgB + "/2024-06"}},
 		{"named month", `{"orgId":"` + orgA + `","period":"2024-02"}`, []string{orgA + "/2024-02"}},
 		{"month to date", `{"orgIds":["` + orgB + `"],"period":"month-to-date"}`, []string{orgB + "/2024-07"}},
-		{"schedule decides previous", `{"orgId":"` + orgA + `","scheduledTime":"2025-01-01T00:05:00Z"}`, []string{orgA + "/2024-12"}},
+		{"schedule decides previous", `{"orgId":"` + orgA + `","scheduledTime":"2024-01-01T00:05:00Z"}`, []string{orgA + "/2023-12"}},
+		{"a month in the future", `{"orgId":"` + orgA + `","period":"2024-08"}`, nil},
+		{"a month before 2000", `{"orgId":"` + orgA + `","period":"1999-12"}`, nil},
 		{"dates", `{"orgId":"` + orgA + `","startDate":"2024-01-01","endDate":"2024-03-01"}`, []string{orgA + "/2024-01", orgA + "/2024-02"}},
 		{"duplicates folded", `{"orgId":"` + orgA + `","orgIds":["` + orgA + `"],"period":"2024-01"}`, []string{orgA + "/2024-01"}},
 	}
@@ -74,6 +76,12 @@ func TestPlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, err := newExporter(t, a).Plan(context.Background(), req)
+			if tt.want == nil {
+				if Name(err) != InputInvalid {
+					t.Fatalf("err = %v, want %s", err, InputInvalid)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

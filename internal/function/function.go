@@ -50,39 +50,57 @@ func New(ctx context.Context, getenv func(string) string, logOut io.Writer) *Han
 	return &Handlers{Exporter: exp, Log: log, err: err}
 }
 
-func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*export.Exporter, error) {
+func build(_ context.Context, getenv func(string) string, log *slog.Logger) (*export.Exporter, error) {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
-		return nil, &export.Error{Name: export.ConfigInvalid, Msg: err.Error()}
+		return nil, err
 	}
 	awsCfg, err := lambdaAWSConfig(getenv)
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "the AWS configuration", Err: err}
 	}
-	sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
-		if v := getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"); v != "" {
-			o.BaseEndpoint = aws.String(v)
-		}
-	})
-	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.S3Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.S3Endpoint)
-			o.UsePathStyle = true
-		}
-	})
+	return Build(cfg, awsCfg, getenv, "atlas-billing-export/"+Version+" (lambda)", log)
+}
+
+// Build wires the export of cfg, for both front ends: S3 as the store, or
+// cfg.Dir (the command-line tool's folder); the secret's credentials, or
+// cfg.Credentials; the AWS clients on awsCfg, which may be zero when neither
+// S3 nor a secret is used.
+func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, userAgent string, log *slog.Logger) (*export.Exporter, error) {
 	lay, err := layout.New(cfg.Prefix)
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "ABX_PREFIX", Err: err}
 	}
-	client := atlasclient.New(secret.NewStore(sm, cfg.SecretARN), atlasclient.Options{
-		BaseURL:   cfg.BaseURL,
-		UserAgent: "atlas-billing-export/" + Version + " (lambda)",
-	})
+	var creds atlasclient.Credentials = atlasclient.Static(cfg.Credentials)
+	if cfg.SecretARN != "" {
+		creds = secret.NewStore(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
+			if v := getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"); v != "" {
+				o.BaseEndpoint = aws.String(v)
+			}
+		}), cfg.SecretARN)
+	}
+	var store export.Store = sink.NewDir(cfg.Dir)
+	if cfg.Bucket != "" {
+		s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			if cfg.S3Endpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.S3Endpoint)
+				o.UsePathStyle = true
+			}
+		})
+		store = sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID, StagingPrefix: lay.Staging()})
+	}
+	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: userAgent})
 	return &export.Exporter{
-		Atlas:       client,
-		Store:       sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID, StagingPrefix: lay.Staging()}),
-		Layout:      lay,
-		Orgs:        orgs(cfg.OrgIDs, client),
+		Atlas:  client,
+		Store:  store,
+		Layout: lay,
+		// The configured orgs, else the secret's.
+		Orgs: func(ctx context.Context) ([]string, error) {
+			if len(cfg.OrgIDs) > 0 {
+				return cfg.OrgIDs, nil
+			}
+			return client.OrgIDs(ctx)
+		},
 		MaxAttempts: cfg.MaxPollAttempts,
 		Focus:       cfg.FocusReports,
 		Log:         log,
@@ -109,16 +127,6 @@ func lambdaAWSConfig(getenv func(string) string) (aws.Config, error) {
 		Region:      region,
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, secret, getenv("AWS_SESSION_TOKEN"))),
 	}, nil
-}
-
-// orgs prefers the configured org ids and falls back to the secret's.
-func orgs(configured []string, client *atlasclient.Client) func(context.Context) ([]string, error) {
-	return func(ctx context.Context) ([]string, error) {
-		if len(configured) > 0 {
-			return configured, nil
-		}
-		return client.OrgIDs(ctx)
-	}
 }
 
 // Handler is the entry point of the function fn ("submit", "poll" or

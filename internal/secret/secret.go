@@ -9,12 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 // Error names, as reported to Step Functions.
@@ -97,7 +98,38 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]any{"kind": c.Kind(), "orgIds": len(c.OrgIDs), "values": "[REDACTED]"})
 }
 
-var orgIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
+// The Atlas CLI's variables: the command-line tool reads its credentials
+// from them when no secret is configured, so a shell set up for `atlas`
+// works as is.
+const (
+	EnvClientID     = "MONGODB_ATLAS_CLIENT_ID"
+	EnvClientSecret = "MONGODB_ATLAS_CLIENT_SECRET"
+	EnvPublicKey    = "MONGODB_ATLAS_PUBLIC_API_KEY"
+	EnvPrivateKey   = "MONGODB_ATLAS_PRIVATE_API_KEY"
+)
+
+// FromEnv reads credentials from the Atlas CLI's variables: a service
+// account, or an API key (a service account wins when both are set: one
+// source, never a mix). None set gives zero Credentials; half a pair is an
+// error naming the missing variable.
+func FromEnv(getenv func(string) string) (Credentials, error) {
+	c := Credentials{
+		ClientID: strings.TrimSpace(getenv(EnvClientID)), ClientSecret: strings.TrimSpace(getenv(EnvClientSecret)),
+		PublicKey: strings.TrimSpace(getenv(EnvPublicKey)), PrivateKey: strings.TrimSpace(getenv(EnvPrivateKey)),
+	}
+	for _, p := range [][4]string{{EnvClientID, c.ClientID, EnvClientSecret, c.ClientSecret}, {EnvPublicKey, c.PublicKey, EnvPrivateKey, c.PrivateKey}} {
+		switch {
+		case p[1] != "" && p[3] == "":
+			return Credentials{}, fmt.Errorf("%s is set but %s is not", p[0], p[2])
+		case p[1] == "" && p[3] != "":
+			return Credentials{}, fmt.Errorf("%s is set but %s is not", p[2], p[0])
+		}
+	}
+	if c.ClientID != "" {
+		c.PublicKey, c.PrivateKey = "", ""
+	}
+	return c, nil
+}
 
 // Parse reads the secret's JSON: {"clientId","clientSecret"} or
 // {"publicKey","privateKey"} (a kind given only in part is an error), and
@@ -175,7 +207,7 @@ func orgIDs(raw json.RawMessage) ([]string, error) {
 		if id == "" {
 			continue
 		}
-		if !orgIDPattern.MatchString(id) {
+		if atlas.ValidateOrgID(id) != nil {
 			return nil, invalid("secret orgIds[%d] is not a 24-character lower-case hex id", i)
 		}
 		ids = append(ids, id)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +316,35 @@ func TestStoreErrors(t *testing.T) {
 			t.Errorf("Get with a cancelled context = %v", err)
 		}
 	})
+}
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Credentials
+		wantErr string
+	}{
+		{name: "service account", env: map[string]string{EnvClientID: "id", EnvClientSecret: "sec"}, want: Credentials{ClientID: "id", ClientSecret: "sec"}},
+		{name: "api key", env: map[string]string{EnvPublicKey: "pub", EnvPrivateKey: "priv"}, want: Credentials{PublicKey: "pub", PrivateKey: "priv"}},
+		{name: "both: the service account wins", env: map[string]string{EnvClientID: "id", EnvClientSecret: "sec", EnvPublicKey: "pub", EnvPrivateKey: "priv"},
+			want: Credentials{ClientID: "id", ClientSecret: "sec"}},
+		{name: "none", env: map[string]string{}, want: Credentials{}},
+		{name: "secret missing", env: map[string]string{EnvClientID: "id"}, wantErr: EnvClientID + " is set but " + EnvClientSecret + " is not"},
+		{name: "public key missing", env: map[string]string{EnvPrivateKey: "priv"}, wantErr: EnvPrivateKey + " is set but " + EnvPublicKey + " is not"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromEnv(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %#v, %v; want %#v", got.ClientID+got.PublicKey, err, tt.want.ClientID+tt.want.PublicKey)
+			}
+		})
+	}
 }

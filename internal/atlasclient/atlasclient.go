@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -51,7 +52,7 @@ func Auth(c secret.Credentials) (atlas.Option, error) {
 	case c.PublicKey != "" && c.PrivateKey != "":
 		return atlas.WithAPIKey(c.PublicKey, c.PrivateKey), nil
 	}
-	return nil, &secret.Error{Name: "Secret.Invalid", Msg: "the secret holds neither clientId/clientSecret nor publicKey/privateKey"}
+	return nil, &export.Error{Name: export.SecretInvalid, Msg: "the secret holds neither clientId/clientSecret nor publicKey/privateKey"}
 }
 
 func (c *Client) build(creds secret.Credentials) (*atlas.Client, error) {

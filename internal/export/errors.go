@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -80,11 +79,8 @@ func classify(err error) string {
 	var (
 		apiErr *atlas.Error
 		valErr *atlas.ValidationError
-		secErr *secret.Error
 	)
 	switch {
-	case errors.As(err, &secErr):
-		return secErr.Name
 	case errors.As(err, &valErr):
 		return InputInvalid
 	case atlas.IsStreamBroken(err):

@@ -70,7 +70,7 @@ func (p *Period) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return fmt.Errorf("period: %s", truncate(err.Error()))
+		return fmt.Errorf("period: %.80s", err.Error())
 	}
 	var (
 		got Period
@@ -88,10 +88,10 @@ func (p *Period) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if w.End != "" && w.End != got.EndDate() {
-		return fmt.Errorf("period: end %q is not the month after start %q", truncate(w.End), got.StartDate())
+		return fmt.Errorf("period: end %.40q is not the month after start %q", w.End, got.StartDate())
 	}
 	if w.Month != "" && w.Month != got.Label() {
-		return fmt.Errorf("period: month %q does not match start %q", truncate(w.Month), got.StartDate())
+		return fmt.Errorf("period: month %.40q does not match start %q", w.Month, got.StartDate())
 	}
 	*p = got
 	return nil
@@ -163,7 +163,7 @@ func between(first, last Period) ([]Period, error) {
 func parseMonth(s string) (Period, error) {
 	t, err := time.Parse(monthLayout, s)
 	if err != nil || len(s) != len(monthLayout) {
-		return Period{}, fmt.Errorf("period %q: want YYYY-MM, %s or %s", truncate(s), PreviousMonth, MonthToDate)
+		return Period{}, fmt.Errorf("period %.40q: want YYYY-MM, %s or %s", s, PreviousMonth, MonthToDate)
 	}
 	return Of(t), nil
 }
@@ -171,19 +171,10 @@ func parseMonth(s string) (Period, error) {
 func monthFromDate(field, s string) (Period, error) {
 	t, err := time.Parse(dateLayout, s)
 	if err != nil || len(s) != len(dateLayout) {
-		return Period{}, fmt.Errorf("%s %q: want a date YYYY-MM-DD", field, truncate(s))
+		return Period{}, fmt.Errorf("%s %.40q: want a date YYYY-MM-DD", field, s)
 	}
 	if t.Day() != 1 {
 		return Period{}, fmt.Errorf("%s %s: must be the first day of a month", field, s)
 	}
 	return Of(t), nil
-}
-
-// truncate keeps error messages short whatever a caller sends.
-func truncate(s string) string {
-	const max = 40
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
 }

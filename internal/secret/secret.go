@@ -15,39 +15,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
-// Error names, as reported to Step Functions.
-const (
-	Unavailable = "Secret.Unavailable" // not found, access denied, network
-	Invalid     = "Secret.Invalid"     // not JSON, missing or mixed fields
-)
-
-// Error is a failure to get usable credentials. Msg never contains the secret.
-type Error struct {
-	Name string // Unavailable or Invalid
-	Msg  string
-	Err  error // the cause, if any (never a parse error that quotes the secret)
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Name + ": " + e.Msg + ": " + e.Err.Error()
-	}
-	return e.Name + ": " + e.Msg
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// Is lets errors.Is(err, &Error{Name: Invalid}) match by name.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Name == e.Name && t.Msg == "" && t.Err == nil
-}
+// Failures are an *export.Error named export.SecretUnavailable (not found,
+// access denied, network) or export.SecretInvalid (not JSON, missing or
+// mixed fields). Its message and cause never contain the secret.
 
 func invalid(format string, a ...any) error {
-	return &Error{Name: Invalid, Msg: fmt.Sprintf(format, a...)}
+	return &export.Error{Name: export.SecretInvalid, Msg: fmt.Sprintf(format, a...)}
 }
 
 // Kinds of credentials.
@@ -266,7 +243,7 @@ func (s *Store) read(ctx context.Context, force bool) (Credentials, error) {
 	case s.fetch <- struct{}{}:
 		defer func() { <-s.fetch }()
 	case <-ctx.Done():
-		return Credentials{}, &Error{Name: Unavailable, Msg: "read secret " + s.arn, Err: ctx.Err()}
+		return Credentials{}, &export.Error{Name: export.SecretUnavailable, Msg: "read secret " + s.arn, Err: ctx.Err()}
 	}
 	if !force {
 		// Another caller may have read it while this one waited.
@@ -286,12 +263,12 @@ func (s *Store) read(ctx context.Context, force bool) (Credentials, error) {
 
 func (s *Store) load(ctx context.Context) (Credentials, error) {
 	if s.arn == "" {
-		return Credentials{}, &Error{Name: Unavailable, Msg: "no secret ARN configured"}
+		return Credentials{}, &export.Error{Name: export.SecretUnavailable, Msg: "no secret ARN configured"}
 	}
 	out, err := s.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
 	if err != nil {
 		// Service errors name the secret and the cause, never its value.
-		return Credentials{}, &Error{Name: Unavailable, Msg: "read secret " + s.arn, Err: err}
+		return Credentials{}, &export.Error{Name: export.SecretUnavailable, Msg: "read secret " + s.arn, Err: err}
 	}
 	var b []byte
 	switch {
@@ -300,13 +277,13 @@ func (s *Store) load(ctx context.Context) (Credentials, error) {
 	case out.SecretBinary != nil:
 		b = out.SecretBinary
 	default:
-		return Credentials{}, &Error{Name: Invalid, Msg: "secret " + s.arn + " has no value"}
+		return Credentials{}, &export.Error{Name: export.SecretInvalid, Msg: "secret " + s.arn + " has no value"}
 	}
 	c, err := Parse(b)
 	if err != nil {
-		var e *Error
+		var e *export.Error
 		if errors.As(err, &e) {
-			return Credentials{}, &Error{Name: e.Name, Msg: e.Msg + " (" + s.arn + ")"}
+			return Credentials{}, &export.Error{Name: e.Name, Msg: e.Msg + " (" + s.arn + ")"}
 		}
 		return Credentials{}, err
 	}

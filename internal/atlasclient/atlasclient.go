@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"sync"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
@@ -19,6 +20,47 @@ import (
 type Credentials interface {
 	Get(ctx context.Context) (secret.Credentials, error)
 	Refresh(ctx context.Context) (secret.Credentials, error)
+}
+
+// Version is this build's version, which the User-Agent and the command-line
+// tool's version command name. Set it with -ldflags "-X
+// github.com/atlas-billing-export/atlas-billing-export/internal/atlasclient.Version=v1.2.3";
+// unset, BuildVersion reads what Go stamped into the build.
+var Version = ""
+
+// BuildVersion is Version, else the module version Go stamped into the
+// binary (a tag or pseudo-version; a plain go build in a git checkout has
+// one), else its VCS revision, else "devel".
+func BuildVersion() string {
+	if Version != "" {
+		return Version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return rev + dirty
+}
+
+// UserAgent names the application, its build and the front end ("lambda",
+// "cli") to Atlas.
+func UserAgent(frontEnd string) string {
+	return "atlas-billing-export/" + BuildVersion() + " (" + frontEnd + ")"
 }
 
 // Options are the parts of every client that do not come from the secret.

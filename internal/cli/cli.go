@@ -12,11 +12,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlasclient"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 )
 
@@ -28,13 +28,6 @@ const (
 	ExitFailure = 1 // the work failed
 	ExitUsage   = 2 // bad flags, arguments, input or configuration: nothing was tried
 )
-
-// Version is the tool's version; set it at build time with
-// -ldflags "-X github.com/atlas-billing-export/atlas-billing-export/internal/cli.Version=v1.2.3".
-var Version = ""
-
-// userAgent names the tool to Atlas.
-var userAgent = progName + "/" + Version + " (cli)"
 
 // App is the command line. The zero value is not ready: use New.
 type App struct {
@@ -199,19 +192,8 @@ var versionCommand = &command{
 			if len(pos) > 0 {
 				return usagef("version takes no arguments")
 			}
-			fmt.Fprintf(a.Stdout, "%s %s (%s %s/%s)\n", progName, versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(a.Stdout, "%s %s (%s %s/%s)\n", progName, atlasclient.BuildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		}
 	},
-}
-
-// versionString is Version, else the module version from the build info, else "devel".
-func versionString() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

@@ -96,7 +96,7 @@ func (s *settings) exporter(ctx context.Context, cfg config.Config, needCreds bo
 			return nil, err
 		}
 	}
-	return function.Build(cfg, awsCfg, getenv, userAgent, nil)
+	return function.Build(cfg, awsCfg, getenv, "cli", nil)
 }
 
 // loadAWS reads the AWS configuration (region, credentials) from the SDK's

@@ -27,9 +27,6 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
-// Version names the build in the User-Agent.
-var Version = "dev"
-
 // Handlers are the three functions' entry points.
 type Handlers struct {
 	Exporter *export.Exporter
@@ -59,14 +56,15 @@ func build(_ context.Context, getenv func(string) string, log *slog.Logger) (*ex
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "the AWS configuration", Err: err}
 	}
-	return Build(cfg, awsCfg, getenv, "atlas-billing-export/"+Version+" (lambda)", log)
+	return Build(cfg, awsCfg, getenv, "lambda", log)
 }
 
 // Build wires the export of cfg, for both front ends: S3 as the store, or
 // cfg.Dir (the command-line tool's folder); the secret's credentials, or
 // cfg.Credentials; the AWS clients on awsCfg, which may be zero when neither
-// S3 nor a secret is used.
-func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, userAgent string, log *slog.Logger) (*export.Exporter, error) {
+// S3 nor a secret is used. frontEnd ("lambda", "cli") goes in the
+// User-Agent, with the build's version.
+func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, frontEnd string, log *slog.Logger) (*export.Exporter, error) {
 	lay, err := layout.New(cfg.Prefix)
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "ABX_PREFIX", Err: err}
@@ -89,7 +87,7 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, use
 		})
 		store = sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID, StagingPrefix: lay.Staging()})
 	}
-	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: userAgent})
+	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: atlasclient.UserAgent(frontEnd)})
 	return &export.Exporter{
 		Atlas:  client,
 		Store:  store,

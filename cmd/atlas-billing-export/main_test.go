@@ -255,8 +255,10 @@ func (f *fakeSFN) serve(w http.ResponseWriter, r *http.Request) {
 				out["error"], out["cause"] = fail[0], fail[1]
 			} else {
 				ex.status = "SUCCEEDED"
-				out["output"] = fmt.Sprintf(`{"objects":[{"bucket":"lake","key":"atlas-billing/usage/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/usage.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},`+
-					`{"bucket":"lake","key":"atlas-billing/invoices/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/invoice_id=66aa.csv","bytes":900,"sha256":"cd","rows":200,"skipped":true}]}`, ex.period)
+				// The state machine's summary: one job's results.
+				out["output"] = fmt.Sprintf(`{"jobs":1,"results":[{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","objects":[`+
+					`{"bucket":"lake","key":"atlas-billing/usage/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/usage.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},`+
+					`{"bucket":"lake","key":"atlas-billing/invoices/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/invoice_id=66aa.csv","bytes":900,"sha256":"cd","rows":200,"skipped":true}]}]}`, ex.period)
 			}
 			out["status"] = ex.status
 			out["stopDate"] = 1718000060.0

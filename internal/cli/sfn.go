@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"sort"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -218,46 +216,17 @@ func awsError(err error) (code, msg string) {
 	return "Error", err.Error()
 }
 
-// objectsIn finds the objects listed anywhere in an execution's output: every JSON object with a
-// string "key" and a numeric "bytes" (the functions' Object). Duplicates count once.
+// objectsIn lists the objects of an execution's output: the state machine's summary, whose results
+// (one per job) each list what the job wrote.
 func objectsIn(output string) []sink.Object {
-	if output == "" {
-		return nil
+	var summary struct {
+		Results []struct{ Objects []sink.Object }
 	}
-	var v any
-	dec := json.NewDecoder(strings.NewReader(output))
-	dec.UseNumber()
-	if dec.Decode(&v) != nil {
-		return nil
-	}
+	_ = json.Unmarshal([]byte(output), &summary) // no output: no objects
 	var objs []sink.Object
-	seen := map[string]bool{}
-	var walk func(any)
-	walk = func(v any) {
-		switch t := v.(type) {
-		case []any:
-			for _, e := range t {
-				walk(e)
-			}
-		case map[string]any:
-			key, ok1 := t["key"].(string)
-			_, ok2 := t["bytes"].(json.Number)
-			if ok1 && ok2 {
-				b, _ := json.Marshal(t)
-				var o sink.Object
-				if json.Unmarshal(b, &o) == nil && !seen[o.Bucket+"/"+key] {
-					seen[o.Bucket+"/"+key] = true
-					objs = append(objs, o)
-				}
-				return
-			}
-			for _, e := range t {
-				walk(e)
-			}
-		}
+	for _, r := range summary.Results {
+		objs = append(objs, r.Objects...)
 	}
-	walk(v)
-	sort.Slice(objs, func(i, j int) bool { return objs[i].Bucket+"/"+objs[i].Key < objs[j].Bucket+"/"+objs[j].Key })
 	return objs
 }
 

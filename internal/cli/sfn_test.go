@@ -9,14 +9,16 @@ import (
 )
 
 func TestObjectsIn(t *testing.T) {
-	const output = `{"orgIds":["5f1a2b3c4d5e6f7a8b9c0d1e"],"results":[
-		{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","usage":{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},
-		 "objects":[{"bucket":"lake","key":"p/invoices/i.csv","bytes":900,"rows":200,"skipped":true}]}],
-		"summary":{"objects":[{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false}]},
-		"note":{"key":"not an object: no bytes"}}`
+	// The state machine's summary: a job that wrote two objects, a failed one that wrote none.
+	const output = `{"jobs":2,"results":[
+		{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"objects":[
+			{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},
+			{"bucket":"lake","key":"p/invoices/i.csv","bytes":900,"rows":200,"skipped":true}]},
+		{"orgId":"65ab12cd34ef56ab78cd90ef","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"objects":[],
+		 "error":"Atlas.NotFound","cause":"org 65ab12cd34ef56ab78cd90ef: no such org"}]}`
 	want := []sink.Object{
-		{Bucket: "lake", Key: "p/invoices/i.csv", Bytes: 900, Rows: 200, Skipped: true},
 		{Bucket: "lake", Key: "p/usage/u.csv", Bytes: 2048, SHA256: "ab", Rows: 100},
+		{Bucket: "lake", Key: "p/invoices/i.csv", Bytes: 900, Rows: 200, Skipped: true},
 	}
 	if got := objectsIn(output); !reflect.DeepEqual(got, want) {
 		t.Fatalf("objectsIn = %+v\nwant %+v", got, want)

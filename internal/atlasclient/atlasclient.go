@@ -223,11 +223,14 @@ func (c *Client) OrgIDs(ctx context.Context) ([]string, error) {
 	return creds.OrgIDs, nil
 }
 
-// Static is credentials that do not rotate, such as the command-line tool's
-// from its environment: a 401 re-reads the same values and fails again.
-type Static secret.Credentials
+// Static returns credentials that do not rotate, such as the command-line
+// tool's from its environment: a 401 re-reads the same values and fails
+// again.
+func Static(c secret.Credentials) Credentials { return &static{c} }
 
-func (s Static) Get(context.Context) (secret.Credentials, error) { return secret.Credentials(s), nil }
-func (s Static) Refresh(context.Context) (secret.Credentials, error) {
-	return secret.Credentials(s), nil
-}
+// static embeds secret.Credentials, so it redacts under every printing form
+// as they do; behind a pointer, so a struct holding it prints an address.
+type static struct{ secret.Credentials }
+
+func (s *static) Get(context.Context) (secret.Credentials, error)     { return s.Credentials, nil }
+func (s *static) Refresh(context.Context) (secret.Credentials, error) { return s.Credentials, nil }

@@ -1,13 +1,19 @@
 package atlasclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
@@ -36,5 +42,43 @@ func TestUserAgent(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^atlas-billing-export/[^ /()]+ \(cli\)$`).MatchString(got[0]) || got[1] != "atlas-billing-export/v1.2.3 (cli)" {
 		t.Errorf("User-Agents %q", got)
+	}
+}
+
+// TestCredentialsRedactedEverywhere formats every type that holds credentials, the way a log line,
+// an error or a payload could, and finds no secret.
+func TestCredentialsRedactedEverywhere(t *testing.T) {
+	const clientSecret, privateKey = "mdb_sa_sk_0123456789abcdef-secret", "0123abcd-private-key"
+	creds := secret.Credentials{ClientID: "mdb_sa_id_x", ClientSecret: clientSecret, PublicKey: "pub", PrivateKey: privateKey, OrgIDs: []string{"5f1a2b3c4d5e6f7a8b9c0d1e"}}
+	static := Static(creds)
+	client := New(static, Options{BaseURL: "http://127.0.0.1:9"})
+	if _, err := client.current(context.Background()); err != nil { // builds the Atlas client from them
+		t.Fatal(err)
+	}
+	values := map[string]any{
+		"secret.Credentials": creds,
+		"Static":             static,
+		"config.Config":      config.Config{Credentials: creds},
+		"*Client":            client,
+		"a struct holding both": struct {
+			C secret.Credentials
+			S Credentials
+		}{creds, static},
+	}
+	for name, v := range values {
+		var logged bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "value", v)
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for form, out := range map[string]string{
+			"%v": fmt.Sprintf("%v", v), "%+v": fmt.Sprintf("%+v", v), "%#v": fmt.Sprintf("%#v", v),
+			"JSON": string(js), "slog": logged.String(),
+		} {
+			if strings.Contains(out, clientSecret) || strings.Contains(out, privateKey) {
+				t.Errorf("%s as %s shows a secret: %s", name, form, out)
+			}
+		}
 	}
 }

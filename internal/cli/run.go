@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -70,6 +71,7 @@ type runFlags struct {
 	groupBy                      string
 	pending                      bool
 	concurrency                  int
+	timeout                      time.Duration
 }
 
 func (r *runFlags) define(fs *flag.FlagSet) {
@@ -82,6 +84,7 @@ func (r *runFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&r.groupBy, "group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
 	fs.BoolVar(&r.pending, "include-pending", false, "also export the current month's pending invoice")
 	fs.IntVar(&r.concurrency, "concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
+	fs.DurationVar(&r.timeout, "timeout", 0, "stop the whole run after `DURATION` (e.g. 2h), whatever Atlas or S3 do; 0: no limit")
 }
 
 // request is the export's request for these flags; export.Plan checks the rest.
@@ -92,6 +95,9 @@ func (r *runFlags) request(fs *flag.FlagSet) (export.Request, error) {
 	}
 	if r.concurrency < 1 || r.concurrency > 16 {
 		return req, usagef("--concurrency %d: want a number from 1 to 16", r.concurrency)
+	}
+	if r.timeout < 0 {
+		return req, usagef("--timeout %s: want a positive duration, or 0 for no limit", r.timeout)
 	}
 	switch {
 	case r.from == "" && r.to == "":
@@ -149,7 +155,16 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		p := newPrinter(m, a.Stdout, a.Stderr, a.Now)
 		exp.Progress, exp.Now = p.event, a.Now
 		start := a.Now()
-		results, runErr := (&export.Runner{Exporter: exp, Concurrency: r.concurrency, Sleep: a.sleep}).Run(ctx, req)
+		runCtx := ctx
+		if r.timeout > 0 {
+			var cancel context.CancelFunc
+			runCtx, cancel = context.WithTimeout(ctx, r.timeout)
+			defer cancel()
+		}
+		results, runErr := (&export.Runner{Exporter: exp, Concurrency: r.concurrency, Sleep: a.sleep}).Run(runCtx, req)
+		if runErr != nil && runCtx.Err() != nil && ctx.Err() == nil {
+			runErr = fmt.Errorf("stopped after --timeout %s: %w", r.timeout, runErr)
+		}
 		sum := summarize(results)
 		if runErr == nil {
 			if sum.Totals, err = readTotals(ctx, cfg, s.region, results); err != nil {

@@ -176,6 +176,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{name: "bad out", args: []string{"--out", "gs://lake/x"}, env: saEnv, want: "only s3://"},
 		{name: "remote http", args: []string{"--base-url", "http://example.com"}, env: saEnv, want: "loopback"},
 		{name: "concurrency", args: []string{"--concurrency", "17"}, env: saEnv, want: "--concurrency 17"},
+		{name: "negative timeout", args: []string{"--timeout", "-1s"}, env: saEnv, want: "--timeout -1s"},
 		{name: "quiet and json", args: []string{"--quiet", "--json"}, env: saEnv, want: "exclude each other"},
 		{name: "unknown flag", args: []string{"--orgs", testOrg1}, env: saEnv, want: "flag provided but not defined: -orgs"},
 		{name: "argument", args: []string{"now"}, env: saEnv, want: `run takes no arguments, got "now"`},
@@ -341,4 +342,17 @@ func TestRunMonths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunTimeout: --timeout bounds the whole run, so a server that trickles a body cannot hang it.
+func TestRunTimeout(t *testing.T) {
+	sim, env := simEnv(t)
+	sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.SlowBody, Delay: time.Minute, Times: 10})
+	a, _, stderr := testApp(t, env)
+	start := time.Now()
+	code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--quiet", "--timeout", "2s"})
+	if code != ExitFailure || time.Since(start) > 30*time.Second {
+		t.Fatalf("exit %d after %v, want %d within the timeout", code, time.Since(start), ExitFailure)
+	}
+	assertOneErrorLine(t, stderr.String(), "stopped after --timeout 2s")
 }

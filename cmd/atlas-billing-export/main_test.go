@@ -141,6 +141,14 @@ func TestUsageErrors(t *testing.T) {
 		{"start: bad name", nil, []string{"start", "--state-machine-arn", arn, "--name", "june run!"}, `--name "june run!"`},
 		{"start: bad org", nil, []string{"start", "--state-machine-arn", arn, "--org", "acme"}, `--org "acme"`},
 		{"invoke: unknown step", creds, []string{"invoke", "wait", "{}"}, `unknown step "wait"`},
+		// One rule for every subcommand: 2 for anything wrong with what was asked or configured,
+		// found before any work.
+		{"run: unknown service", creds, []string{"run", "--services", "Nope"}, "Input.Invalid: invalid filters"},
+		{"run: groupBy without a filter", creds, []string{"run", "--group-by", "services"}, "Input.Invalid: invalid filters"},
+		{"start: no AWS credentials", []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY="}, []string{"start", "--state-machine-arn", arn, "--period", "2024-06"}, "Config.Invalid: no AWS credentials"},
+		{"invoke: bad setting", append([]string{"ABX_FOCUS_REPORTS=maybe"}, creds...), []string{"invoke", "plan", "{}"}, `Config.Invalid: configuration: ABX_FOCUS_REPORTS "maybe"`},
+		{"simulate: --json and --quiet", nil, []string{"simulate", "--json", "--quiet"}, "exclude each other"},
+		{"version: an argument", nil, []string{"version", "now"}, "version takes no arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

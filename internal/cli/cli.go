@@ -37,6 +37,7 @@ type App struct {
 	Now            func() time.Time
 	// sleep waits between polls in run (export.Runner's Sleep); tests shorten it.
 	sleep func(context.Context, time.Duration) error
+	mode  outputMode // --quiet, --json or neither, every command's
 }
 
 // New returns an App on the process's standard streams and environment.
@@ -171,9 +172,11 @@ Commands:
 	}
 	tw.Flush()
 	fmt.Fprintf(w, `
-Run '%[1]s COMMAND --help' for a command's flags and an example.
-Exit status: 0 on success, 1 when the work failed, 2 on a usage, input or configuration error
-(found before any work was tried).
+Run '%[1]s COMMAND --help' for a command's flags and an example. Every command takes --json (its
+output as JSON lines on stdout) and --quiet (nothing but errors).
+Exit status, for every command: 0 on success; 2 when nothing was tried because of what was asked or
+configured (a usage error, Input.Invalid, Config.Invalid: a bad flag, month, service, setting, no
+AWS region or credentials); 1 when the work itself failed.
 
 Example (a local Atlas simulator, then an export of last month into ./out):
   %[1]s simulate              # in another terminal; prints the variables to export
@@ -192,7 +195,15 @@ var versionCommand = &command{
 			if len(pos) > 0 {
 				return usagef("version takes no arguments")
 			}
-			fmt.Fprintf(a.Stdout, "%s %s (%s %s/%s)\n", progName, atlasclient.BuildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			v := struct {
+				Version string `json:"version"`
+				Go      string `json:"go"`
+				OS      string `json:"os"`
+				Arch    string `json:"arch"`
+			}{atlasclient.BuildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH}
+			p := a.printer()
+			p.JSON(v)
+			p.Human(func(w io.Writer) { fmt.Fprintf(w, "%s %s (%s %s/%s)\n", progName, v.Version, v.Go, v.OS, v.Arch) })
 			return nil
 		}
 	},

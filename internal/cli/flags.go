@@ -39,14 +39,29 @@ type command struct {
 	setup func(a *App, fs *flag.FlagSet) func(ctx context.Context, pos []string) error
 }
 
-// newFlagSet returns the command's FlagSet with its flags defined and its own error output silenced:
-// the App prints help and errors itself.
+// newFlagSet returns the command's FlagSet with its flags defined and its own error output silenced
+// (the App prints help and errors itself), and the function that runs the command once fs is parsed.
+// Every command takes --quiet and --json, which set a.mode before it runs.
 func (c *command) newFlagSet(a *App) (*flag.FlagSet, func(ctx context.Context, pos []string) error) {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	jsonOut := fs.Bool("json", false, "print progress and the result as JSON, one object per line, on stdout")
 	run := c.setup(a, fs)
-	return fs, run
+	return fs, func(ctx context.Context, pos []string) error {
+		switch {
+		case *quiet && *jsonOut:
+			return usagef("--quiet and --json exclude each other")
+		case *quiet:
+			a.mode = modeQuiet
+		case *jsonOut:
+			a.mode = modeJSON
+		default:
+			a.mode = modeHuman
+		}
+		return run(ctx, pos)
+	}
 }
 
 // parseInterleaved parses flags that may come before, between or after the positional arguments

@@ -34,8 +34,9 @@ The configuration is the functions' (ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN, ABX
 ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_FOCUS_REPORTS, ABX_S3_ENDPOINT), read by the
 same rules, each overridden by its flag; ABX_BUCKET with ABX_PREFIX (default atlas-billing) stands for
 --out s3://BUCKET/PREFIX. Atlas credentials come from the MONGODB_ATLAS_* variables as for run, or the
-secret. On failure it prints one line "error: <ErrorName>: <message>" on stderr and exits 2 for
-Input.Invalid and Config.Invalid, 1 for any other error.`,
+secret. The output is indented; with --json on one line, with --quiet not printed. On failure it prints
+one line "error: <ErrorName>: <message>" on stderr and exits 2 for Input.Invalid and Config.Invalid, 1
+for any other error.`,
 	example: `
 ` + progName + ` invoke plan '{"period":"2024-06"}'
 ` + progName + ` invoke poll @job.json --out s3://my-lake/atlas-billing
@@ -75,12 +76,13 @@ func setupInvoke(a *App, fs *flag.FlagSet) func(context.Context, []string) error
 		if errors.As(err, &lambdaErr) {
 			return &export.Error{Name: lambdaErr.Type, Msg: lambdaErr.Message}
 		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = a.Stdout.Write(append(b, '\n'))
-		return err
+		p := a.printer()
+		p.JSON(out)
+		p.Human(func(w io.Writer) {
+			b, _ := json.MarshalIndent(out, "", "  ") // the handler's answer: JSON by construction
+			w.Write(append(b, '\n'))
+		})
+		return nil
 	}
 }
 

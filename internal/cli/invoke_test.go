@@ -116,3 +116,30 @@ func TestInvokeFocusOff(t *testing.T) {
 		t.Fatalf("plan %s (%v), want one job without FOCUS", stdout, err)
 	}
 }
+
+// TestOutputModes: --json and --quiet apply to every command.
+func TestOutputModes(t *testing.T) {
+	env := map[string]string{config.EnvOrgIDs: testOrg1}
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"invoke", []string{"invoke", "--out", t.TempDir(), "plan", `{"period":"2024-06"}`}},
+		{"version", []string{"version"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, stdout, stderr := testApp(t, env)
+			if code := a.Main(context.Background(), append(tt.args, "--json")); code != ExitOK || strings.Count(stdout.String(), "\n") != 1 || !json.Valid(stdout.Bytes()) {
+				t.Errorf("--json: exit %d, stdout %q, stderr %q; want one JSON line", code, stdout, stderr)
+			}
+			a, stdout, stderr = testApp(t, env)
+			if code := a.Main(context.Background(), append(tt.args, "--quiet")); code != ExitOK || stdout.Len()+stderr.Len() != 0 {
+				t.Errorf("--quiet: exit %d, stdout %q, stderr %q; want nothing", code, stdout, stderr)
+			}
+			a, _, stderr = testApp(t, env)
+			if code := a.Main(context.Background(), append(tt.args, "--quiet", "--json")); code != ExitUsage {
+				t.Errorf("--quiet --json: exit %d, stderr %q", code, stderr)
+			}
+		})
+	}
+}

@@ -91,6 +91,9 @@ func newPrinter(mode outputMode, stdout, stderr io.Writer, now func() time.Time)
 	return &printer{mode: mode, stdout: stdout, stderr: stderr, now: now, lastBytes: map[string]time.Time{}}
 }
 
+// printer shows the output of a's command in its mode.
+func (a *App) printer() *printer { return newPrinter(a.mode, a.Stdout, a.Stderr, a.Now) }
+
 // event reports an export's progress (export.Exporter's Progress).
 func (p *printer) event(e export.Event) { p.report(lineOf(e)) }
 

@@ -22,23 +22,6 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
-// outputFlags defines --quiet and --json and returns a function giving the chosen mode.
-func outputFlags(fs *flag.FlagSet) func() (outputMode, error) {
-	quiet := fs.Bool("quiet", false, "print nothing but errors")
-	jsonOut := fs.Bool("json", false, "print progress and the result as JSON, one object per line, on stdout")
-	return func() (outputMode, error) {
-		switch {
-		case *quiet && *jsonOut:
-			return 0, usagef("--quiet and --json exclude each other")
-		case *quiet:
-			return modeQuiet, nil
-		case *jsonOut:
-			return modeJSON, nil
-		}
-		return modeHuman, nil
-	}
-}
-
 var runCommand = &command{
 	name:    "run",
 	summary: "run the whole export here, in one process (to a folder or S3)",
@@ -127,15 +110,10 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 	s.define(fs)
 	var r runFlags
 	r.define(fs)
-	mode := outputFlags(fs)
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
 			return usagef("run takes no arguments, got %.40q", pos[0])
-		}
-		m, err := mode()
-		if err != nil {
-			return err
 		}
 		req, err := r.request(fs)
 		if err != nil {
@@ -152,7 +130,7 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		p := newPrinter(m, a.Stdout, a.Stderr, a.Now)
+		p := a.printer()
 		exp.Progress, exp.Now = p.event, a.Now
 		start := a.Now()
 		runCtx := ctx

@@ -46,7 +46,6 @@ type sfnFlags struct {
 	region   string
 	interval time.Duration
 	timeout  time.Duration
-	mode     func() (outputMode, error)
 }
 
 func (s *sfnFlags) define(fs *flag.FlagSet) {
@@ -57,32 +56,28 @@ func (s *sfnFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&s.region, "region", "", "AWS `REGION` (default: the state machine ARN's region)")
 	fs.DurationVar(&s.interval, "interval", 5*time.Second, "check a running execution every `DURATION`")
 	fs.DurationVar(&s.timeout, "timeout", time.Hour, "stop following an execution after `DURATION` (it keeps running in AWS)")
-	s.mode = outputFlags(fs)
 }
 
 // resolve validates the shared flags and builds the client.
-func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(string) string) (sfnAPI, outputMode, error) {
-	m, err := s.mode()
-	if err != nil {
-		return nil, 0, err
-	}
+func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(string) string) (sfnAPI, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["state-machine-arn"] {
 		s.arn = getenv(envStateMachine)
 	}
 	if s.arn == "" {
-		return nil, 0, usagef("no state machine: pass --state-machine-arn or set %s", envStateMachine)
+		return nil, usagef("no state machine: pass --state-machine-arn or set %s", envStateMachine)
 	}
 	match := stateMachineARN.FindStringSubmatch(s.arn)
 	if match == nil {
-		return nil, 0, usagef("--state-machine-arn %.64q: want arn:aws:states:REGION:ACCOUNT:stateMachine:NAME", s.arn)
+		return nil, usagef("--state-machine-arn %.64q: want arn:aws:states:REGION:ACCOUNT:stateMachine:NAME", s.arn)
 	}
+	var err error
 	if s.orgs, err = config.OrgIDs(s.orgs.String()); err != nil {
-		return nil, 0, usagef("--org %v", err)
+		return nil, usagef("--org %v", err)
 	}
 	if s.interval <= 0 || s.timeout <= 0 {
-		return nil, 0, usagef("--interval and --timeout must be positive")
+		return nil, usagef("--interval and --timeout must be positive")
 	}
 	region := s.region
 	if region == "" {
@@ -90,19 +85,19 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 	}
 	if s.endpoint != "" {
 		if err := config.CheckEndpoint(s.endpoint); err != nil {
-			return nil, 0, usagef("--endpoint: %v", err)
+			return nil, usagef("--endpoint: %v", err)
 		}
 	}
 	cfg, err := loadAWS(ctx, region)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	client := sfn.NewFromConfig(cfg, func(o *sfn.Options) {
 		if s.endpoint != "" {
 			o.BaseEndpoint = aws.String(s.endpoint)
 		}
 	})
-	return client, m, nil
+	return client, nil
 }
 
 // execution is one started execution and how it ended.
@@ -285,11 +280,11 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 		if !executionName.MatchString(*name) {
 			return usagef("--name %.64q: want 1 to 80 letters, digits, - or _", *name)
 		}
-		api, mode, err := s.resolve(ctx, fs, a.Getenv)
+		api, err := s.resolve(ctx, fs, a.Getenv)
 		if err != nil {
 			return err
 		}
-		p := newPrinter(mode, a.Stdout, a.Stderr, a.Now)
+		p := a.printer()
 		ex := startAndFollow(ctx, api, &s, p, month, input, *name, *noWait)
 		p.JSON(struct {
 			Event string `json:"event"`
@@ -371,11 +366,11 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		if *concurrency < 1 {
 			return usagef("--concurrency %d: want at least 1", *concurrency)
 		}
-		api, mode, err := s.resolve(ctx, fs, a.Getenv)
+		api, err := s.resolve(ctx, fs, a.Getenv)
 		if err != nil {
 			return err
 		}
-		p := newPrinter(mode, a.Stdout, a.Stderr, a.Now)
+		p := a.printer()
 		results := make([]*execution, len(months))
 		sem := make(chan struct{}, *concurrency)
 		var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -94,8 +95,7 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		}
 		dlDone := make(chan error, 1)
 		go func() { dlDone <- srv.ServeDownloads(ctx, dl) }()
-		a.printSimulator(base, cfg)
-		fmt.Fprintf(a.Stdout, "# report downloads are served by %s\n", srv.DownloadBaseURL())
+		a.printSimulator(base, srv.DownloadBaseURL(), cfg)
 		if *readyFile != "" {
 			if err := writeFileAtomic(*readyFile, []byte(base+"\n")); err != nil {
 				ln.Close()
@@ -112,13 +112,16 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		if err != nil {
 			return fmt.Errorf("simulate: serve: %w", err)
 		}
-		fmt.Fprintln(a.Stderr, "simulator stopped")
+		if a.mode == modeHuman {
+			fmt.Fprintln(a.Stderr, "simulator stopped")
+		}
 		return nil
 	}
 }
 
-// printSimulator shows the base URL and credentials a person exports to use the simulator.
-func (a *App) printSimulator(base string, cfg atlassim.Config) {
+// printSimulator shows the base URL and credentials a person exports to use the simulator; with
+// --json, one line {"event": "listening", "baseUrl", "downloadBaseUrl", "env": {variable: value}}.
+func (a *App) printSimulator(base, downloads string, cfg atlassim.Config) {
 	var orgs []string
 	for _, o := range cfg.Orgs {
 		orgs = append(orgs, o.ID)
@@ -128,7 +131,15 @@ func (a *App) printSimulator(base string, cfg atlassim.Config) {
 			orgs = append(orgs, o.ID)
 		}
 	}
-	w := a.Stdout
+	p := a.printer()
+	p.JSON(map[string]any{"event": "listening", "baseUrl": base, "downloadBaseUrl": downloads, "env": map[string]string{
+		config.EnvAtlasBaseURL: base, secret.EnvClientID: atlassim.DefaultClientID, secret.EnvClientSecret: atlassim.DefaultClientSecret,
+		config.EnvOrgIDs: strings.Join(orgs, ","), secret.EnvPublicKey: atlassim.DefaultPublicKey, secret.EnvPrivateKey: atlassim.DefaultPrivateKey,
+	}})
+	p.Human(func(w io.Writer) { writeSimulator(w, base, downloads, orgs) })
+}
+
+func writeSimulator(w io.Writer, base, downloads string, orgs []string) {
 	fmt.Fprintf(w, "Atlas simulator listening on %s (stop with Ctrl-C)\n", base)
 	fmt.Fprintf(w, "# demo credentials built into the simulator (not secrets); export them to use it:\n")
 	fmt.Fprintf(w, "export %s=%s\n", config.EnvAtlasBaseURL, base)
@@ -138,6 +149,7 @@ func (a *App) printSimulator(base string, cfg atlassim.Config) {
 	fmt.Fprintf(w, "# or, to use the Digest API key instead of the service account:\n")
 	fmt.Fprintf(w, "#   unset %s %s\n", secret.EnvClientID, secret.EnvClientSecret)
 	fmt.Fprintf(w, "#   export %s=%s %s=%s\n", secret.EnvPublicKey, atlassim.DefaultPublicKey, secret.EnvPrivateKey, atlassim.DefaultPrivateKey)
+	fmt.Fprintf(w, "# report downloads are served by %s\n", downloads)
 }
 
 // writeFileAtomic writes via a temporary file and a rename, so a reader never sees half a URL.

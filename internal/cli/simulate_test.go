@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +32,19 @@ func waitForFile(t *testing.T, path string, done <-chan int) string {
 	}
 	t.Fatalf("%s not written within 10s", path)
 	return ""
+}
+
+// waitExit waits for simulate, cancelled, to exit 0, bounded in time.
+func waitExit(t *testing.T, done <-chan int, stderr func() string) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Fatalf("exit %d, stderr %q", code, stderr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("simulate did not stop within 10s of cancel")
+	}
 }
 
 func TestSimulate(t *testing.T) {
@@ -72,14 +86,7 @@ func TestSimulate(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case code := <-done:
-		if code != ExitOK {
-			t.Fatalf("exit %d, stderr %q", code, stderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("simulate did not stop within 10s of cancel")
-	}
+	waitExit(t, done, stderr.String)
 	out := stdout.String()
 	for _, want := range []string{
 		"listening on " + base,
@@ -113,5 +120,28 @@ func TestSimulateUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d", tt.args, code, ExitUsage)
 		}
 		assertOneErrorLine(t, stderr.String(), tt.want)
+	}
+}
+
+// TestSimulateJSON: with --json the simulator says where it listens in one JSON line, the variables
+// to set included.
+func TestSimulateJSON(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "sim.url")
+	a, stdout, stderr := testApp(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- a.Main(ctx, []string{"simulate", "--addr", "127.0.0.1:0", "--ready-file", ready, "--json"})
+	}()
+	base := waitForFile(t, ready, done)
+	cancel()
+	waitExit(t, done, stderr.String)
+	var line struct {
+		Event, BaseURL string
+		Env            map[string]string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &line); err != nil || line.Event != "listening" || line.BaseURL != base ||
+		line.Env[config.EnvAtlasBaseURL] != base || line.Env[secret.EnvClientID] != atlassim.DefaultClientID || stderr.Len() != 0 {
+		t.Fatalf("stdout %q (%v), stderr %q", stdout, err, stderr)
 	}
 }

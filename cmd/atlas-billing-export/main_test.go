@@ -149,6 +149,10 @@ func TestUsageErrors(t *testing.T) {
 		{"invoke: bad setting", append([]string{"ABX_FOCUS_REPORTS=maybe"}, creds...), []string{"invoke", "plan", "{}"}, `Config.Invalid: configuration: ABX_FOCUS_REPORTS "maybe"`},
 		{"simulate: --json and --quiet", nil, []string{"simulate", "--json", "--quiet"}, "exclude each other"},
 		{"version: an argument", nil, []string{"version", "now"}, "version takes no arguments"},
+		// Configuration is checked before any network call: nothing listens at this base URL, so a
+		// request would fail otherwise (exit 1), and no upload was started to warn about.
+		{"run: S3 without a region", append([]string{"MONGODB_ATLAS_BASE_URL=http://127.0.0.1:9"}, creds...), []string{"run", "--out", "s3://lake/atlas"}, "Config.Invalid: no AWS region"},
+		{"run: --out names a file", append([]string{"MONGODB_ATLAS_BASE_URL=http://127.0.0.1:9"}, creds...), []string{"run", "--out", "main.go"}, `Config.Invalid: --out "main.go": not a directory`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,6 +167,31 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("stdout = %q, want nothing", r.stdout)
 			}
 		})
+	}
+}
+
+// TestLongValuesNotEchoed: bad input gets a clear error before any network call, quoting at most a
+// few dozen characters of the bad value.
+func TestLongValuesNotEchoed(t *testing.T) {
+	const arn = "arn:aws:states:us-east-1:123456789012:stateMachine:atlas-billing-export"
+	long := strings.Repeat("5f1a2b3c", 625) // 5,000 characters
+	env := []string{"MONGODB_ATLAS_CLIENT_ID=id", "MONGODB_ATLAS_CLIENT_SECRET=s", "ABX_ORG_IDS=5f1a2b3c4d5e6f7a8b9c0d1e", "MONGODB_ATLAS_BASE_URL=http://127.0.0.1:9"}
+	for _, args := range [][]string{
+		{"run", "--org", long}, {"run", "--period", long}, {"run", "--from", long, "--to", "2024-06"}, {"run", "--services", long},
+		{"run", "--projects", long}, {"run", "--group-by", long, "--services", "Atlas"}, {"run", "--out", "s3://" + long},
+		{"run", "--base-url", "https://" + long + ".com"}, {"run", "--secret-arn", long + " x"}, {"run", "--s3-endpoint", long},
+		{"run", "--max-polls", long}, {"run", long}, {"run", "--" + long}, {"invoke", long, "{}"}, {"invoke", "plan", `{"` + long + `":1}`},
+		{"invoke", "plan", `{"period":"` + long + `"}`}, {"start", "--state-machine-arn", long}, {"start", "--state-machine-arn", arn, "--name", long},
+		{"start", "--state-machine-arn", arn, "--period", long}, {"backfill", "--state-machine-arn", arn, "--from", long, "--to", "2024-06"},
+		{long}, {"help", long}, {"simulate", "--fault", "kind=" + long}, {"simulate", long},
+	} {
+		if args[0] == "run" && args[1] != "--out" {
+			args = append(args, "--out", t.TempDir())
+		}
+		r := run(t, env, args...)
+		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || len(r.stderr) > 300 || strings.Contains(r.stderr, long[:100]) {
+			t.Errorf("%.60q: exit %d, %d bytes on stderr: %.300s", args, r.code, len(r.stderr), r.stderr)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -98,7 +99,7 @@ func (a *App) Main(ctx context.Context, args []string) int {
 				writeHelp(a.Stdout, c, fs)
 				return ExitOK
 			}
-			return a.fail(nil, usagef("unknown command %q", args[1]))
+			return a.fail(nil, usagef("unknown command %.40q", args[1]))
 		}
 		writeTopHelp(a.Stdout)
 		return ExitOK
@@ -107,7 +108,7 @@ func (a *App) Main(ctx context.Context, args []string) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		return a.fail(nil, usagef("unknown command %q", args[0]))
+		return a.fail(nil, usagef("unknown command %.40q", args[0]))
 	}
 	fs, run := c.newFlagSet(a)
 	pos, err := parseInterleaved(fs, args[1:])
@@ -116,10 +117,14 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return ExitOK
 	}
 	if err != nil {
-		return a.fail(c, usagef("%v", err))
+		// The flag package names a bad value or flag whole: keep a few dozen characters of it.
+		return a.fail(c, usagef("%.120s", longQuote.ReplaceAllStringFunc(err.Error(), func(q string) string { return q[:41] + `..."` })))
 	}
 	return a.fail(c, run(ctx, pos))
 }
+
+// longQuote is a quoted value of more than 40 characters.
+var longQuote = regexp.MustCompile(`"[^"]{41,}"`)
 
 // fail prints err as one line on stderr, "error: <ErrorName>: <message>" when it has a name, and
 // returns its exit code: 2 for a usage error, Input.Invalid or Config.Invalid (found before any

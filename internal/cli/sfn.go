@@ -260,7 +260,7 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
-			return usagef("start takes no arguments, got %q", pos[0])
+			return usagef("start takes no arguments, got %.40q", pos[0])
 		}
 		now := a.Now()
 		m, err := period.Parse(*spec, now)
@@ -350,7 +350,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
-			return usagef("backfill takes no arguments, got %q", pos[0])
+			return usagef("backfill takes no arguments, got %.40q", pos[0])
 		}
 		if *from == "" || *to == "" {
 			return usagef("--from and --to are required")

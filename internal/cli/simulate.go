@@ -63,7 +63,7 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
-			return usagef("simulate takes no arguments, got %q", pos[0])
+			return usagef("simulate takes no arguments, got %.40q", pos[0])
 		}
 		if *verbose {
 			cfg.Logger = slog.New(slog.NewJSONHandler(a.Stderr, nil))

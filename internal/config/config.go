@@ -207,10 +207,14 @@ func OrgIDs(list string) ([]string, error) {
 // Config.Invalid before any call. User info is refused first, without
 // quoting it: it may be a password.
 func checkBaseURL(s string) error {
-	if u, err := url.Parse(s); err != nil || u.User != nil {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.User != nil:
 		return fmt.Errorf("want https://host[:port], without user info")
+	case len(u.Hostname()) > 253:
+		return fmt.Errorf("a host name is at most 253 characters, not %d", len(u.Hostname()))
 	}
-	_, err := atlas.NewClient(atlas.WithBaseURL(s))
+	_, err = atlas.NewClient(atlas.WithBaseURL(s))
 	return err
 }
 

@@ -48,6 +48,7 @@ func TestFromEnvProblems(t *testing.T) {
 		{"too many attempts", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_MAX_POLL_ATTEMPTS": "1001"}, []string{"from 1 to 1000"}},
 		{"focus neither true nor false", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_FOCUS_REPORTS": "maybe"}, []string{`ABX_FOCUS_REPORTS "maybe"`}},
 		{"bad endpoint", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_S3_ENDPOINT": "s3.local"}, []string{"ABX_S3_ENDPOINT"}},
+		{"a host name too long for DNS", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_ATLAS_BASE_URL": "https://" + strings.Repeat("a", 5000) + ".com"}, []string{"at most 253"}},
 		{"a long value is not echoed", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_ORG_IDS": strings.Repeat("5f1a2b3c", 625)}, []string{"ABX_ORG_IDS"}},
 	}
 	for _, tt := range tests {

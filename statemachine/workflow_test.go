@@ -68,8 +68,9 @@ var orgIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
 type fake struct {
 	orgs        []string
 	maxAttempts int
-	readyAfter  int  // polls until READY; 0 = never
-	pollRaises  bool // Poll raises Poll.AttemptsExhausted itself, as the real one does
+	readyAfter  int    // polls until READY; 0 = never
+	pollRaises  bool   // Poll raises Poll.AttemptsExhausted itself, as the real one does
+	pollStatus  string // if set, what every poll answers
 	// fail injects an error into the n-th call (1-based) of a state.
 	fail func(state string, n int, j job) error
 
@@ -128,6 +129,8 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 			j.Usage = &u
 		case f.pollRaises && a >= j.MaxAttempts:
 			return nil, &sfntest.Error{Name: "Poll.AttemptsExhausted", Cause: fmt.Sprintf("org %s: usage query still processing after %d polls", j.OrgID, a)}
+		case f.pollStatus != "":
+			j.Status = f.pollStatus
 		default:
 			j.Status, j.WaitSeconds = "PROCESSING", ptr(10)
 		}
@@ -283,8 +286,14 @@ func TestWorkflowFailures(t *testing.T) {
 		{
 			name:    "the state machine bounds polling",
 			fake:    &fake{orgs: []string{orgA}, maxAttempts: 5},
-			wantErr: "Poll.AttemptsExhausted", wantCause: "org " + orgA + ": usage query still processing after 5 polls",
+			wantErr: "Poll.AttemptsExhausted", wantCause: "org " + orgA + ", 2024-06: usage query still processing after 5 polls",
 			wantCalls: map[string]int{"Submit": 1, "Poll": 5, "FetchInvoices": 0},
+		},
+		{
+			name:    "a status the loop does not know ends it, naming the org and month",
+			fake:    &fake{orgs: []string{orgA}, maxAttempts: 5, pollStatus: "DONE"},
+			wantErr: "Poll.UnexpectedStatus", wantCause: "org " + orgA + ", 2024-06: poll answered neither PROCESSING nor READY",
+			wantCalls: map[string]int{"Submit": 1, "Poll": 1, "FetchInvoices": 0},
 		},
 		{
 			name:    "the poll function's own exhaustion error comes through",

@@ -310,6 +310,10 @@ func TestSecretProblems(t *testing.T) {
 			if errorType(err) != tt.want {
 				t.Fatalf("err = %v (%s), want %s", err, errorType(err), tt.want)
 			}
+			// The name is the error's type, not part of its message again.
+			if msg := err.(messages.InvokeResponse_Error).Message; strings.Contains(msg, tt.want) {
+				t.Errorf("message %q repeats the name", msg)
+			}
 		})
 	}
 	t.Run("missing secret", func(t *testing.T) {
@@ -318,6 +322,9 @@ func TestSecretProblems(t *testing.T) {
 		_, err := call(t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-06"})
 		if errorType(err) != export.SecretUnavailable {
 			t.Fatalf("err = %v (%s)", err, errorType(err))
+		}
+		if msg := err.(messages.InvokeResponse_Error).Message; strings.Contains(msg, export.SecretUnavailable) {
+			t.Errorf("message %q repeats the name", msg)
 		}
 	})
 }

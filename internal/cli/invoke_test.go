@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
@@ -102,6 +103,18 @@ func TestInvoke(t *testing.T) {
 	}
 	if n := sim.Requests(atlassim.OpCreateUsage); n != 1 {
 		t.Errorf("%d usage queries, want the one submit", n)
+	}
+}
+
+// TestInvokeConsoleComment: the Step Functions console's default input plans the previous month.
+func TestInvokeConsoleComment(t *testing.T) {
+	a, stdout, stderr := testApp(t, map[string]string{config.EnvOrgIDs: testOrg1})
+	if code := a.Main(context.Background(), []string{"invoke", "--out", t.TempDir(), "plan", `{"Comment": "Insert your JSON here"}`}); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var plan export.Plan
+	if err := json.Unmarshal(stdout.Bytes(), &plan); err != nil || len(plan.Jobs) != 1 || plan.Jobs[0].Period.Label() != time.Now().UTC().AddDate(0, 0, -time.Now().UTC().Day()).Format("2006-01") {
+		t.Fatalf("plan %s (%v), want the previous month", stdout, err)
 	}
 }
 

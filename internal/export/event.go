@@ -26,6 +26,9 @@ type Request struct {
 	// Focus asks for Atlas's FOCUS report of each invoice; unset takes the
 	// configured default (on unless ABX_FOCUS_REPORTS=false).
 	Focus *bool `json:"focus,omitempty"`
+	// Comment is ignored: the Step Functions console starts an execution
+	// with {"Comment": "Insert your JSON here"} unless told otherwise.
+	Comment string `json:"Comment,omitempty"`
 }
 
 // Filters narrow a Cost Explorer query.

@@ -26,6 +26,7 @@ func TestDecode(t *testing.T) {
 	}{
 		{"console test event", "submit", `{"orgId":"` + orgA + `","period":"2024-06"}`, "", "request", `"period":"2024-06"`},
 		{"empty is a request", "fetch-invoice", ``, "", "request", `{}`},
+		{"the Step Functions console's default input", "submit", `{"action":"plan","request":{"Comment":"Insert your JSON here"}}`, "plan", "request", `"Comment"`},
 		{"null is a request", "submit", `null`, "", "request", `{}`},
 		{"scheduler input", "submit", `{"period":"previous-month","scheduledTime":"2024-07-02T06:00:00Z"}`, "", "request", `"scheduledTime":"2024-07-02T06:00:00Z"`},
 		{"EventBridge rule event", "submit", `{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012",` +
@@ -50,6 +51,7 @@ func TestDecode(t *testing.T) {
 		{"no payload", "submit", `{"action":"submit"}`, "", "", "carries a job"},
 		{"unknown field in a call", "submit", `{"action":"plan","request":{},"comment":"x"}`, "", "", `unknown field "comment"`},
 		{"field in the wrong case", "submit", `{"orgid":"` + orgA + `"}`, "", "", `unknown field "orgid"`},
+		{"comment in the wrong case", "submit", `{"comment":"x"}`, "", "", `unknown field "comment"`},
 		{"EventBridge detail is read strictly", "submit", `{"detail":{"orgid":"` + orgA + `"}}`, "", "", `unknown field "orgid"`},
 		{"EventBridge event is unwrapped once", "submit", `{"detail":{"detail":{}}}`, "", "", `unknown field "detail"`},
 		{"not an object", "submit", `[1,2]`, "", "", "JSON object"},

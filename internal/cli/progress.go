@@ -15,7 +15,6 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/report"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
@@ -285,7 +284,7 @@ func monthsText(months []string) string {
 
 // writeTotals prints the usage as a table: a row per service, a column per
 // month, and a total row; sums are exact decimals.
-func writeTotals(w io.Writer, totals []report.Total) {
+func writeTotals(w io.Writer, totals []total) {
 	var months, services []string
 	cell := map[[2]string]string{}
 	sums := map[string]*big.Rat{}

@@ -5,20 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/report"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
@@ -144,11 +137,6 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 			runErr = fmt.Errorf("stopped after --timeout %s: %w", r.timeout, runErr)
 		}
 		sum := summarize(results)
-		if runErr == nil {
-			if sum.Totals, err = readTotals(ctx, cfg, s.region, results); err != nil {
-				runErr = fmt.Errorf("summing up the usage: %w", err)
-			}
-		}
 		elapsed := a.Now().Sub(start)
 		sum.Event, sum.ElapsedSeconds, sum.Error = "summary", elapsed.Seconds(), errText(runErr)
 		p.JSON(sum)
@@ -162,18 +150,28 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 
 // summary is what a whole run did.
 type summary struct {
-	Event          string         `json:"event"`
-	Orgs           []string       `json:"orgs"`
-	Months         []string       `json:"months"`
-	Objects        []sink.Object  `json:"objects"`
-	Totals         []report.Total `json:"usageTotals,omitempty"` // usage per month and service
-	ElapsedSeconds float64        `json:"elapsedSeconds"`
-	Error          string         `json:"error,omitempty"`
+	Event          string        `json:"event"`
+	Orgs           []string      `json:"orgs"`
+	Months         []string      `json:"months"`
+	Objects        []sink.Object `json:"objects"`
+	Totals         []total       `json:"usageTotals,omitempty"` // usage per month and service
+	ElapsedSeconds float64       `json:"elapsedSeconds"`
+	Error          string        `json:"error,omitempty"`
 }
 
-// summarize lists the orgs, months and objects of the jobs that finished.
+// total is the usage of one service in one month, in dollars to the cent.
+type total struct {
+	Month   string `json:"month"`
+	Service string `json:"service"`
+	Amount  string `json:"amount"`
+}
+
+// summarize lists the orgs, months and objects of the jobs that finished, and totals their usage
+// per month and service from what the normalizer summed while the usage streamed (the results'
+// UsageServices: exact decimals, added here with math/big).
 func summarize(results []export.Result) summary {
 	sum := summary{Orgs: []string{}, Months: []string{}, Objects: []sink.Object{}}
+	sums := map[total]*big.Rat{} // by month and service
 	for _, r := range results {
 		if r.OrgID == "" {
 			continue // a job that did not finish
@@ -185,7 +183,21 @@ func summarize(results []export.Result) summary {
 			sum.Months = append(sum.Months, r.Period.Label())
 		}
 		sum.Objects = append(sum.Objects, r.Objects...)
+		for service, amount := range r.UsageServices {
+			k := total{Month: r.Period.Label(), Service: service}
+			if sums[k] == nil {
+				sums[k] = new(big.Rat)
+			}
+			if v, ok := new(big.Rat).SetString(amount); ok {
+				sums[k].Add(sums[k], v)
+			}
+		}
 	}
+	for k, v := range sums {
+		k.Amount = v.FloatString(2)
+		sum.Totals = append(sum.Totals, k)
+	}
+	slices.SortFunc(sum.Totals, func(a, b total) int { return strings.Compare(a.Month+"\x00"+a.Service, b.Month+"\x00"+b.Service) })
 	return sum
 }
 
@@ -194,42 +206,4 @@ func errText(err error) string {
 		return ""
 	}
 	return oneLine(err.Error())
-}
-
-// readTotals reads the normalized usage files back and totals them per month and service.
-func readTotals(ctx context.Context, cfg config.Config, region string, results []export.Result) ([]report.Total, error) {
-	var usage []report.Usage
-	for _, r := range results {
-		if r.OrgID == "" {
-			continue
-		}
-		for _, o := range r.Objects {
-			if strings.Contains("/"+o.Key, "/"+layout.NormalizedUsageFolder+"/") {
-				usage = append(usage, report.Usage{Key: o.Key, Month: r.Period.Label()})
-			}
-		}
-	}
-	open := func(_ context.Context, key string) (io.ReadCloser, error) {
-		return os.Open(filepath.Join(cfg.Dir, filepath.FromSlash(key)))
-	}
-	if cfg.Bucket != "" {
-		awsCfg, err := loadAWS(ctx, region)
-		if err != nil {
-			return nil, err
-		}
-		s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-			if cfg.S3Endpoint != "" {
-				o.BaseEndpoint = aws.String(cfg.S3Endpoint)
-				o.UsePathStyle = true
-			}
-		})
-		open = func(ctx context.Context, key string) (io.ReadCloser, error) {
-			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(key)})
-			if err != nil {
-				return nil, err
-			}
-			return out.Body, nil
-		}
-	}
-	return report.Totals(ctx, usage, open)
 }

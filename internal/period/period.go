@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	// The zone database in the binary: Lambda's provided.al2023 does not
+	// promise /usr/share/zoneinfo, and a schedule's zone must load anyway.
+	_ "time/tzdata"
 )
 
 const (
@@ -98,16 +101,33 @@ func (p *Period) UnmarshalJSON(b []byte) error {
 }
 
 // Parse reads a named period relative to ref: "YYYY-MM", "previous-month"
-// (the default when spec is empty) or "month-to-date".
+// (the default when spec is empty) or "month-to-date". Those two count from
+// the month ref's date falls in on the calendar of ref's own location, so
+// give ref in the schedule's time zone (ref.In(zone)): 07:00 on August 1st
+// in Auckland is still July 31st in UTC, but its month to date is August.
 func Parse(spec string, ref time.Time) (Period, error) {
+	current := Month(ref.Year(), ref.Month())
 	switch strings.TrimSpace(spec) {
 	case "", PreviousMonth:
-		return Of(ref).Prev(), nil
+		return current.Prev(), nil
 	case MonthToDate:
-		return Of(ref), nil
+		return current, nil
 	default:
 		return parseMonth(spec)
 	}
+}
+
+// Zone loads the IANA time zone name ("" is UTC) that months are counted in.
+func Zone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(name)
+	// "Local" is whatever the machine says, not a setting.
+	if err != nil || name == "Local" {
+		return nil, fmt.Errorf("time zone %.40q: want an IANA name such as UTC or Europe/Paris", name)
+	}
+	return loc, nil
 }
 
 // Prev is the month before p.

@@ -132,3 +132,64 @@ func TestJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A schedule's time, converted to its zone, decides the month: on the 1st
+// east of UTC and on the last day west of it, UTC's month is another.
+func TestParseInZone(t *testing.T) {
+	tests := []struct {
+		zone, scheduled string // the scheduled time as the scheduler sends it (UTC)
+		spec, want      string
+	}{
+		// 07:00 on Aug 1st in Auckland (NZST, +12) is 19:00 on Jul 31st UTC.
+		{zone: "Pacific/Auckland", scheduled: "2024-07-31T19:00:00Z", spec: MonthToDate, want: "2024-08"},
+		{zone: "Pacific/Auckland", scheduled: "2024-07-31T19:00:00Z", spec: PreviousMonth, want: "2024-07"},
+		// 06:00 on Jan 1st in Auckland (NZDT, +13) is 17:00 on Dec 31st UTC.
+		{zone: "Pacific/Auckland", scheduled: "2024-12-31T17:00:00Z", spec: PreviousMonth, want: "2024-12"},
+		// 07:00 on Jul 31st in Auckland (last day) is 19:00 on Jul 30th UTC.
+		{zone: "Pacific/Auckland", scheduled: "2024-07-30T19:00:00Z", spec: MonthToDate, want: "2024-07"},
+		// 20:00 on Jul 31st in Los Angeles (PDT, -7) is 03:00 on Aug 1st UTC.
+		{zone: "America/Los_Angeles", scheduled: "2024-08-01T03:00:00Z", spec: MonthToDate, want: "2024-07"},
+		{zone: "America/Los_Angeles", scheduled: "2024-08-01T03:00:00Z", spec: PreviousMonth, want: "2024-06"},
+		// 22:00 on Feb 29th (PST, -8) is 06:00 on Mar 1st UTC.
+		{zone: "America/Los_Angeles", scheduled: "2024-03-01T06:00:00Z", spec: MonthToDate, want: "2024-02"},
+		// 00:30 on Mar 1st in Los Angeles (the 1st) is 08:30 UTC, the same day.
+		{zone: "America/Los_Angeles", scheduled: "2024-03-01T08:30:00Z", spec: PreviousMonth, want: "2024-02"},
+		{zone: "", scheduled: "2024-08-01T03:00:00Z", spec: MonthToDate, want: "2024-08"},
+		{zone: "UTC", scheduled: "2024-07-31T19:00:00Z", spec: MonthToDate, want: "2024-07"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.zone+"/"+tt.scheduled+"/"+tt.spec, func(t *testing.T) {
+			zone, err := Zone(tt.zone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, err := time.Parse(time.RFC3339, tt.scheduled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Parse(tt.spec, at.In(zone))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Label() != tt.want {
+				t.Errorf("Parse(%s, %s in %s) = %s, want %s", tt.spec, tt.scheduled, tt.zone, got, tt.want)
+			}
+			if got.Start.Location() != time.UTC {
+				t.Errorf("period starts in %v, want UTC (Atlas's months)", got.Start.Location())
+			}
+		})
+	}
+}
+
+func TestZone(t *testing.T) {
+	for name, want := range map[string]string{"": "UTC", "UTC": "UTC", "Europe/Paris": "Europe/Paris"} {
+		if loc, err := Zone(name); err != nil || loc.String() != want {
+			t.Errorf("Zone(%q) = %v, %v; want %s", name, loc, err, want)
+		}
+	}
+	for _, bad := range []string{"Local", "Mars/Olympus", "../../etc/passwd", "utc+2"} {
+		if _, err := Zone(bad); err == nil || !strings.Contains(err.Error(), "IANA") {
+			t.Errorf("Zone(%q) error = %v, want a refusal naming IANA", bad, err)
+		}
+	}
+}

@@ -221,6 +221,21 @@ func TestStoreNamesWhatBroke(t *testing.T) {
 		t.Errorf("store failure: %v (%s), want %s", err, Name(err), StorageError)
 	}
 
+	// A bucket in another region: no retry helps, the stack is misplaced.
+	exp.Store = drainStore{err: &sink.RegionError{Bucket: "b", Region: "eu-west-1", ClientRegion: "us-east-1"}}
+	_, err = exp.store(ctx, "k", strings.NewReader("h\n1\n"), countCSVRows, map[string]string{})
+	if Name(err) != ConfigInvalid || !strings.Contains(err.Error(), "eu-west-1") {
+		t.Errorf("bucket elsewhere: %v (%s), want %s naming the region", err, Name(err), ConfigInvalid)
+	}
+	var out enriched
+	_, err = exp.normalized(ctx, "k", map[string]string{}, func(w io.Writer, r io.Reader) (normalize.Stats, error) {
+		_, err := io.Copy(w, r)
+		return normalize.Stats{}, err
+	}, &out)(strings.NewReader("h\n1\n"))
+	if Name(err) != ConfigInvalid {
+		t.Errorf("normalized, bucket elsewhere: %v (%s), want %s", err, Name(err), ConfigInvalid)
+	}
+
 	exp.Store = drainStore{}
 	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), invoiceLineItems, map[string]string{})
 	if Name(err) != AtlasError {

@@ -59,7 +59,7 @@ func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]s
 			return 0, err
 		}
 		if putErr != nil {
-			return 0, &Error{Name: StorageError, Msg: "writing " + key, Err: putErr}
+			return 0, storageError(key, putErr)
 		}
 		obj.Rows = st.Rows
 		out.obj, out.stats = &obj, st
@@ -115,8 +115,19 @@ func (e *Exporter) store(ctx context.Context, key string, body io.Reader, count 
 		}
 		return sink.Object{}, &Error{Name: AtlasError, Msg: "Atlas sent a CSV that does not parse", Err: src.countErr}
 	default:
-		return sink.Object{}, &Error{Name: StorageError, Msg: "writing " + key, Err: err}
+		return sink.Object{}, storageError(key, err)
 	}
+}
+
+// storageError names a failed write: Config.Invalid for a bucket in another
+// region (no retry helps), else Storage.Error.
+func storageError(key string, err error) *Error {
+	name := StorageError
+	var region *sink.RegionError
+	if errors.As(err, &region) {
+		name = ConfigInvalid
+	}
+	return &Error{Name: name, Msg: "writing " + key, Err: err}
 }
 
 // countingSource passes body through, feeding a row counter in a goroutine.

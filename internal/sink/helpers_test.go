@@ -126,6 +126,8 @@ func (q request) op() string {
 		return "CopyObject"
 	case q.Method == http.MethodPut:
 		return "PutObject"
+	case q.Method == http.MethodHead && q.Key == "":
+		return "HeadBucket"
 	case q.Method == http.MethodHead:
 		return "HeadObject"
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Defaults and limits of S3.
@@ -61,6 +62,21 @@ type S3 struct {
 	log     *slog.Logger
 	copyMax int64 // CopyObject limit; lowered by tests to reach the multipart copy
 	copyPS  int64 // part size of a multipart copy
+
+	regionMu   sync.Mutex
+	regionDone bool  // the bucket's region is known (or S3 would not say)
+	regionErr  error // a *RegionError when it is not the client's
+}
+
+// RegionError is a bucket in another region than the one S3 is called in:
+// every request would fail with a redirect or a malformed authorization.
+type RegionError struct {
+	Bucket, Region, ClientRegion string
+}
+
+func (e *RegionError) Error() string {
+	return fmt.Sprintf("sink: bucket %s is in region %s, but S3 is called in %s: deploy in %s, or write to a bucket in %s",
+		e.Bucket, e.Region, e.ClientRegion, e.Region, e.ClientRegion)
 }
 
 // NewS3 returns a sink writing to bucket. Invalid options make every Put fail.
@@ -116,6 +132,9 @@ func (s *S3) Put(ctx context.Context, p Put) (Object, error) {
 	}
 	if p.Body == nil {
 		return Object{}, fmt.Errorf("sink: put %s: no body", p.Key)
+	}
+	if err := s.checkRegion(ctx); err != nil {
+		return Object{}, err
 	}
 	// One flat level: an S3 server on a file system (versitygw) removes a
 	// staging directory left empty by a concurrent delete, and an upload
@@ -184,6 +203,37 @@ func (s *S3) put(ctx context.Context, p Put, staging string) (Object, error) {
 		return Object{}, err
 	}
 	return obj, nil
+}
+
+// checkRegion asks once which region the bucket is in. The question is
+// anonymous, so it needs no permission: S3 names the bucket's region in the
+// x-amz-bucket-region header even when it refuses the request. When no
+// answer says (no response, a server without the header), the uploads go
+// ahead and fail or succeed on their own.
+func (s *S3) checkRegion(ctx context.Context) error {
+	s.regionMu.Lock()
+	defer s.regionMu.Unlock()
+	if s.regionDone {
+		return s.regionErr
+	}
+	out, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}, func(o *s3.Options) {
+		o.Credentials = nil // unsigned (per operation, aws.AnonymousCredentials fails)
+	})
+	var region string
+	var resp *smithyhttp.ResponseError
+	switch {
+	case err == nil:
+		region = aws.ToString(out.BucketRegion)
+	case errors.As(err, &resp) && resp.Response != nil:
+		region = resp.Response.Header.Get("X-Amz-Bucket-Region")
+	default:
+		return nil // no answer: ask again next time
+	}
+	s.regionDone = true
+	if mine := s.client.Options().Region; region != "" && region != mine {
+		s.regionErr = &RegionError{Bucket: s.bucket, Region: region, ClientRegion: mine}
+	}
+	return s.regionErr
 }
 
 // abort makes sure a failed upload leaves no open multipart upload. The

@@ -16,6 +16,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 const staging = "atlas-billing/_staging"
@@ -377,4 +378,44 @@ func (s *sampler) Read(p []byte) (int, error) {
 		s.next += s.every
 	}
 	return n, err
+}
+
+// A bucket in another region than the client's is named on the first Put,
+// before anything is uploaded, and asked about once.
+func TestS3BucketInAnotherRegion(t *testing.T) {
+	gw := testenv.VersityIn(t, "eu-west-1")
+	bucket := gw.Bucket(t)
+	// The functions' client, in the stack's region.
+	client, rec := recordingClient(func(o ...func(*s3.Options)) *s3.Client {
+		return testenv.NewS3Client(gw.Endpoint, gw.AccessKey, gw.SecretKey, o...)
+	})
+	s := NewS3(client, bucket, S3Options{StagingPrefix: staging})
+	for i := range 2 {
+		_, err := s.Put(testCtx(t), Put{Key: "atlas-billing/usage/a.csv", Body: strings.NewReader("a\n")})
+		var re *RegionError
+		if !errors.As(err, &re) || re.Region != "eu-west-1" || re.ClientRegion != testenv.Region || re.Bucket != bucket {
+			t.Fatalf("Put %d: error = %v, want a RegionError naming eu-west-1", i, err)
+		}
+		if !strings.Contains(err.Error(), "eu-west-1") {
+			t.Errorf("error %q does not name the bucket's region", err)
+		}
+	}
+	if ops := rec.requests(); len(ops) != 1 || ops[0].op() != "HeadBucket" || ops[0].Header.Get("Authorization") != "" {
+		t.Errorf("requests = %v, want one anonymous HeadBucket", ops)
+	}
+	if keys := gw.Keys(t, bucket, ""); len(keys) != 0 {
+		t.Errorf("objects written: %v", keys)
+	}
+
+	// The same bucket from its own region: the check passes once, uploads go ahead.
+	client, rec = recordingClient(gw.NewClient)
+	s = NewS3(client, bucket, S3Options{StagingPrefix: staging})
+	for range 2 {
+		if _, err := s.Put(testCtx(t), Put{Key: "atlas-billing/usage/a.csv", Body: strings.NewReader("a\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rec.count("HeadBucket"); n != 1 {
+		t.Errorf("%d HeadBucket requests for two Puts, want 1", n)
+	}
 }

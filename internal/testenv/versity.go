@@ -48,11 +48,16 @@ func versityBinary(t testing.TB) string {
 // Versity starts versitygw with a posix backend in a fresh temporary folder on
 // a free 127.0.0.1 port, waits until it answers S3 requests, and stops it in
 // t.Cleanup. Its output is logged if the test fails.
-func Versity(t testing.TB) *S3 {
+func Versity(t testing.TB) *S3 { return VersityIn(t, Region) }
+
+// VersityIn is Versity serving region: like S3 for a bucket of that region,
+// it refuses requests signed for another and names its own region in
+// x-amz-bucket-region.
+func VersityIn(t testing.TB, region string) *S3 {
 	t.Helper()
 	bin := versityBinary(t)
 	s := &S3{
-		Region:    Region,
+		Region:    region,
 		AccessKey: "abx" + randomHex(8),
 		SecretKey: randomHex(20),
 	}
@@ -60,10 +65,10 @@ func Versity(t testing.TB) *S3 {
 	// take it before versitygw binds it: retry a few times on early exit.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		endpoint, pid, err := startVersity(t, bin, s.AccessKey, s.SecretKey)
+		endpoint, pid, err := startVersity(t, bin, region, s.AccessKey, s.SecretKey)
 		if err == nil {
 			s.Endpoint, s.PID = endpoint, pid
-			s.Client = NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey)
+			s.Client = s.NewClient()
 			return s
 		}
 		lastErr = err
@@ -83,9 +88,11 @@ func NewS3Client(endpoint, accessKey, secretKey string, optFns ...func(*s3.Optio
 	}, optFns...)
 }
 
-// NewClient returns another client for this gateway, adjusted by optFns.
+// NewClient returns another client for this gateway, in its region, adjusted
+// by optFns.
 func (s *S3) NewClient(optFns ...func(*s3.Options)) *s3.Client {
-	return NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey, optFns...)
+	inRegion := func(o *s3.Options) { o.Region = s.Region }
+	return NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey, append([]func(*s3.Options){inRegion}, optFns...)...)
 }
 
 func freePort(t testing.TB) string {
@@ -112,12 +119,12 @@ func versityEnv() []string {
 	return env
 }
 
-func startVersity(t testing.TB, bin, access, secret string) (string, int, error) {
+func startVersity(t testing.TB, bin, region, access, secret string) (string, int, error) {
 	t.Helper()
 	addr := freePort(t)
 	root := t.TempDir()
 	out := &Buffer{Max: 64 << 10}
-	cmd := exec.Command(bin, "--port", addr, "posix", root)
+	cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", root)
 	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
 	cmd.Stdout = out
 	cmd.Stderr = out

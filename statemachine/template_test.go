@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -541,5 +542,39 @@ func TestSamconfigExample(t *testing.T) {
 	}
 	if len(given) == 0 {
 		t.Error("found no parameter overrides in samconfig.toml.example")
+	}
+}
+
+// TestMakeHelpMatchesREADME keeps the README's Develop table and `make help`
+// (the Makefile's "## " comments) listing the same targets.
+func TestMakeHelpMatchesREADME(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help []string
+	for _, m := range regexp.MustCompile(`(?m)^([a-zA-Z_-]+):.*## `).FindAllSubmatch(mk, -1) {
+		help = append(help, string(m[1]))
+	}
+	_, develop, ok := strings.Cut(string(readme), "\n## Develop\n")
+	if !ok {
+		t.Fatal("README has no Develop section")
+	}
+	develop, _, _ = strings.Cut(develop, "\n## ")
+	var table []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `make ([a-zA-Z_-]+)` \\|").FindAllStringSubmatch(develop, -1) {
+		table = append(table, m[1])
+	}
+	slices.Sort(help)
+	slices.Sort(table)
+	if len(help) == 0 || !slices.Equal(help, table) {
+		t.Errorf("make help lists %v, the README's Develop table %v", help, table)
+	}
+	if regexp.MustCompile(`(?m)^[a-zA-Z_-]+:.*## .*\$\(`).Match(mk) {
+		t.Errorf("a help text holds a make variable, which make help prints literally")
 	}
 }

@@ -400,7 +400,7 @@ func TestSAMTranslation(t *testing.T) {
 	}
 	want := map[string]int{
 		"AWS::Lambda::Function": 3, "AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 2,
-		"AWS::IAM::Role": 6, "AWS::S3::Bucket": 1, "AWS::Glue::Database": 1,
+		"AWS::IAM::Role": 5, "AWS::S3::Bucket": 1, "AWS::Glue::Database": 1,
 	}
 	for typ, n := range want {
 		if counts[typ] != n {
@@ -494,8 +494,12 @@ func TestSAMSchedules(t *testing.T) {
 			t.Errorf("%s: time zone %v, want the ScheduleTimezone parameter", id, got)
 		}
 		role := roleOf(t, resource{Props: asMap(sc.Props["Target"])}, "RoleArn")
-		if got := dig(s.resources[role].Props, "AssumeRolePolicyDocument", "Statement"); !strings.Contains(fmt.Sprint(got), "scheduler.amazonaws.com") {
-			t.Errorf("%s: role %s is not assumed by EventBridge Scheduler: %v", id, role, got)
+		trust := map[string]any{
+			"Effect": "Allow", "Principal": map[string]any{"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+			"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": testAccount}},
+		}
+		if got := dig(s.resources[role].Props, "AssumeRolePolicyDocument", "Statement"); !jsonEqual(got, []any{trust}) {
+			t.Errorf("%s: role %s trusts %v, want only EventBridge Scheduler of this account", id, role, got)
 		}
 		if got := s.grants(t, role); !slices.Equal(got, []string{"states:StartExecution ${ExportStateMachine}"}) {
 			t.Errorf("%s: scheduler role %s grants %v, want only states:StartExecution on the state machine", id, role, got)

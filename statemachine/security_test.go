@@ -15,6 +15,7 @@ func TestTemplateTrustPolicies(t *testing.T) {
 		"PollRole":         "lambda.amazonaws.com",
 		"FetchInvoiceRole": "lambda.amazonaws.com",
 		"StateMachineRole": "states.amazonaws.com",
+		"SchedulerRole":    "scheduler.amazonaws.com",
 	}
 	resources, _ := tp.raw["Resources"].(map[string]any)
 	seen := map[string]bool{}
@@ -37,7 +38,7 @@ func TestTemplateTrustPolicies(t *testing.T) {
 			if w, ok := want[id]; ok && service != w {
 				t.Errorf("%s: trusted by %s, want %s", id, service, w)
 			}
-			if id == "StateMachineRole" {
+			if id == "StateMachineRole" || id == "SchedulerRole" {
 				if acct, _ := render(dig(st, "Condition", "StringEquals", "aws:SourceAccount")); acct != "${AWS::AccountId}" {
 					t.Errorf("%s: trust not limited to this account (aws:SourceAccount %q)", id, acct)
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -576,5 +577,20 @@ func TestMakeHelpMatchesREADME(t *testing.T) {
 	}
 	if regexp.MustCompile(`(?m)^[a-zA-Z_-]+:.*## .*\$\(`).Match(mk) {
 		t.Errorf("a help text holds a make variable, which make help prints literally")
+	}
+}
+
+// TestFunctionsEmbedTimeZones: each function loads ScheduleTimezone
+// (ABX_SCHEDULE_TIMEZONE) from the zone database in its binary, since
+// provided.al2023 does not promise /usr/share/zoneinfo.
+func TestFunctionsEmbedTimeZones(t *testing.T) {
+	for id, dir := range functions {
+		out, err := exec.Command("go", "list", "-deps", "../functions/"+dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps functions/%s: %v\n%s", dir, err, out)
+		}
+		if !slices.Contains(strings.Fields(string(out)), "time/tzdata") {
+			t.Errorf("%s (functions/%s) does not link time/tzdata", id, dir)
+		}
 	}
 }

@@ -263,7 +263,7 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 			return usagef("start takes no arguments, got %.40q", pos[0])
 		}
 		now := a.Now()
-		m, err := period.Parse(*spec, now)
+		m, err := period.Parse(*spec, now.UTC()) // as --help says
 		if err == nil {
 			err = export.CheckMonths([]period.Period{m}, now)
 		}

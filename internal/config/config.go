@@ -12,9 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -30,6 +32,7 @@ const (
 	EnvMaxPolls   = "ABX_MAX_POLL_ATTEMPTS"
 	EnvS3Endpoint = "ABX_S3_ENDPOINT"
 	EnvFocus      = "ABX_FOCUS_REPORTS"
+	EnvZone       = "ABX_SCHEDULE_TIMEZONE"
 	// EnvAtlasBaseURL is the Atlas CLI's name for the base URL, which the
 	// command-line tool reads first.
 	EnvAtlasBaseURL = "MONGODB_ATLAS_BASE_URL"
@@ -61,6 +64,9 @@ type Config struct {
 	MaxPollAttempts int      // ABX_MAX_POLL_ATTEMPTS, 1 to MaxPollAttempts
 	S3Endpoint      string   // ABX_S3_ENDPOINT: a path-style endpoint (tests, S3-compatible stores)
 	FocusReports    bool     // ABX_FOCUS_REPORTS: fetch Atlas's FOCUS report of each invoice, default true
+	// Zone is ABX_SCHEDULE_TIMEZONE, the schedules' time zone, whose months
+	// previous-month and month-to-date are; nil is UTC.
+	Zone *time.Location
 }
 
 // FromEnv reads a function's configuration through getenv (os.Getenv in
@@ -153,6 +159,13 @@ func load(getenv func(string) string, out *string) (Config, error) {
 			problem("%s %.64q: want true or false", EnvFocus, v)
 		}
 		c.FocusReports = on
+	}
+	if v := get(EnvZone); v != "" {
+		zone, err := period.Zone(v)
+		if err != nil {
+			problem("%s: %v", EnvZone, err)
+		}
+		c.Zone = zone
 	}
 	if len(problems) > 0 {
 		return Config{}, &export.Error{Name: export.ConfigInvalid, Msg: "configuration: " + strings.Join(problems, "; ")}

@@ -27,6 +27,13 @@ func TestFromEnvDefaults(t *testing.T) {
 	if len(c.OrgIDs) != 2 || c.OrgIDs[1] != "6a1b2c3d4e5f6a7b8c9d0e1f" {
 		t.Errorf("OrgIDs = %v", c.OrgIDs)
 	}
+	if c.Zone != nil {
+		t.Errorf("Zone = %v, want nil (UTC)", c.Zone)
+	}
+	c, err = FromEnv(env(map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_SCHEDULE_TIMEZONE": "Pacific/Auckland"}))
+	if err != nil || c.Zone.String() != "Pacific/Auckland" {
+		t.Errorf("ABX_SCHEDULE_TIMEZONE=Pacific/Auckland: Zone %v, %v", c.Zone, err)
+	}
 }
 
 func TestFromEnvProblems(t *testing.T) {
@@ -47,6 +54,7 @@ func TestFromEnvProblems(t *testing.T) {
 		{"no attempts", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_MAX_POLL_ATTEMPTS": "0"}, []string{"ABX_MAX_POLL_ATTEMPTS"}},
 		{"too many attempts", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_MAX_POLL_ATTEMPTS": "1001"}, []string{"from 1 to 1000"}},
 		{"focus neither true nor false", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_FOCUS_REPORTS": "maybe"}, []string{`ABX_FOCUS_REPORTS "maybe"`}},
+		{"unknown time zone", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_SCHEDULE_TIMEZONE": "Mars/Olympus"}, []string{`ABX_SCHEDULE_TIMEZONE: time zone "Mars/Olympus"`}},
 		{"bad endpoint", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_S3_ENDPOINT": "s3.local"}, []string{"ABX_S3_ENDPOINT"}},
 		{"a host name too long for DNS", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_ATLAS_BASE_URL": "https://" + strings.Repeat("a", 5000) + ".com"}, []string{"at most 253"}},
 		{"a long value is not echoed", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_ORG_IDS": strings.Repeat("5f1a2b3c", 625)}, []string{"ABX_ORG_IDS"}},

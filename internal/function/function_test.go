@@ -209,6 +209,24 @@ func TestPlanAndDefaults(t *testing.T) {
 	}
 }
 
+// The template gives the functions the schedules' zone: 07:00 on July 1st in
+// Auckland (19:00 on June 30th UTC) is in July there.
+func TestPlanInScheduleZone(t *testing.T) {
+	w := newWorld(t, atlassim.Config{}, "")
+	event := `{"action":"plan","request":{"period":"month-to-date","scheduledTime":"2024-06-30T19:00:00Z"}}`
+	for zone, want := range map[string]string{"": "2024-06", "UTC": "2024-06", "Pacific/Auckland": "2024-07"} {
+		w.Env["ABX_SCHEDULE_TIMEZONE"] = zone
+		plan := mustCall[export.Plan](t, w.NewHandlers().Handler("submit"), event)
+		if len(plan.Jobs) == 0 || plan.Jobs[0].Period.Label() != want {
+			t.Errorf("ABX_SCHEDULE_TIMEZONE=%q: plan %+v, want %s", zone, plan, want)
+		}
+	}
+	w.Env["ABX_SCHEDULE_TIMEZONE"] = "Mars/Olympus"
+	if _, err := call(t, w.NewHandlers().Handler("submit"), event); errorType(err) != export.ConfigInvalid {
+		t.Errorf("unknown zone: err = %v, want %s", err, export.ConfigInvalid)
+	}
+}
+
 func TestBadInputMakesNoCall(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
 	for _, ev := range []string{

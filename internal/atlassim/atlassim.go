@@ -34,11 +34,7 @@
 //     spec has no 406 and kin-openapi does not look at Accept. No Accept or
 //     */* gets the JSON type (CSV-only operation: CSV);
 //   - unknown org: 404 ORG_NOT_FOUND; unknown invoice or query token: 404
-//     RESOURCE_NOT_FOUND;
-//   - ?envelope=true: JSON answers come back 200 with the status in the body
-//     (lists get a "status" field, other bodies {"status":..,"content":..}),
-//     a query still processing answers 200 {"status":102,"content":{}};
-//     CSV bodies and errors are not enveloped.
+//     RESOURCE_NOT_FOUND.
 //
 // Every JSON answer is validated against the spec before it leaves; CSV
 // streams have their status and headers validated. A violation is a

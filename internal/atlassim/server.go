@@ -32,15 +32,14 @@ const (
 
 // exchange is one request being answered.
 type exchange struct {
-	s        *Server
-	w        *recorder
-	r        *http.Request
-	op, org  string
-	who      principal
-	input    *openapi3filter.RequestValidationInput // nil before routing
-	accept   string                                 // negotiated success media type
-	envelope bool
-	fault    *Fault
+	s       *Server
+	w       *recorder
+	r       *http.Request
+	op, org string
+	who     principal
+	input   *openapi3filter.RequestValidationInput // nil before routing
+	accept  string                                 // negotiated success media type
+	fault   *Fault
 }
 
 // recorder remembers the status and body size for the request log.
@@ -122,7 +121,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !x.negotiate(route.Operation) {
 		return
 	}
-	x.envelope = r.URL.Query().Get("envelope") == "true"
 	if _, ok := s.orgs[x.org]; !ok {
 		x.apiError(http.StatusNotFound, "ORG_NOT_FOUND", fmt.Sprintf("No organization with ID %s exists.", x.org))
 		return
@@ -304,8 +302,7 @@ func (x *exchange) unauthorized(detail string, stale bool) {
 	x.apiError(http.StatusUnauthorized, "UNAUTHORIZED", detail)
 }
 
-// sendJSON validates a JSON answer against the spec, then sends it (in an
-// envelope if asked). A spec violation is a simulator bug: it is logged and
+// sendJSON validates a JSON answer against the spec, then sends it. A spec violation is a simulator bug: it is logged and
 // answered 500 SIMULATOR_INVALID_RESPONSE.
 func (x *exchange) sendJSON(status int, ct string, body []byte) {
 	h := x.w.Header()
@@ -317,10 +314,6 @@ func (x *exchange) sendJSON(status int, ct string, body []byte) {
 			return
 		}
 	}
-	if x.envelope && status < 300 {
-		body = envelope(status, body)
-		status = http.StatusOK
-	}
 	if x.r.URL.Query().Get("pretty") == "true" {
 		var buf bytes.Buffer
 		if json.Indent(&buf, body, "", "  ") == nil {
@@ -331,24 +324,6 @@ func (x *exchange) sendJSON(status int, ct string, body []byte) {
 		_, err := w.Write(body)
 		return err
 	})
-}
-
-// envelope adds the status to a list answer, or wraps any other answer as
-// {"status":..,"content":..}, as Atlas does for ?envelope=true.
-func envelope(status int, body []byte) []byte {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) == nil {
-		if _, list := obj["results"]; list {
-			obj["status"] = json.RawMessage(strconv.Itoa(status))
-			b, _ := json.Marshal(obj)
-			return b
-		}
-	}
-	b, _ := json.Marshal(struct {
-		Status  int             `json:"status"`
-		Content json.RawMessage `json:"content"`
-	}{status, body})
-	return b
 }
 
 // sendStream sends a CSV of known size produced by gen. Only status and
@@ -557,18 +532,6 @@ func lingerZero(c net.Conn) {
 
 // processing answers 102 Processing as a real, bare 1xx on the wire.
 func (x *exchange) processing() {
-	if x.envelope {
-		// The API's own remedy for clients that cannot see status codes.
-		x.w.Header().Set("Content-Type", typeJSON)
-		x.rateHeaders()
-		body := []byte(`{"status":102,"content":{}}`)
-		x.fault = nil
-		x.send(http.StatusOK, int64(len(body)), body, func(w io.Writer) error {
-			_, err := w.Write(body)
-			return err
-		})
-		return
-	}
 	if err := x.validateResponse(http.StatusProcessing, []byte{}); err != nil {
 		x.invalidResponse(err)
 		return

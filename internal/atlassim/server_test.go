@@ -17,49 +17,6 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
-func TestEnvelope(t *testing.T) {
-	srv, base := start(t, atlassim.Config{ReadyAfterPolls: 1})
-	c := client(t, base, oauth, nil)
-	u := newQuery(t, c, base, org1) + "?envelope=true"
-
-	st, h, b := call(t, c, http.MethodGet, u, csvType, nil)
-	if st != 200 || string(b) != `{"status":102,"content":{}}` || h.Get("Content-Type") != jsonType {
-		t.Fatalf("processing in an envelope: %d %s %q", st, b, h.Get("Content-Type"))
-	}
-	st, h, b = call(t, c, http.MethodGet, u, csvType, nil)
-	if st != 200 || h.Get("Content-Type") != csvType || !bytes.HasPrefix(b, []byte("Invoice ID,")) {
-		t.Fatalf("ready with envelope=true: %d %q", st, h.Get("Content-Type"))
-	}
-
-	st, _, b = call(t, c, http.MethodGet, orgURL(base, org1, "/invoices?envelope=true"), jsonType, nil)
-	var list struct {
-		Status  int               `json:"status"`
-		Results []json.RawMessage `json:"results"`
-	}
-	if st != 200 || json.Unmarshal(b, &list) != nil || list.Status != 200 || len(list.Results) == 0 {
-		t.Fatalf("list in an envelope: %d %s", st, b)
-	}
-	inv := srv.Invoices(org1)[0].ID
-	st, _, b = call(t, c, http.MethodGet, orgURL(base, org1, "/invoices/"+inv+"?envelope=true"), jsonType, nil)
-	var one struct {
-		Status  int `json:"status"`
-		Content struct {
-			ID string `json:"id"`
-		} `json:"content"`
-	}
-	if st != 200 || json.Unmarshal(b, &one) != nil || one.Status != 200 || one.Content.ID != inv {
-		t.Fatalf("object in an envelope: %d %s", st, b)
-	}
-	st, _, b = call(t, c, http.MethodPost, orgURL(base, org1, "/billing/costExplorer/usage?envelope=true"), jsonType, usageQuery())
-	var created struct {
-		Status  int `json:"status"`
-		Content struct{ Token string }
-	}
-	if st != 200 || json.Unmarshal(b, &created) != nil || created.Status != 202 || len(created.Content.Token) != 64 {
-		t.Fatalf("202 in an envelope: %d %s", st, b)
-	}
-}
-
 func TestProcessingTime(t *testing.T) {
 	_, base := start(t, atlassim.Config{ProcessingTime: 200 * time.Millisecond})
 	c := client(t, base, oauth, nil)

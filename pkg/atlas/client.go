@@ -58,7 +58,6 @@ type Client struct {
 	dl        *http.Client // what report downloads go through: never any credentials
 	userAgent string
 	retry     RetryPolicy
-	envelope  bool
 	logger    *slog.Logger
 
 	// Service account (bearer) auth.
@@ -153,13 +152,6 @@ func WithUserAgent(ua string) Option {
 // WithRetry sets the retry policy (default DefaultRetryPolicy).
 func WithRetry(p RetryPolicy) Option {
 	return func(c *Client) error { c.retry = p; return nil }
-}
-
-// WithEnvelope adds envelope=true to every request: Atlas then answers 200
-// with the real status inside a JSON body. A fallback for paths (proxies,
-// gateways) that cannot carry a 102.
-func WithEnvelope(on bool) Option {
-	return func(c *Client) error { c.envelope = on; return nil }
 }
 
 // WithLogger logs retries (method, path, status, attempt, wait) at Info

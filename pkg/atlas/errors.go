@@ -168,17 +168,13 @@ type apiError struct {
 // maxErrorBody bounds how much of an error body is read.
 const maxErrorBody = 64 << 10
 
-// decodeError builds an *Error from a status code and a body that may or may
-// not be an ApiError. status is the HTTP status; when it is 2xx (envelope
-// mode) the body's own "error" field supplies it.
+// decodeError builds an *Error from an HTTP status and a body that may or may
+// not be an ApiError.
 func decodeError(status int, body []byte) *Error {
 	e := &Error{StatusCode: status}
 	var a apiError
 	if err := json.Unmarshal(body, &a); err != nil {
 		return e
-	}
-	if n, err := strconv.Atoi(string(a.Error)); err == nil && (status < 300 || status == 0) && n >= 100 && n <= 599 {
-		e.StatusCode = n
 	}
 	var oauthCode string
 	if len(a.Error) > 0 && a.Error[0] == '"' {

@@ -2,7 +2,6 @@ package atlas
 
 import (
 	"context"
-	"io"
 	"time"
 )
 
@@ -22,12 +21,3 @@ func SetRetryHooks(c *Client, sleep func(context.Context, time.Duration) error, 
 
 // DecodeError exposes the ApiError decoder to the fuzz target.
 var DecodeError = decodeError
-
-// OpenEnvelope exposes the streaming envelope decoder to the fuzz target.
-func OpenEnvelope(rc io.ReadCloser) (io.ReadCloser, error) {
-	e, err := openEnvelope(rc, "GET", "/fuzz")
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
-}

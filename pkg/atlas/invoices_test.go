@@ -141,38 +141,6 @@ func TestListInvoicesPageBound(t *testing.T) {
 	}
 }
 
-func TestListInvoicesEnvelope(t *testing.T) {
-	t.Parallel()
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("envelope") != "true" {
-			t.Errorf("no envelope=true in %q", r.URL.RawQuery)
-		}
-		switch r.URL.Path {
-		case "/api/atlas/v2/orgs/" + testOrg + "/invoices":
-			writeJSON(w, http.StatusOK, `{"status":200,"results":[{"id":"`+testInv+`","amountPaidCents":5}],"totalCount":1}`)
-		case "/api/atlas/v2/orgs/" + testOrg + "/invoices/pending":
-			writeJSON(w, http.StatusOK, `{"status":200,"content":{"results":[{"id":"`+testInv+`","amountPaidCents":6}]}}`)
-		default:
-			writeJSON(w, http.StatusOK, `{"status":404,"content":{"error":404,"errorCode":"RESOURCE_NOT_FOUND","detail":"x"}}`)
-		}
-	})
-	c := newClient(t, srv.URL, atlas.WithEnvelope(true))
-	ctx := ctxTimeout(t, 5*time.Second)
-	inv, err := c.ListInvoices(ctx, testOrg, nil)
-	if err != nil || len(inv) != 1 || inv[0].AmountPaidCents != 5 {
-		t.Errorf("ListInvoices = %+v, %v", inv, err)
-	}
-	inv, err = c.PendingInvoices(ctx, testOrg)
-	if err != nil || len(inv) != 1 || inv[0].AmountPaidCents != 6 {
-		t.Errorf("PendingInvoices = %+v, %v", inv, err)
-	}
-	_, err = c.InvoiceCSV(ctx, testOrg, testInv)
-	var e *atlas.Error
-	if !atlas.IsNotFound(err) || !errors.As(err, &e) || e.ErrorCode != "RESOURCE_NOT_FOUND" {
-		t.Errorf("InvoiceCSV error = %v", err)
-	}
-}
-
 func TestInvoiceCSVStream(t *testing.T) {
 	t.Parallel()
 	const body = "Invoice Number,666acb8787ba43606905dcae,\nBilling Period,\"June 1, 2024 - July 1, 2024\",\n\n" +

@@ -3,7 +3,6 @@ package atlas_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"runtime"
@@ -64,14 +63,6 @@ func TestStreamingMemory(t *testing.T) {
 	// garbage a busy machine lets pile up before the collector runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("envelope") == "true" {
-			// {"status":200,"content":"<size/4 bytes of escaped CSV>"}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"status":200,"content":"`)
-			generate(jsonStringWriter{w}, size/4)
-			_, _ = io.WriteString(w, `"}`)
-			return
-		}
 		w.Header().Set("Content-Type", r.Header.Get("Accept"))
 		if r.URL.Path != "/api/atlas/v2/orgs/"+testOrg+"/billing/costExplorer/usage/"+testToken {
 			w.Header().Set("Content-Length", strconv.Itoa(size)) // invoices: Content-Length; usage: chunked
@@ -79,7 +70,6 @@ func TestStreamingMemory(t *testing.T) {
 		generate(w, size)
 	})
 	plain := newClient(t, srv.URL)
-	enveloped := newClient(t, srv.URL, atlas.WithEnvelope(true))
 	tests := []struct {
 		name string
 		open func(context.Context) (io.ReadCloser, error)
@@ -93,13 +83,6 @@ func TestStreamingMemory(t *testing.T) {
 			}
 			return u.Body, nil
 		}, size},
-		{"GetUsage envelope", func(ctx context.Context) (io.ReadCloser, error) {
-			u, err := enveloped.GetUsage(ctx, testOrg, testToken, atlas.CSV)
-			if err != nil {
-				return nil, err
-			}
-			return u.Body, nil
-		}, size / 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,15 +104,4 @@ func TestStreamingMemory(t *testing.T) {
 			}
 		})
 	}
-}
-
-// jsonStringWriter writes its input as the inside of a JSON string.
-type jsonStringWriter struct{ w io.Writer }
-
-func (j jsonStringWriter) Write(p []byte) (int, error) {
-	b, _ := json.Marshal(string(p))
-	if _, err := j.w.Write(b[1 : len(b)-1]); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }

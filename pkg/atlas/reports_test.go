@@ -528,22 +528,3 @@ func TestReportLogValue(t *testing.T) {
 		}
 	}
 }
-
-// With ?envelope=true the 201 and 200 come back inside a JSON envelope.
-func TestSimReportsEnvelope(t *testing.T) {
-	t.Parallel()
-	s := startSim(t, false, atlassim.Config{ReportProcessingTime: -1})
-	c := s.client(t, schemes[1], atlas.WithEnvelope(true))
-	inv := s.Invoices(simOrg)[0].ID
-	r := readyReport(t, c, inv)
-	if r.State != atlas.ReportSucceeded {
-		t.Fatalf("report %+v", r)
-	}
-	// The signed URL is fetched as given: an envelope=true added to it would
-	// break its signature (403 SignatureDoesNotMatch).
-	rc, err := c.DownloadReport(ctxTimeout(t, 10*time.Second), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantFocus(t, s, inv, rc)
-}

@@ -3,7 +3,6 @@ package atlas
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +49,7 @@ type response struct {
 	processing  bool
 	body        io.ReadCloser // stream requests
 	contentType string
-	data        []byte // other requests: the JSON payload, envelope removed
+	data        []byte // other requests: the JSON payload
 }
 
 // maxJSONBody bounds JSON answers read into memory (a page of 500 invoices is
@@ -153,9 +152,6 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	for k, v := range r.query {
 		q[k] = v
 	}
-	if c.envelope {
-		q.Set("envelope", "true")
-	}
 	u.RawQuery = q.Encode()
 
 	var got102 atomic.Bool
@@ -216,8 +212,8 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	return res, tok, err
 }
 
-// success handles a 2xx answer: checks the media type, unwraps an envelope,
-// and either reads the JSON payload or hands the body over.
+// success handles a 2xx answer: checks the media type, and either reads the
+// JSON payload or hands the body over.
 func (c *Client) success(resp *http.Response, b *bodyReader, r *request) (*response, error) {
 	ct := resp.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -233,42 +229,9 @@ func (c *Client) success(resp *http.Response, b *bodyReader, r *request) (*respo
 		if err != nil {
 			return nil, err
 		}
-		if c.envelope {
-			status, payload, err := unwrapEnvelope(data)
-			if err != nil {
-				return nil, fmt.Errorf("atlas: %s %s: decoding envelope: %w", r.method, r.shown(), err)
-			}
-			if status < 200 || status > 299 {
-				return nil, c.apiError(status, payload, resp.Header, r)
-			}
-			data = payload
-		}
 		return &response{data: data, contentType: ct}, nil
 	}
 
-	if c.envelope && isJSON {
-		env, err := openEnvelope(b, r.method, r.shown())
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case env.status == http.StatusProcessing && r.usage:
-			b.Close()
-			return &response{processing: true}, nil
-		case env.status < 200 || env.status > 299:
-			b.Close()
-			return nil, c.apiError(env.status, env.errBody, resp.Header, r)
-		}
-		ct := mediaJSON
-		if env.isString {
-			ct = mediaCSV
-		}
-		if ct != r.accept {
-			b.Close()
-			return nil, &MediaTypeError{Method: r.method, Path: r.shown(), Want: r.accept, Got: "enveloped " + ct}
-		}
-		return &response{body: env, contentType: ct}, nil
-	}
 	if mt != r.accept {
 		return nil, wantErr()
 	}
@@ -280,7 +243,9 @@ func (c *Client) success(resp *http.Response, b *bodyReader, r *request) (*respo
 func (c *Client) readError(resp *http.Response, b *bodyReader, r *request) error {
 	defer b.Close()
 	data, _ := io.ReadAll(io.LimitReader(b, maxErrorBody))
-	e := c.apiError(resp.StatusCode, data, resp.Header, r)
+	e := decodeError(resp.StatusCode, data)
+	e.Method, e.Path = r.method, r.shown()
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	if resp.StatusCode == http.StatusUnauthorized {
 		for _, v := range resp.Header.Values("WWW-Authenticate") {
 			v = strings.ToLower(v)
@@ -290,41 +255,6 @@ func (c *Client) readError(resp *http.Response, b *bodyReader, r *request) error
 		}
 	}
 	return e
-}
-
-func (c *Client) apiError(status int, body []byte, h http.Header, r *request) *Error {
-	// An enveloped error carries the ApiError in "content".
-	var env struct {
-		Content json.RawMessage `json:"content"`
-	}
-	if json.Unmarshal(body, &env) == nil && len(env.Content) > 0 && env.Content[0] == '{' {
-		body = env.Content
-	}
-	e := decodeError(status, body)
-	e.StatusCode = status
-	e.Method, e.Path = r.method, r.shown()
-	e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), c.now())
-	return e
-}
-
-// unwrapEnvelope splits {"status":N,"content":X} into N and X. List answers
-// have no "content": the list itself is the envelope.
-func unwrapEnvelope(data []byte) (int, []byte, error) {
-	var env struct {
-		Status  *int            `json:"status"`
-		Content json.RawMessage `json:"content"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusOK
-	if env.Status != nil {
-		status = *env.Status
-	}
-	if len(env.Content) > 0 {
-		return status, env.Content, nil
-	}
-	return status, data, nil
 }
 
 func readAllLimit(r io.Reader, limit int64) ([]byte, error) {

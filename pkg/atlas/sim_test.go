@@ -249,48 +249,6 @@ func checkInvoices(t *testing.T, got []atlas.Invoice, want []atlassim.Invoice) {
 	}
 }
 
-func TestSimEnvelope(t *testing.T) {
-	t.Parallel()
-	for _, auth := range schemes {
-		t.Run(auth.name, func(t *testing.T) {
-			t.Parallel()
-			s := startSim(t, false, atlassim.Config{})
-			c := s.client(t, auth, atlas.WithEnvelope(true))
-			ctx := ctxTimeout(t, 30*time.Second)
-			tok, err := c.CreateUsageQuery(ctx, simOrg, simQuery)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u, polls := pollUsage(t, c, tok, atlas.JSON, 5)
-			if polls != 3 {
-				t.Errorf("ready after %d polls, want 3", polls)
-			}
-			var want bytes.Buffer
-			if err := s.WriteUsageJSON(&want, simOrg, simUsageQuery(simQuery)); err != nil {
-				t.Fatal(err)
-			}
-			if got := readAll(t, u.Body); !bytes.Equal(got, want.Bytes()) {
-				t.Errorf("enveloped usage JSON differs: %d bytes, want %d", len(got), want.Len())
-			}
-			u, _ = pollUsage(t, c, tok, atlas.CSV, 1)
-			if got := readAll(t, u.Body); !bytes.HasPrefix(got, []byte("Invoice ID,")) {
-				t.Errorf("usage CSV in envelope mode starts %q", got[:min(len(got), 40)])
-			}
-			inv, err := c.ListInvoices(ctx, simOrg, &atlas.InvoiceListOptions{ItemsPerPage: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkInvoices(t, inv, s.Invoices(simOrg))
-			if p, err := c.PendingInvoices(ctx, simOrg); err != nil || len(p) != 1 {
-				t.Errorf("PendingInvoices = %v, %v", p, err)
-			}
-			if _, err := c.InvoiceCSV(ctx, simOrg, strings.Repeat("0", 24)); !atlas.IsNotFound(err) {
-				t.Errorf("unknown invoice: %v", err)
-			}
-		})
-	}
-}
-
 type env struct {
 	s    *sim
 	c    *atlas.Client

@@ -1,7 +1,6 @@
 package atlas_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -145,86 +144,6 @@ func TestGetUsageReady(t *testing.T) {
 				if u.ContentType != "application/vnd.atlas.2023-01-01+"+string(f) {
 					t.Errorf("ContentType %q", u.ContentType)
 				}
-			}
-		})
-	}
-}
-
-func TestGetUsageEnvelope(t *testing.T) {
-	t.Parallel()
-	csv := "Invoice ID,Service,Usage Amount\n65ab,\"Data Transfer\",-25.00\nx,\"Zürich \U0001F600\",1\r\n"
-	csvJSON, _ := json.Marshal(csv)
-	tests := []struct {
-		name       string
-		accept     atlas.Format
-		body       string
-		processing bool
-		want       string // body read
-		wantCT     string
-		openErr    func(error) bool
-		readErr    bool
-	}{
-		{name: "processing", accept: atlas.CSV, body: `{"status":102}`, processing: true},
-		{name: "processing with content", accept: atlas.JSON, body: ` { "status" : 102 , "content" : {"detail":"x"} } `, processing: true},
-		{name: "csv", accept: atlas.CSV, body: `{"status":200,"content":` + string(csvJSON) + `}`, want: csv, wantCT: "application/vnd.atlas.2023-01-01+csv"},
-		{name: "csv status after", accept: atlas.CSV, body: `{"content":` + string(csvJSON) + `,"status":200}`, want: csv, wantCT: "application/vnd.atlas.2023-01-01+csv"},
-		{name: "lone surrogates", accept: atlas.CSV, body: `{"status":200,"content":"\ud83dx\ud83d\u0041\ude00"}`, want: "\uFFFDx\uFFFDA\uFFFD", wantCT: "application/vnd.atlas.2023-01-01+csv"},
-		{name: "escapes", accept: atlas.CSV, body: `{"status":200,"content":"a\"b\\c\/d\u00e9\ud83d\ude00\t\n"}`, want: "a\"b\\c/dé\U0001F600\t\n", wantCT: "application/vnd.atlas.2023-01-01+csv"},
-		{name: "json", accept: atlas.JSON, body: `{"status":200,"content":{"usageDetails":[{"service":"a}\"]"}]}}`, want: `{"usageDetails":[{"service":"a}\"]"}]}`, wantCT: "application/vnd.atlas.2023-01-01+json"},
-		{name: "unknown members skipped", accept: atlas.JSON, body: `{"x":[1,{"y":"}"}],"status":200,"content":[]}`, want: `[]`, wantCT: "application/vnd.atlas.2023-01-01+json"},
-		{name: "not found", accept: atlas.CSV, body: `{"status":404,"content":{"error":404,"errorCode":"RESOURCE_NOT_FOUND","detail":"no such query"}}`, openErr: atlas.IsNotFound},
-		{name: "bad request", accept: atlas.CSV, body: `{"status":400,"content":{"error":400,"errorCode":"VALIDATION_ERROR"}}`, openErr: func(err error) bool {
-			var e *atlas.Error
-			return errors.As(err, &e) && e.StatusCode == 400 && e.ErrorCode == "VALIDATION_ERROR"
-		}},
-		{name: "truncated content", accept: atlas.CSV, body: `{"status":200,"content":"a,b\nc`, want: "a,b\nc", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
-		{name: "truncated after content", accept: atlas.CSV, body: `{"status":200,"content":"a,b\n"`, want: "a,b\n", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
-		{name: "late error status", accept: atlas.CSV, body: `{"content":"a","status":500}`, want: "a", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
-		{name: "garbage after", accept: atlas.CSV, body: `{"status":200,"content":"a"} x`, want: "a", wantCT: "application/vnd.atlas.2023-01-01+csv", readErr: true},
-		{name: "not json", accept: atlas.CSV, body: `nope`, openErr: atlas.IsStreamBroken},
-		{name: "csv asked json got", accept: atlas.CSV, body: `{"status":200,"content":{}}`, openErr: func(err error) bool {
-			var e *atlas.MediaTypeError
-			return errors.As(err, &e)
-		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Query().Get("envelope") != "true" {
-					t.Errorf("query %q lacks envelope=true", r.URL.RawQuery)
-				}
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = io.WriteString(w, tc.body)
-			})
-			c := newClient(t, srv.URL, atlas.WithEnvelope(true), atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 1}))
-			u, err := c.GetUsage(ctxTimeout(t, 5*time.Second), testOrg, testToken, tc.accept)
-			if tc.openErr != nil {
-				if err == nil || !tc.openErr(err) {
-					t.Fatalf("GetUsage error = %v, want a matching error", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("GetUsage: %v", err)
-			}
-			if u.Processing != tc.processing {
-				t.Fatalf("Processing = %v, want %v", u.Processing, tc.processing)
-			}
-			if tc.processing {
-				return
-			}
-			defer u.Body.Close()
-			if u.ContentType != tc.wantCT {
-				t.Errorf("ContentType = %q, want %q", u.ContentType, tc.wantCT)
-			}
-			// A small buffer exercises the partial-read paths.
-			got, err := io.ReadAll(bufio.NewReaderSize(onebyte{u.Body}, 16))
-			if string(got) != tc.want {
-				t.Errorf("body = %q, want %q", got, tc.want)
-			}
-			if tc.readErr != (err != nil) {
-				t.Errorf("read error = %v, want error: %v", err, tc.readErr)
 			}
 		})
 	}

@@ -280,6 +280,8 @@ func TestNewClientOptions(t *testing.T) {
 	}
 }
 
+// The caller names itself; without WithUserAgent the package sends no name
+// of its own, only net/http's default.
 func TestUserAgentOption(t *testing.T) {
 	t.Parallel()
 	var ua atomic.Value
@@ -287,11 +289,19 @@ func TestUserAgentOption(t *testing.T) {
 		ua.Store(r.Header.Get("User-Agent"))
 		pendingOK(w, r)
 	})
-	c := newClient(t, srv.URL, atlas.WithUserAgent("atlas-billing-export/1.2.3 (+test)"))
-	if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
-		t.Fatal(err)
-	}
-	if got := ua.Load(); got != "atlas-billing-export/1.2.3 (+test)" {
-		t.Errorf("User-Agent = %v", got)
+	for _, tc := range []struct {
+		opts []atlas.Option
+		want string
+	}{
+		{[]atlas.Option{atlas.WithUserAgent("someapp/1.2.3 (+test)")}, "someapp/1.2.3 (+test)"},
+		{nil, "Go-http-client/1.1"},
+	} {
+		c := newClient(t, srv.URL, tc.opts...)
+		if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+			t.Fatal(err)
+		}
+		if got := ua.Load(); got != tc.want {
+			t.Errorf("User-Agent = %v, want %q", got, tc.want)
+		}
 	}
 }

@@ -45,10 +45,6 @@ const (
 	mediaReportJSON = "application/vnd.atlas." + ReportAPIVersion + "+json"
 )
 
-// Version names this client in the default User-Agent; set at build time with
-// -ldflags "-X github.com/atlas-billing-export/atlas-billing-export/pkg/atlas.Version=v1.2.3".
-var Version = "dev"
-
 // Client calls the Atlas Administration API. It is safe for concurrent use.
 type Client struct {
 	base      *url.URL
@@ -138,7 +134,8 @@ func WithAPIKey(publicKey, privateKey string) Option {
 	}
 }
 
-// WithUserAgent sets the User-Agent (default "atlas-billing-export/<Version> (+go)").
+// WithUserAgent sets the User-Agent of every request, for example
+// "myapp/1.2.3". Without it net/http's default is sent.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) error {
 		if ua == "" || strings.ContainsAny(ua, "\r\n") {
@@ -164,12 +161,11 @@ func WithLogger(l *slog.Logger) Option {
 // requests are unauthenticated; giving both is an error.
 func NewClient(opts ...Option) (*Client, error) {
 	c := &Client{
-		baseRaw:   DefaultBaseURL,
-		userAgent: "atlas-billing-export/" + Version + " (+go)",
-		retry:     DefaultRetryPolicy(),
-		sleep:     sleepCtx,
-		jitter:    rand.Int64N,
-		now:       time.Now,
+		baseRaw: DefaultBaseURL,
+		retry:   DefaultRetryPolicy(),
+		sleep:   sleepCtx,
+		jitter:  rand.Int64N,
+		now:     time.Now,
 	}
 	for _, o := range opts {
 		if err := o(c); err != nil {

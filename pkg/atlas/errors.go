@@ -69,8 +69,7 @@ func IsForbidden(err error) bool {
 }
 
 // IsExpired reports whether err is (or wraps) a report download refused
-// because its pre-signed URL expired. The report must then be created again
-// (see DownloadReport for the answers recognised).
+// because its pre-signed URL expired: create the report again.
 func IsExpired(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.expired

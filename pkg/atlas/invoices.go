@@ -142,8 +142,8 @@ func (o *InvoiceListOptions) query() (url.Values, int, error) {
 	return q, per, nil
 }
 
-// ListInvoices returns every invoice of the organization matching opt,
-// reading all pages.
+// ListInvoices lists the organization's invoices (listOrgInvoices) that
+// match opt, reading every page, in the order Atlas sends them.
 func (c *Client) ListInvoices(ctx context.Context, orgID string, opt *InvoiceListOptions) ([]Invoice, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err
@@ -180,7 +180,8 @@ func (c *Client) ListInvoices(ctx context.Context, orgID string, opt *InvoiceLis
 	}
 }
 
-// PendingInvoices returns the invoices accruing charges this billing cycle.
+// PendingInvoices returns the invoices accruing charges this billing cycle
+// (listOrgInvoicePending), usually one.
 func (c *Client) PendingInvoices(ctx context.Context, orgID string) ([]Invoice, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err
@@ -205,8 +206,8 @@ func (c *Client) PendingInvoices(ctx context.Context, orgID string) ([]Invoice, 
 	return out, nil
 }
 
-// InvoiceCSV streams one invoice as CSV, as Atlas sent it. The caller
-// closes the body; a body that breaks is an error from Read.
+// InvoiceCSV streams one invoice as CSV, as Atlas sent it (getOrgInvoiceCsv).
+// The caller closes the body; a body that breaks is a *StreamError from Read.
 func (c *Client) InvoiceCSV(ctx context.Context, orgID, invoiceID string) (io.ReadCloser, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err

@@ -107,9 +107,9 @@ type wireReport struct {
 // focusRequest is the only report the API generates: FOCUS, as CSV.
 var focusRequest = []byte(`{"reportFormat":"CSV","reportType":"FOCUS"}`)
 
-// CreateInvoiceReport asks Atlas to generate the FOCUS report (CSV) of an
-// invoice and returns it, normally PENDING; poll it with GetInvoiceReport.
-// Retrying the POST is safe: at worst Atlas generates the report twice.
+// CreateInvoiceReport asks Atlas for the FOCUS report (CSV) of an invoice
+// (createOrgInvoiceReport) and returns it, normally PENDING; poll it with
+// GetInvoiceReport.
 func (c *Client) CreateInvoiceReport(ctx context.Context, orgID, invoiceID string) (Report, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return Report{}, err
@@ -126,10 +126,9 @@ func (c *Client) CreateInvoiceReport(ctx context.Context, orgID, invoiceID strin
 	})
 }
 
-// GetInvoiceReport returns the current state of a report. A report that
-// failed is not an error: it comes back with State FAILED and its
-// FailureReason, and the caller decides (create it again, or give up with a
-// named failure). A SUCCEEDED report always has a DownloadURL.
+// GetInvoiceReport returns a report's current state (getOrgInvoiceReport). A
+// FAILED report is not an error (see FailureReason); a SUCCEEDED one always
+// has a DownloadURL.
 func (c *Client) GetInvoiceReport(ctx context.Context, orgID, invoiceID, reportID string) (Report, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return Report{}, err
@@ -193,28 +192,8 @@ func (c *Client) report(ctx context.Context, invoiceID string, r *request) (Repo
 }
 
 // DownloadReport streams the file of a SUCCEEDED report from its pre-signed
-// DownloadURL. The caller closes the body; a body that breaks is an error
-// from Read (*StreamError).
-//
-// The URL is fetched with the download client (WithDownloadClient): never
-// with Atlas credentials (no Authorization header, neither bearer nor
-// Digest, and no cookies), since the URL carries its own signature and
-// points at another host. It must be https (plain http only for a loopback
-// host, as WithBaseURL), carry no user info, and not point at the Atlas API
-// host itself (a pre-signed URL there would be a mistake, and the API
-// answers nothing without credentials); otherwise a *ValidationError comes
-// back and nothing is sent. Redirects are not followed. 429 and 5xx answers
-// are retried as API requests are, before the body is handed over. Any
-// Content-Type is accepted except an HTML page (a proxy's): *MediaTypeError.
-// A gzipped file (a .csv.gz) is decompressed on the way: the body is the CSV.
-//
-// An expired URL is an *Error for which IsExpired is true: create the report
-// again. Recognised as expired: 403 with the S3 error code AccessDenied and a
-// message saying the request has expired ("Request has expired", S3's answer
-// past X-Amz-Expires), 400 ExpiredToken (the temporary credentials behind
-// the signature expired), and a 403 plain-text body saying "expired". Other
-// error answers are an *Error with the S3 Code as ErrorCode and its Message
-// as Detail. ExpiresAt is not checked locally: the download host decides.
+// DownloadURL (not an API operation: no Atlas credentials are sent), gunzipped
+// if it is a .csv.gz. An expired URL is an *Error for which IsExpired is true.
 func (c *Client) DownloadReport(ctx context.Context, r Report) (io.ReadCloser, error) {
 	u, err := c.downloadURL(r.DownloadURL)
 	if err != nil {
@@ -233,8 +212,9 @@ func (c *Client) DownloadReport(ctx context.Context, r Report) (io.ReadCloser, e
 	return gunzipped(res.body, http.MethodGet, display)
 }
 
-// downloadURL checks a report's download URL. Reasons never quote the URL:
-// its query is a credential.
+// downloadURL checks a report's download URL: https (http only for loopback,
+// as WithBaseURL), no user info, not the API host itself. Reasons never quote
+// the URL: its query is a credential.
 func (c *Client) downloadURL(raw string) (*url.URL, error) {
 	invalid := func(reason string) error { return &ValidationError{Field: "downloadUrl", Reason: reason} }
 	if raw == "" {
@@ -279,7 +259,9 @@ func (c *Client) fetch(ctx context.Context, r *request) (*response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("atlas: GET %s: %w", r.shown(), err)
 	}
-	req.Header.Set("User-Agent", c.userAgent)
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
 	resp, err := c.dl.Do(req)
 	if err != nil {
 		// url.Error repeats the whole URL, signature included: drop it.
@@ -308,7 +290,9 @@ type s3Error struct {
 }
 
 // downloadError turns a non-2xx download answer into an *Error, reading a
-// bounded part of the body.
+// bounded part of the body. Expired: 403 AccessDenied saying "expired" (S3
+// past X-Amz-Expires), 400 ExpiredToken (the signing credentials expired),
+// or a 403 plain-text body saying "expired".
 func (c *Client) downloadError(resp *http.Response, b *bodyReader, r *request) error {
 	defer b.Close()
 	data, _ := io.ReadAll(io.LimitReader(b, maxErrorBody))

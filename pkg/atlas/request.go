@@ -175,7 +175,9 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 		return nil, tok, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
 	}
 	req.Header.Set("Accept", r.accept)
-	req.Header.Set("User-Agent", c.userAgent)
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
 	if r.body != nil {
 		ct := mediaJSON
 		if r.ctype != "" {

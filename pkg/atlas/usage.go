@@ -23,9 +23,9 @@ type Usage struct {
 	ContentType string
 }
 
-// CreateUsageQuery starts a Cost Explorer query and returns its token. The
-// query is validated first; nothing is sent when it is invalid. Retrying the
-// POST is safe: at worst Atlas runs the same query twice.
+// CreateUsageQuery starts a Cost Explorer query
+// (createOrgBillingCostExplorerUsageProcess) and returns its 64-character
+// token. An invalid query is refused before anything is sent.
 func (c *Client) CreateUsageQuery(ctx context.Context, orgID string, q UsageQuery) (string, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return "", err
@@ -60,12 +60,9 @@ func (c *Client) CreateUsageQuery(ctx context.Context, orgID string, q UsageQuer
 	return out.Token, nil
 }
 
-// GetUsage polls a Cost Explorer query. While Atlas answers 102 it returns
-// Usage{Processing: true}; once ready, the result streams from Usage.Body.
-//
-// A 102 seen on a response means "still processing", even if the server
-// then sends a final status on the same response: the client stops reading
-// at the 102.
+// GetUsage polls a Cost Explorer query (getOrgBillingCostExplorerUsage). It
+// returns Usage{Processing: true} while Atlas answers 102 (in any form), then
+// the result as a stream in Usage.Body, CSV or JSON as f asks.
 func (c *Client) GetUsage(ctx context.Context, orgID, token string, f Format) (*Usage, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,9 +100,6 @@ func TestGetUsageReady(t *testing.T) {
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/atlas/v2/orgs/"+testOrg+"/billing/costExplorer/usage/"+testToken {
 			t.Errorf("path %q", r.URL.Path)
-		}
-		if ua := r.Header.Get("User-Agent"); !strings.HasPrefix(ua, "atlas-billing-export/") {
-			t.Errorf("User-Agent %q", ua)
 		}
 		w.Header().Set("Content-Type", r.Header.Get("Accept"))
 		switch r.Header.Get("Accept") {

@@ -61,6 +61,30 @@ const maxJSONBody = 32 << 20
 // error, because HTTP/2 reports it as an unrelated stream error.
 var errProcessing = errors.New("atlas: 102 processing")
 
+// h2StreamError has the fields of net/http's HTTP/2 stream error, whose As
+// method fills any struct of this shape.
+type h2StreamError struct {
+	StreamID uint32
+	Code     uint32
+	Cause    error
+}
+
+func (e h2StreamError) Error() string {
+	return fmt.Sprintf("stream %d: code %d: %v", e.StreamID, e.Code, e.Cause)
+}
+
+// endStream1xx reports whether err is net/http's HTTP/2 client refusing a 1xx
+// HEADERS frame that ends the stream: a 102 sent that way. The check runs
+// before any trace hook, so no hook can record it; the only trace is a
+// locally raised PROTOCOL_ERROR whose cause, an unexported errors.New, says
+// so in its text.
+func endStream1xx(err error) bool {
+	const protocolError = 0x1
+	var se h2StreamError
+	return errors.As(err, &se) && se.Code == protocolError && se.Cause != nil &&
+		strings.HasPrefix(se.Cause.Error(), "1xx informational response with END_STREAM")
+}
+
 // send runs attempts until one succeeds, fails for good, or the retry budget
 // runs out.
 func (c *Client) send(ctx context.Context, r *request) (*response, error) {
@@ -154,9 +178,11 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	}
 	u.RawQuery = q.Encode()
 
-	var got102 atomic.Bool
+	// What the server sent, as the trace hooks saw it.
+	var got102, gotHeaders atomic.Bool
 	if r.usage {
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotFirstResponseByte: func() { gotHeaders.Store(true) },
 			Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
 				if code == http.StatusProcessing {
 					got102.Store(true)
@@ -189,7 +215,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.hc.Do(req)
-	if got102.Load() {
+	if got102.Load() || gotHeaders.Load() && endStream1xx(err) {
 		if resp != nil {
 			resp.Body.Close()
 		}

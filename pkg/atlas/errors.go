@@ -141,6 +141,18 @@ func (e *MediaTypeError) Error() string {
 	return fmt.Sprintf("atlas: %s %s: got Content-Type %q, want %q", e.Method, e.Path, e.Got, e.Want)
 }
 
+// AnswerError is a 2xx answer that is not what the operation returns: not
+// JSON of the expected shape, more entries than asked for, an entry without
+// a valid id, or larger than its bound. Nothing of it is used.
+type AnswerError struct {
+	Method, Path string
+	Reason       string
+}
+
+func (e *AnswerError) Error() string {
+	return fmt.Sprintf("atlas: %s %s: unusable answer: %s", e.Method, e.Path, e.Reason)
+}
+
 // ValidationError is an argument rejected before any request was sent.
 // Reason never contains credentials.
 type ValidationError struct {

@@ -27,36 +27,73 @@ type Invoice struct {
 	SubtotalCents        int64
 	SalesTaxCents        int64
 	StartingBalanceCents int64
+
+	// LineItems counts the line items the answer carried (pending invoices
+	// carry them; lists do not). They are not kept: read the invoice's CSV.
+	LineItems int
 }
 
 // wireInvoice is BillingInvoice / BillingInvoiceMetadata as sent.
 type wireInvoice struct {
-	ID                   string `json:"id"`
-	OrgID                string `json:"orgId"`
-	StatusName           string `json:"statusName"`
-	StartDate            string `json:"startDate"`
-	EndDate              string `json:"endDate"`
-	Created              string `json:"created"`
-	Updated              string `json:"updated"`
-	AmountBilledCents    int64  `json:"amountBilledCents"`
-	AmountPaidCents      int64  `json:"amountPaidCents"`
-	CreditsCents         int64  `json:"creditsCents"`
-	SubtotalCents        int64  `json:"subtotalCents"`
-	SalesTaxCents        int64  `json:"salesTaxCents"`
-	StartingBalanceCents int64  `json:"startingBalanceCents"`
+	ID, OrgID, StatusName                string
+	StartDate, EndDate, Created, Updated string
+	AmountBilledCents, AmountPaidCents   int64
+	CreditsCents, SubtotalCents          int64
+	SalesTaxCents, StartingBalanceCents  int64
+	lineItems                            int
 }
 
-type invoicePage struct {
-	Results    []wireInvoice `json:"results"`
-	TotalCount *int          `json:"totalCount"`
+// field decodes the value of key into w if it is an invoice field. Line
+// items are counted and skipped, never held: a pending invoice carries them
+// all.
+func (w *wireInvoice) field(dec *json.Decoder, key string) (bool, error) {
+	var dst any
+	switch key {
+	case "id":
+		dst = &w.ID
+	case "orgId":
+		dst = &w.OrgID
+	case "statusName":
+		dst = &w.StatusName
+	case "startDate":
+		dst = &w.StartDate
+	case "endDate":
+		dst = &w.EndDate
+	case "created":
+		dst = &w.Created
+	case "updated":
+		dst = &w.Updated
+	case "amountBilledCents":
+		dst = &w.AmountBilledCents
+	case "amountPaidCents":
+		dst = &w.AmountPaidCents
+	case "creditsCents":
+		dst = &w.CreditsCents
+	case "subtotalCents":
+		dst = &w.SubtotalCents
+	case "salesTaxCents":
+		dst = &w.SalesTaxCents
+	case "startingBalanceCents":
+		dst = &w.StartingBalanceCents
+	case "lineItems":
+		n, err := skipArray(dec, "lineItems")
+		w.lineItems = n
+		return true, err
+	default:
+		return false, nil
+	}
+	return true, dec.Decode(dst)
 }
 
 func (w wireInvoice) invoice() (Invoice, error) {
+	if !isHex24(w.ID) {
+		return Invoice{}, &AnswerError{Reason: fmt.Sprintf("an invoice without a valid id (%q)", clean(w.ID, 32))}
+	}
 	inv := Invoice{
 		ID: w.ID, OrgID: w.OrgID, StatusName: w.StatusName,
 		AmountBilledCents: w.AmountBilledCents, AmountPaidCents: w.AmountPaidCents,
 		CreditsCents: w.CreditsCents, SubtotalCents: w.SubtotalCents, SalesTaxCents: w.SalesTaxCents,
-		StartingBalanceCents: w.StartingBalanceCents,
+		StartingBalanceCents: w.StartingBalanceCents, LineItems: w.lineItems,
 	}
 	for _, f := range []struct {
 		name string
@@ -69,11 +106,102 @@ func (w wireInvoice) invoice() (Invoice, error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, f.s)
 		if err != nil {
-			return inv, fmt.Errorf("invoice %s: %s %q: %w", clean(w.ID, 32), f.name, clean(f.s, 40), err)
+			return inv, &AnswerError{Reason: fmt.Sprintf("invoice %s: %s %q is not an ISO 8601 time", w.ID, f.name, clean(f.s, 40))}
 		}
 		*f.t = t
 	}
 	return inv, nil
+}
+
+// invoiceAnswer is what readInvoices saw.
+type invoiceAnswer struct {
+	page       bool // "results" was there
+	totalCount *int
+	top        wireInvoice // the top-level object's invoice fields
+}
+
+// readInvoices reads a list page or a pending answer token by token: an
+// object whose "results" holds invoices, each handed to add as soon as it is
+// read (at most max of them), or an invoice object itself, left in top.
+func readInvoices(dec *json.Decoder, max int, add func(Invoice) error) (invoiceAnswer, error) {
+	var a invoiceAnswer
+	if err := delim(dec, '{', "the answer"); err != nil {
+		return a, err
+	}
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return a, err
+		}
+		switch key {
+		case "results":
+			a.page = true
+			if err := delim(dec, '[', "results"); err != nil {
+				return a, err
+			}
+			for n := 0; dec.More(); n++ {
+				if n == max {
+					return a, &AnswerError{Reason: fmt.Sprintf("more than the %d invoices asked for", max)}
+				}
+				inv, err := readInvoice(dec)
+				if err != nil {
+					return a, err
+				}
+				if err := add(inv); err != nil {
+					return a, err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return a, err
+			}
+		case "totalCount":
+			if err := dec.Decode(&a.totalCount); err != nil {
+				return a, err
+			}
+		default:
+			if ok, err := a.top.field(dec, key); err != nil || ok {
+				if err != nil {
+					return a, err
+				}
+				continue
+			}
+			if err := skip(dec); err != nil {
+				return a, err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return a, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return a, &AnswerError{Reason: "more data after the answer"}
+	}
+	return a, nil
+}
+
+// readInvoice reads one entry of "results".
+func readInvoice(dec *json.Decoder) (Invoice, error) {
+	var w wireInvoice
+	if err := delim(dec, '{', "an entry of results"); err != nil {
+		return Invoice{}, err
+	}
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return Invoice{}, err
+		}
+		if ok, err := w.field(dec, key); err != nil {
+			return Invoice{}, err
+		} else if !ok {
+			if err := skip(dec); err != nil {
+				return Invoice{}, err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return Invoice{}, err
+	}
+	return w.invoice()
 }
 
 // InvoiceListOptions filters ListInvoices. Zero values use the API defaults,
@@ -91,6 +219,14 @@ const (
 	maxItemsPerPage = 500
 	// maxPages bounds ListInvoices (500 x 200 = 100,000 invoices).
 	maxPages = 200
+	// maxPageBody bounds a list page (500 invoices' metadata: about 0.5 MB).
+	maxPageBody = 32 << 20
+	// maxPending bounds the invoices of a pending answer (one per org, and
+	// its linked ones).
+	maxPending = 500
+	// maxPendingBody bounds a pending answer, which carries every line item
+	// of the month; it is decoded as a stream, so this bounds time, not memory.
+	maxPendingBody = 1 << 30
 )
 
 func (o *InvoiceListOptions) query() (url.Values, int, error) {
@@ -152,56 +288,57 @@ func (c *Client) ListInvoices(ctx context.Context, orgID string, opt *InvoiceLis
 	if err != nil {
 		return nil, err
 	}
-	var out []Invoice
-	for page := 1; ; page++ {
-		if page > maxPages {
-			return nil, fmt.Errorf("atlas: listing invoices of org %s: more than %d pages", orgID, maxPages)
+	var out, page []Invoice
+	var a invoiceAnswer
+	for n := 1; ; n++ {
+		q.Set("pageNum", strconv.Itoa(n))
+		r := &request{method: http.MethodGet, path: "/orgs/" + orgID + "/invoices", query: q, accept: mediaJSON, limit: maxPageBody}
+		if n > maxPages {
+			return nil, &AnswerError{Method: r.method, Path: r.shown(), Reason: fmt.Sprintf("more than %d pages", maxPages)}
 		}
-		q.Set("pageNum", strconv.Itoa(page))
-		r := &request{method: http.MethodGet, path: "/orgs/" + orgID + "/invoices", query: q, accept: mediaJSON}
-		res, err := c.send(ctx, r)
-		if err != nil {
+		r.decode = func(dec *json.Decoder) (err error) {
+			page = page[:0]
+			a, err = readInvoices(dec, per, func(inv Invoice) error { page = append(page, inv); return nil })
+			if err == nil && !a.page {
+				err = &AnswerError{Reason: "not a page of invoices (no results)"}
+			}
+			return err
+		}
+		if _, err := c.send(ctx, r); err != nil {
 			return nil, err
 		}
-		var p invoicePage
-		if err := json.Unmarshal(res.data, &p); err != nil {
-			return nil, fmt.Errorf("atlas: %s %s (page %d): decoding answer: %w", r.method, r.shown(), page, err)
-		}
-		for _, w := range p.Results {
-			inv, err := w.invoice()
-			if err != nil {
-				return nil, fmt.Errorf("atlas: %s %s (page %d): %w", r.method, r.shown(), page, err)
-			}
-			out = append(out, inv)
-		}
-		if len(p.Results) < per || p.TotalCount != nil && len(out) >= *p.TotalCount {
+		out = append(out, page...)
+		if len(page) < per || a.totalCount != nil && len(out) >= *a.totalCount {
 			return out, nil
 		}
 	}
 }
 
 // PendingInvoices returns the invoices accruing charges this billing cycle
-// (listOrgInvoicePending), usually one.
+// (listOrgInvoicePending), usually one. The spec answers a page, some
+// clients read one invoice object: both are accepted, anything else is an
+// *AnswerError. Line items are counted (Invoice.LineItems), not kept.
 func (c *Client) PendingInvoices(ctx context.Context, orgID string) ([]Invoice, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return nil, err
 	}
-	r := &request{method: http.MethodGet, path: "/orgs/" + orgID + "/invoices/pending", accept: mediaJSON}
-	res, err := c.send(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	var p invoicePage
-	if err := json.Unmarshal(res.data, &p); err != nil {
-		return nil, fmt.Errorf("atlas: %s %s: decoding answer: %w", r.method, r.shown(), err)
-	}
-	out := make([]Invoice, 0, len(p.Results))
-	for _, w := range p.Results {
-		inv, err := w.invoice()
-		if err != nil {
-			return nil, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
+	var out []Invoice
+	r := &request{method: http.MethodGet, path: "/orgs/" + orgID + "/invoices/pending", accept: mediaJSON, limit: maxPendingBody}
+	r.decode = func(dec *json.Decoder) error {
+		out = out[:0]
+		a, err := readInvoices(dec, maxPending, func(inv Invoice) error { out = append(out, inv); return nil })
+		switch {
+		case err != nil || a.page:
+			return err
+		case a.top.ID == "":
+			return &AnswerError{Reason: "neither a page of invoices nor an invoice"}
 		}
+		inv, err := a.top.invoice()
 		out = append(out, inv)
+		return err
+	}
+	if _, err := c.send(ctx, r); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -210,3 +210,150 @@ func TestErrorDecoding(t *testing.T) {
 		})
 	}
 }
+
+// The pending endpoint answers a page in the spec and one invoice object in
+// some clients' reading: both are invoices; any other shape is an
+// *AnswerError, never zero invoices.
+func TestPendingInvoicesShapes(t *testing.T) {
+	t.Parallel()
+	inv := `{"id":"` + testInv + `","orgId":"` + testOrg + `","statusName":"PENDING","startDate":"2024-07-01T00:00:00Z",` +
+		`"subtotalCents":1200,"lineItems":[{"sku":"A","totalPriceCents":700,"x":[{}]},{"sku":"B","totalPriceCents":500}],"links":[]}`
+	many := `{"results":[` + strings.Repeat(`{"id":"`+testInv+`"},`, 500) + `{"id":"` + testInv + `"}]}`
+	tests := []struct {
+		name   string
+		body   string
+		n      int    // invoices
+		reason string // of the *AnswerError, "" for none
+	}{
+		{name: "page", body: `{"links":[{"rel":"self"}],"results":[` + inv + `],"totalCount":1}`, n: 1},
+		{name: "empty page", body: `{"results":[],"totalCount":0}`, n: 0},
+		{name: "object", body: inv, n: 1},
+		{name: "empty object", body: `{}`, reason: "neither a page of invoices nor an invoice"},
+		{name: "other object", body: `{"detail":"x","totalCount":1}`, reason: "neither a page of invoices nor an invoice"},
+		{name: "array", body: `[` + inv + `]`, reason: "the answer is an array, not an object"},
+		{name: "null", body: `null`, reason: "the answer is null, not an object"},
+		{name: "entry without id", body: `{"results":[{}]}`, reason: "an invoice without a valid id"},
+		{name: "object with a bad id", body: `{"id":"../x","lineItems":[]}`, reason: "an invoice without a valid id"},
+		{name: "entry not an object", body: `{"results":[1]}`, reason: "an entry of results is a number, not an object"},
+		{name: "results not an array", body: `{"results":{}}`, reason: "results is an object, not an array"},
+		{name: "line items not an array", body: `{"id":"` + testInv + `","lineItems":{}}`, reason: "lineItems is an object, not an array"},
+		{name: "bad date", body: `{"id":"` + testInv + `","startDate":"07/01/2024"}`, reason: "startDate \"07/01/2024\" is not an ISO 8601 time"},
+		{name: "too many", body: many, reason: "more than the 500 invoices asked for"},
+		{name: "cut", body: `{"results":[` + inv, reason: "the JSON ends early"},
+		{name: "data after", body: inv + ` {}`, reason: "more data after the answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, tc.body) })
+			c := newClient(t, srv.URL)
+			got, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+			if tc.reason != "" {
+				var ae *atlas.AnswerError
+				if !errors.As(err, &ae) || !strings.Contains(ae.Reason, tc.reason) || ae.Path != "/api/atlas/v2/orgs/"+testOrg+"/invoices/pending" {
+					t.Fatalf("PendingInvoices = %v, %v; want an *AnswerError saying %q", got, err, tc.reason)
+				}
+				if n := srv.requests(); n != 1 {
+					t.Errorf("%d requests, want 1 (an unusable answer is not retried)", n)
+				}
+				return
+			}
+			if err != nil || len(got) != tc.n {
+				t.Fatalf("PendingInvoices = %+v, %v; want %d invoices", got, err, tc.n)
+			}
+			if tc.n == 1 {
+				want := atlas.Invoice{ID: testInv, OrgID: testOrg, StatusName: "PENDING", StartDate: time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), SubtotalCents: 1200, LineItems: 2}
+				if got[0] != want {
+					t.Errorf("invoice = %+v, want %+v", got[0], want)
+				}
+			}
+		})
+	}
+}
+
+// A list page is a page: never more entries than asked for, each with an id.
+func TestListInvoicesBadPages(t *testing.T) {
+	t.Parallel()
+	entry := `{"id":"` + testInv + `"}`
+	tests := []struct {
+		name, body, reason string
+	}{
+		{"more than asked", `{"results":[` + entry + `,` + entry + `,` + entry + `]}`, "more than the 2 invoices asked for"},
+		{"entry without id", `{"results":[{"orgId":"` + testOrg + `"}]}`, "an invoice without a valid id"},
+		{"no results", `{"totalCount":3}`, "not a page of invoices"},
+		{"an invoice", entry, "not a page of invoices"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, tc.body) })
+			c := newClient(t, srv.URL)
+			got, err := c.ListInvoices(ctxTimeout(t, 5*time.Second), testOrg, &atlas.InvoiceListOptions{ItemsPerPage: 2})
+			var ae *atlas.AnswerError
+			if !errors.As(err, &ae) || !strings.Contains(ae.Reason, tc.reason) {
+				t.Fatalf("ListInvoices = %v, %v; want an *AnswerError saying %q", got, err, tc.reason)
+			}
+		})
+	}
+}
+
+// CSV answers come with the versioned type, text/csv or application/csv,
+// with or without parameters; JSON ones with the versioned type or
+// application/json. HTML (a proxy's page) is a *MediaTypeError.
+func TestMediaTypes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		ctype string
+		csv   bool // a CSV answer reads
+		json  bool // a JSON answer reads
+	}{
+		{"application/vnd.atlas.2023-01-01+csv", true, false},
+		{"application/vnd.atlas.2023-01-01+csv; charset=utf-8", true, false},
+		{"text/csv", true, false},
+		{"Text/CSV; charset=UTF-8", true, false},
+		{"application/csv;charset=utf-8", true, false},
+		{"application/vnd.atlas.2023-01-01+json", false, true},
+		{"application/json; charset=utf-8", false, true},
+		{"text/html; charset=utf-8", false, false},
+		{"text/plain", false, false},
+		{"", false, false},
+		{"text/csv; charset", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ctype, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = []string{tc.ctype}
+				if strings.HasSuffix(r.URL.Path, "/pending") {
+					_, _ = io.WriteString(w, `{"results":[]}`)
+					return
+				}
+				_, _ = io.WriteString(w, "a,b\n")
+			})
+			c := newClient(t, srv.URL)
+			ctx := ctxTimeout(t, 5*time.Second)
+			check := func(op string, ok bool, err error) {
+				t.Helper()
+				var me *atlas.MediaTypeError
+				switch {
+				case ok && err != nil:
+					t.Errorf("%s: %v", op, err)
+				case !ok && !errors.As(err, &me):
+					t.Errorf("%s: error %v, want *MediaTypeError", op, err)
+				}
+			}
+			u, err := c.GetUsage(ctx, testOrg, testToken, atlas.CSV)
+			if err == nil {
+				u.Body.Close()
+			}
+			check("GetUsage", tc.csv, err)
+			rc, err := c.InvoiceCSV(ctx, testOrg, testInv)
+			if err == nil {
+				rc.Close()
+			}
+			check("InvoiceCSV", tc.csv, err)
+			_, err = c.PendingInvoices(ctx, testOrg)
+			check("PendingInvoices", tc.json, err)
+		})
+	}
+}

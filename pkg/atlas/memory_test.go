@@ -3,11 +3,13 @@ package atlas_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,6 +101,92 @@ func TestStreamingMemory(t *testing.T) {
 				t.Fatalf("streamed %d bytes, err %v; want %d", n, err, tc.want)
 			}
 			t.Logf("%d MiB streamed, heap peak %.1f MiB", n>>20, float64(peak)/(1<<20))
+			if peak > limit {
+				t.Errorf("heap peak %d bytes, want under %d", peak, limit)
+			}
+		})
+	}
+}
+
+// writeRepeated writes prefix, then item n times separated by commas, then
+// suffix, in chunks, and returns the bytes written.
+func writeRepeated(w io.Writer, prefix, item, suffix string, n int) int64 {
+	total := int64(len(prefix)) + int64(n)*int64(len(item)+1) - 1 + int64(len(suffix))
+	if n == 0 {
+		total++
+	}
+	if w == nil {
+		return total
+	}
+	_, _ = io.WriteString(w, prefix)
+	per := max(1, 64<<10/(len(item)+1))
+	chunk := []byte(strings.Repeat(item+",", per))
+	for left := n; left > 0; {
+		k := min(per, left)
+		b := chunk[:k*(len(item)+1)]
+		if left == k {
+			b = b[:len(b)-1] // no comma after the last
+		}
+		if _, err := w.Write(b); err != nil {
+			return total
+		}
+		left -= k
+	}
+	_, _ = io.WriteString(w, suffix)
+	return total
+}
+
+// JSON answers are read as streams: a pending invoice of 64 MiB (its line
+// items) and pages of a million entries take the heap nowhere near their
+// decoded size. Not parallel: the heap is measured for the whole process.
+func TestJSONAnswerMemory(t *testing.T) {
+	const limit = 64 << 20
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	inv := `{"id":"` + testInv + `","orgId":"` + testOrg + `","statusName":"PENDING","startDate":"2024-07-01T00:00:00Z","lineItems":[`
+	item := `{"clusterName":"Cluster0","created":"2024-07-02T00:00:00Z","description":"Atlas AWS Instance M10","endDate":"2024-07-03T00:00:00Z",` +
+		`"groupId":"666acb8787ba43606905dcad","groupName":"Project 0","quantity":24,"sku":"ATLAS_AWS_INSTANCE_M10","startDate":"2024-07-02T00:00:00Z",` +
+		`"tags":{"environment":["prod"]},"totalPriceCents":192,"unit":"server hours","unitPriceDollars":0.08}`
+	items := int(64<<20) / (len(item) + 1)
+	tests := []struct {
+		name, prefix, item, suffix string
+		n                          int
+		pending                    bool
+		wantLineItems              int
+		reason                     string // of the *AnswerError; "" for success
+	}{
+		{"pending object of 64 MiB", inv, item, `]}`, items, true, items, ""},
+		{"pending page of 64 MiB", `{"results":[` + inv, item, `]}],"totalCount":1}`, items, true, items, ""},
+		{"page of a million {}", `{"results":[`, `{}`, `]}`, 1 << 20, false, 0, "without a valid id"},
+		{"pending page of a million {}", `{"results":[`, `{}`, `]}`, 1 << 20, true, 0, "without a valid id"},
+		{"page of a million invoices", `{"results":[`, `{"id":"` + testInv + `"}`, `]}`, 1 << 20, false, 0, "more than the 500 invoices"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			size := writeRepeated(nil, tc.prefix, tc.item, tc.suffix, tc.n)
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+json")
+				w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+				writeRepeated(w, tc.prefix, tc.item, tc.suffix, tc.n)
+			})
+			c := newClient(t, srv.URL)
+			stop := heapPeak(t)
+			var got []atlas.Invoice
+			var err error
+			if tc.pending {
+				got, err = c.PendingInvoices(ctxTimeout(t, 60*time.Second), testOrg)
+			} else {
+				got, err = c.ListInvoices(ctxTimeout(t, 60*time.Second), testOrg, nil)
+			}
+			peak := stop()
+			t.Logf("%.1f MiB answer, heap peak %.1f MiB", float64(size)/(1<<20), float64(peak)/(1<<20))
+			if tc.reason != "" {
+				var ae *atlas.AnswerError
+				if !errors.As(err, &ae) || !strings.Contains(ae.Reason, tc.reason) {
+					t.Errorf("error = %v, want an *AnswerError saying %q", err, tc.reason)
+				}
+			} else if err != nil || len(got) != 1 || got[0].LineItems != tc.wantLineItems {
+				t.Errorf("got %d invoices, %v; want 1 with %d line items", len(got), err, tc.wantLineItems)
+			}
 			if peak > limit {
 				t.Errorf("heap peak %d bytes, want under %d", peak, limit)
 			}

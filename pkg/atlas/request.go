@@ -3,6 +3,7 @@ package atlas
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ type request struct {
 	usage   bool // a 102 means "still processing"
 	stream  bool // hand the body to the caller instead of reading it
 
+	// decode, when set, reads a JSON answer as a stream of tokens within the
+	// attempt, so a body cut short is retried like any transport error. It
+	// may read at most limit bytes.
+	decode func(*json.Decoder) error
+	limit  int64
+
 	// download is a report's pre-signed URL: fetched with the plain download
 	// client, no credentials; display is then its query-free form.
 	download *url.URL
@@ -52,9 +59,9 @@ type response struct {
 	data        []byte // other requests: the JSON payload
 }
 
-// maxJSONBody bounds JSON answers read into memory (a page of 500 invoices is
-// far smaller).
-const maxJSONBody = 32 << 20
+// maxJSONBody bounds JSON answers read whole (a token, a report: a few
+// hundred bytes); lists are decoded as streams (request.decode).
+const maxJSONBody = 1 << 20
 
 // errProcessing is returned from the Got1xxResponse hook to stop waiting for
 // a final status. The decision is made from per-request state, not from this
@@ -240,30 +247,82 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	return res, tok, err
 }
 
-// success handles a 2xx answer: checks the media type, and either reads the
-// JSON payload or hands the body over.
+// success handles a 2xx answer: checks the media type, then decodes the
+// JSON payload, reads it whole, or hands the body over.
 func (c *Client) success(resp *http.Response, b *bodyReader, r *request) (*response, error) {
 	ct := resp.Header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
-	mt = strings.ToLower(mt)
-	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
-	wantErr := func() error { return &MediaTypeError{Method: r.method, Path: r.shown(), Want: r.accept, Got: ct} }
-
-	if !r.stream {
-		if !isJSON {
-			return nil, wantErr()
-		}
-		data, err := readAllLimit(b, maxJSONBody)
-		if err != nil {
-			return nil, err
-		}
-		return &response{data: data, contentType: ct}, nil
+	if !mediaOK(r.accept, ct) {
+		return nil, &MediaTypeError{Method: r.method, Path: r.shown(), Want: r.accept, Got: clean(ct, 128)}
 	}
-
-	if mt != r.accept {
-		return nil, wantErr()
+	switch {
+	case r.decode != nil:
+		defer b.Close()
+		lim := &limitReader{r: b, left: r.limit}
+		if err := r.decode(json.NewDecoder(lim)); err != nil {
+			return nil, answerError(err, r)
+		}
+		return &response{contentType: ct}, nil
+	case r.stream:
+		return &response{body: b, contentType: ct}, nil
 	}
-	return &response{body: b, contentType: ct}, nil
+	data, err := io.ReadAll(&limitReader{r: b, left: maxJSONBody})
+	if err != nil {
+		return nil, answerError(err, r)
+	}
+	return &response{data: data, contentType: ct}, nil
+}
+
+// mediaOK reports whether a 2xx answer's media type (parameters aside) is
+// one the request reads: for CSV the versioned type, text/csv (which the v1
+// documentation lists) or application/csv; for JSON application/json or any
+// +json type.
+func mediaOK(accept, ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if strings.HasSuffix(accept, "+csv") {
+		return mt == accept || mt == "text/csv" || mt == "application/csv"
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// answerError names the request in a decoding error. A body that broke stays
+// a *StreamError (retried); anything else the answer said is *AnswerError.
+func answerError(err error, r *request) error {
+	var ae *AnswerError
+	switch {
+	case IsStreamBroken(err):
+		return err
+	case errors.As(err, &ae):
+		ae.Method, ae.Path = r.method, r.shown()
+		return ae
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The whole body came (else a *StreamError), but the JSON did not.
+		return &AnswerError{Method: r.method, Path: r.shown(), Reason: "the JSON ends early"}
+	}
+	return &AnswerError{Method: r.method, Path: r.shown(), Reason: clean(err.Error(), 256)}
+}
+
+// limitReader fails a body longer than left bytes, rather than cutting it.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, &AnswerError{Reason: "larger than its bound"}
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, &AnswerError{Reason: "larger than its bound"}
+	}
+	return n, err
 }
 
 // readError turns a non-2xx answer into an *Error, reading a bounded part of
@@ -283,17 +342,6 @@ func (c *Client) readError(resp *http.Response, b *bodyReader, r *request) error
 		}
 	}
 	return e
-}
-
-func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("atlas: response body larger than %d bytes", limit)
-	}
-	return data, nil
 }
 
 // bodyReader makes a body that ends early an error the reader sees: a short

@@ -525,9 +525,9 @@ func TestSimFaults(t *testing.T) {
 			fault: atlassim.Fault{Op: atlassim.OpListInvoices, Kind: atlassim.MalformedJSON},
 			run: func(t *testing.T, e env) {
 				_, err := e.c.ListInvoices(ctxTimeout(t, 10*time.Second), simOrg, nil)
-				var se *json.SyntaxError
-				if err == nil || !(errors.As(err, &se) || strings.Contains(err.Error(), "unexpected end of JSON")) {
-					t.Fatalf("error = %v, want a JSON decoding error", err)
+				var ae *atlas.AnswerError
+				if !errors.As(err, &ae) || !strings.Contains(ae.Reason, "ends early") {
+					t.Fatalf("error = %v, want an *AnswerError", err)
 				}
 				wantRequests(t, e.s, atlassim.OpListInvoices, 1)
 			},

@@ -391,10 +391,18 @@ func (e *Exporter) checkUsageObjects(j Job) error {
 	return nil
 }
 
+// invoices lists the org's own invoices of the job's month. Atlas's date
+// filters compare on midnight boundaries, so the list asks for a month more
+// on each side and the month's invoices are picked by their own startDate.
+// Linked invoices (cross-organization billing) are not asked for
+// (viewLinkedInvoices=false): each org's invoices are exported under that
+// org, when it is one of the orgs exported, never inside the paying org's.
 func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error) {
 	where := fmt.Sprintf("org %s, %s", j.OrgID, j.Period)
+	linked := false
 	all, err := e.Atlas.ListInvoices(ctx, j.OrgID, &atlas.InvoiceListOptions{
-		FromDate: j.Period.StartDate(), ToDate: j.Period.EndDate(),
+		FromDate: j.Period.Prev().StartDate(), ToDate: j.Period.Next().EndDate(),
+		ViewLinkedInvoices: &linked,
 	})
 	if err != nil {
 		return nil, wrap(err, where+": listing invoices")
@@ -408,7 +416,6 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 		}
 	}
 	for _, inv := range all {
-		// The API filters by start and end date; keep exactly the month's.
 		if j.InvoiceID == "" && period.Of(inv.StartDate) == j.Period {
 			add(inv)
 		}

@@ -69,7 +69,11 @@ func (s *sim) client(t *testing.T, auth authScheme, opts ...atlas.Option) *atlas
 
 var simQuery = atlas.UsageQuery{StartDate: "2024-05-01", EndDate: "2024-07-01", Services: []string{"Clusters", "Data Transfer"}, GroupBy: "services"}
 
+// simUsageQuery is q as the client sends it for simOrg.
 func simUsageQuery(q atlas.UsageQuery) atlassim.UsageQuery {
+	if len(q.Organizations) == 0 {
+		q.Organizations = []string{simOrg}
+	}
 	return atlassim.UsageQuery{StartDate: q.StartDate, EndDate: q.EndDate, Organizations: q.Organizations, Projects: q.Projects,
 		Clusters: q.Clusters, Services: q.Services, GroupBy: q.GroupBy, IncludePartialMatches: q.IncludePartialMatches}
 }

@@ -25,13 +25,17 @@ type Usage struct {
 
 // CreateUsageQuery starts a Cost Explorer query
 // (createOrgBillingCostExplorerUsageProcess) and returns its 64-character
-// token. An invalid query is refused before anything is sent.
+// token. An invalid query is refused before anything is sent; one naming no
+// organization is sent naming orgID, as public clients do.
 func (c *Client) CreateUsageQuery(ctx context.Context, orgID string, q UsageQuery) (string, error) {
 	if err := ValidateOrgID(orgID); err != nil {
 		return "", err
 	}
 	if err := q.Validate(); err != nil {
 		return "", err
+	}
+	if len(q.Organizations) == 0 {
+		q.Organizations = []string{orgID}
 	}
 	body, err := json.Marshal(q)
 	if err != nil {

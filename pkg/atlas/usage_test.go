@@ -241,6 +241,26 @@ func TestCreateUsageQuery(t *testing.T) {
 	}
 }
 
+// A query that names no organization is sent naming the org it runs in.
+func TestCreateUsageQueryNamesOrg(t *testing.T) {
+	t.Parallel()
+	var got struct{ Organizations []string }
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Errorf("decoding body: %v", err)
+		}
+		writeJSON(w, http.StatusAccepted, `{"token":"`+testToken+`"}`)
+	})
+	c := newClient(t, srv.URL)
+	q := atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"}
+	if _, err := c.CreateUsageQuery(ctxTimeout(t, 5*time.Second), testOrg, q); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Organizations) != 1 || got.Organizations[0] != testOrg || q.Organizations != nil {
+		t.Errorf("organizations sent %v (caller's query %v), want [%s] (caller's untouched)", got.Organizations, q.Organizations, testOrg)
+	}
+}
+
 func TestCreateUsageQueryBadAnswer(t *testing.T) {
 	t.Parallel()
 	for name, body := range map[string]string{

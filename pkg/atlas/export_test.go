@@ -21,3 +21,9 @@ func SetRetryHooks(c *Client, sleep func(context.Context, time.Duration) error, 
 
 // DecodeError exposes the ApiError decoder to the fuzz target.
 var DecodeError = decodeError
+
+// CheckDownloadURL runs c's download URL rules on raw, sending nothing.
+func CheckDownloadURL(c *Client, raw string) error {
+	_, err := c.downloadURL(raw)
+	return err
+}

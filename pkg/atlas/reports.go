@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -212,9 +213,13 @@ func (c *Client) DownloadReport(ctx context.Context, r Report) (io.ReadCloser, e
 	return gunzipped(res.body, http.MethodGet, display)
 }
 
-// downloadURL checks a report's download URL: https (http only for loopback,
-// as WithBaseURL), no user info, not the API host itself. Reasons never quote
-// the URL: its query is a credential.
+// downloadURL checks a report's download URL: https, no user info, not the
+// API host, and not a host inside this machine or its network (loopback,
+// private and link-local addresses, localhost), where a hostile URL could
+// reach the Lambda Runtime API or instance metadata. Only when the API
+// itself is on loopback (the simulator) may it be such a host, and plain
+// http only when the API is loopback http. Reasons never quote the URL: its
+// query is a credential.
 func (c *Client) downloadURL(raw string) (*url.URL, error) {
 	invalid := func(reason string) error { return &ValidationError{Field: "downloadUrl", Reason: reason} }
 	if raw == "" {
@@ -227,20 +232,65 @@ func (c *Client) downloadURL(raw string) (*url.URL, error) {
 	if u.User != nil {
 		return nil, invalid("carries user info")
 	}
+	local := isLoopback(c.base.Hostname())
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, invalid("plain http only for loopback hosts")
+		if !local || c.base.Scheme != "http" {
+			return nil, invalid("plain http only when the API base URL is loopback http")
 		}
 	default:
 		return nil, invalid("scheme must be https")
+	}
+	if !local && internalHost(u.Hostname()) {
+		return nil, invalid("a loopback, private or link-local host")
 	}
 	if strings.EqualFold(u.Hostname(), c.base.Hostname()) && portOf(u) == portOf(c.base) {
 		return nil, invalid("points at the Atlas API host; a pre-signed download URL is on another host")
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u, nil
+}
+
+// internalRanges are the address ranges of this machine and its networks.
+var internalRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // this network
+	netip.MustParsePrefix("10.0.0.0/8"),     // private
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
+	netip.MustParsePrefix("127.0.0.0/8"),    // loopback
+	netip.MustParsePrefix("169.254.0.0/16"), // link-local (instance metadata)
+	netip.MustParsePrefix("172.16.0.0/12"),  // private
+	netip.MustParsePrefix("192.168.0.0/16"), // private
+	netip.MustParsePrefix("::/128"),         // unspecified
+	netip.MustParsePrefix("::1/128"),        // loopback
+	netip.MustParsePrefix("fc00::/7"),       // unique local
+	netip.MustParsePrefix("fe80::/10"),      // link-local
+	netip.MustParsePrefix("fec0::/10"),      // site-local
+}
+
+// internalHost reports whether host names this machine or an address of
+// internalRanges (IPv4-mapped IPv6 included), or is not a DNS name at all
+// ("127.1", "2130706433": forms some resolvers read as addresses).
+func internalHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		last := h[strings.LastIndexByte(h, '.')+1:]
+		return last == "" || '0' <= last[0] && last[0] <= '9'
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.IsMulticast() {
+		return true
+	}
+	for _, p := range internalRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func portOf(u *url.URL) string {
@@ -255,21 +305,14 @@ func portOf(u *url.URL) string {
 
 // fetch makes one download exchange with the plain download client.
 func (c *Client) fetch(ctx context.Context, r *request) (*response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.download.String(), nil)
+	u := *r.download
+	req, err := c.newRequest(ctx, r, &u)
 	if err != nil {
-		return nil, fmt.Errorf("atlas: GET %s: %w", r.shown(), err)
-	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
+		return nil, err
 	}
 	resp, err := c.dl.Do(req)
 	if err != nil {
-		// url.Error repeats the whole URL, signature included: drop it.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("atlas: GET %s: %w", r.shown(), err)
+		return nil, transportError(err, r)
 	}
 	b := &bodyReader{rc: resp.Body, method: r.method, path: r.shown(), want: resp.ContentLength}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -289,10 +332,11 @@ type s3Error struct {
 	Message string `xml:"Message"`
 }
 
-// downloadError turns a non-2xx download answer into an *Error, reading a
-// bounded part of the body. Expired: 403 AccessDenied saying "expired" (S3
-// past X-Amz-Expires), 400 ExpiredToken (the signing credentials expired),
-// or a 403 plain-text body saying "expired".
+// downloadError turns a non-2xx download answer into an *Error. Nothing of
+// the body goes into it but an S3 error code from a fixed list: the host
+// is not Atlas, and its text could be anything. Expired: 403 AccessDenied
+// saying "expired" (S3 past X-Amz-Expires), 400 ExpiredToken (the signing
+// credentials expired), or a 403 plain-text body saying "expired".
 func (c *Client) downloadError(resp *http.Response, b *bodyReader, r *request) error {
 	defer b.Close()
 	data, _ := io.ReadAll(io.LimitReader(b, maxErrorBody))
@@ -300,17 +344,27 @@ func (c *Client) downloadError(resp *http.Response, b *bodyReader, r *request) e
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
 	var x s3Error
 	isXML := xml.Unmarshal(data, &x) == nil && x.Code != ""
-	if isXML {
-		e.ErrorCode, e.Detail = clean(x.Code, 128), clean(x.Message, 1024)
-	} else {
-		e.Detail = clean(strings.TrimSpace(string(data)), 256)
+	if isXML && slices.Contains(s3Codes, x.Code) {
+		e.ErrorCode = x.Code
 	}
-	saysExpired := strings.Contains(strings.ToLower(e.Detail), "expired")
+	text := string(data)
+	if isXML {
+		text = x.Message
+	}
+	saysExpired := strings.Contains(strings.ToLower(text), "expired")
 	switch {
 	case resp.StatusCode == http.StatusForbidden && isXML && x.Code == "AccessDenied" && saysExpired,
 		resp.StatusCode == http.StatusBadRequest && isXML && x.Code == "ExpiredToken",
 		resp.StatusCode == http.StatusForbidden && !isXML && saysExpired:
 		e.expired = true
+		e.Detail = "the pre-signed URL expired"
 	}
 	return e
+}
+
+// s3Codes are the S3 error codes an *Error may carry from a download host.
+var s3Codes = []string{
+	"AccessDenied", "AuthorizationQueryParametersError", "ExpiredToken", "InternalError", "InvalidAccessKeyId",
+	"InvalidArgument", "InvalidRequest", "InvalidToken", "NoSuchBucket", "NoSuchKey", "RequestTimeTooSkewed",
+	"RequestTimeout", "ServiceUnavailable", "SignatureDoesNotMatch", "SlowDown",
 }

@@ -238,7 +238,7 @@ func TestSimReportExpired(t *testing.T) {
 				}
 				_, err := c.DownloadReport(ctxTimeout(t, 10*time.Second), r)
 				var ae *atlas.Error
-				if !atlas.IsExpired(err) || !errors.As(err, &ae) || ae.StatusCode != 403 || ae.ErrorCode != "AccessDenied" || ae.Detail != "Request has expired" {
+				if !atlas.IsExpired(err) || !errors.As(err, &ae) || ae.StatusCode != 403 || ae.ErrorCode != "AccessDenied" {
 					t.Fatalf("err = %v, want an expired download", err)
 				}
 				u, _ := url.Parse(r.DownloadURL)
@@ -434,7 +434,7 @@ func TestDownloadExpiredAnswers(t *testing.T) {
 				w.WriteHeader(tc.status)
 				_, _ = io.WriteString(w, tc.body)
 			})
-			c := newClient(t, "https://cloud.mongodb.com", atlas.WithRetry(quickRetry), atlas.WithDownloadClient(srv.Client()))
+			c := newClient(t, "http://127.0.0.1:1", atlas.WithRetry(quickRetry), atlas.WithDownloadClient(srv.Client()))
 			_, err := c.DownloadReport(ctxTimeout(t, 5*time.Second), atlas.Report{DownloadURL: srv.URL + "/r.csv?X-Amz-Signature=feed"})
 			var ae *atlas.Error
 			if !errors.As(err, &ae) || ae.StatusCode != tc.status || atlas.IsExpired(err) != tc.expired {
@@ -528,3 +528,127 @@ func TestReportLogValue(t *testing.T) {
 		}
 	}
 }
+
+// Download hosts: https only, and no host of this machine or its network,
+// unless the API base URL is itself loopback (the simulator; plain http
+// only when that base is http).
+func TestDownloadURLHosts(t *testing.T) {
+	t.Parallel()
+	client := func(base string) *atlas.Client {
+		c, err := atlas.NewClient(atlas.WithBaseURL(base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	prod, simHTTP, simTLS := client("https://cloud.mongodb.com"), client("http://127.0.0.1:8089"), client("https://127.0.0.1:8443")
+	const q = "/r.csv?X-Amz-Signature=0123abcd"
+	for _, tc := range []struct {
+		c   *atlas.Client
+		url string
+		ok  bool
+	}{
+		{prod, "https://bucket.s3.us-east-1.amazonaws.com" + q, true},
+		{prod, "https://52.216.1.2" + q, true},
+		{prod, "https://[2600:1f18::1]" + q, true},
+		{prod, "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next", false}, // the Lambda Runtime API
+		{prod, "https://127.0.0.1:9001" + q, false},
+		{prod, "https://127.255.0.1" + q, false},
+		{prod, "https://10.1.2.3" + q, false},
+		{prod, "https://172.16.0.1" + q, false},
+		{prod, "https://172.31.255.255" + q, false},
+		{prod, "https://192.168.1.1" + q, false},
+		{prod, "https://169.254.169.254/latest/meta-data/", false}, // instance metadata
+		{prod, "https://100.64.0.1" + q, false},
+		{prod, "https://0.0.0.0" + q, false},
+		{prod, "https://[::1]" + q, false},
+		{prod, "https://[::]" + q, false},
+		{prod, "https://[fe80::1%25eth0]" + q, false},
+		{prod, "https://[fd00:ec2::254]" + q, false}, // IPv6 instance metadata
+		{prod, "https://[::ffff:127.0.0.1]" + q, false},
+		{prod, "https://[::ffff:a9fe:a9fe]" + q, false}, // 169.254.169.254, IPv4-mapped
+		{prod, "https://[ff02::1]" + q, false},
+		{prod, "https://localhost" + q, false},
+		{prod, "https://LocalHost." + q, false},
+		{prod, "https://x.localhost" + q, false},
+		{prod, "https://127.1" + q, false},
+		{prod, "https://2130706433" + q, false},
+		{prod, "https://0x7f.0.0.1" + q, false},
+		{simHTTP, "http://127.0.0.1:8090" + q, true},
+		{simHTTP, "https://127.0.0.1:8090" + q, true},
+		{simHTTP, "http://127.0.0.1:8089" + q, false}, // the API host itself
+		{simTLS, "https://127.0.0.1:8444" + q, true},
+		{simTLS, "http://127.0.0.1:8444" + q, false},
+	} {
+		err := atlas.CheckDownloadURL(tc.c, tc.url)
+		var ve *atlas.ValidationError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.url, err)
+		case !tc.ok && !errors.As(err, &ve):
+			t.Errorf("%s: %v, want a *ValidationError", tc.url, err)
+		case err != nil && strings.Contains(err.Error(), "0123abcd"):
+			t.Errorf("%s: error %q quotes the URL", tc.url, err)
+		}
+	}
+}
+
+// No error of a download shows the URL's query or anything of a refused
+// answer's body but a known S3 error code.
+func TestDownloadErrorsQuoteNothing(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-from-an-internal-host"
+	const sig = "X-Amz-Signature=feedfacefeed"
+	for _, tc := range []struct {
+		name, ct, body string
+		status         int
+		code           string
+	}{
+		{"plain text", "text/plain", "token " + secret, 403, ""},
+		{"json", "application/json", `{"errorMessage":"` + secret + `"}`, 500, ""},
+		{"S3 message", "application/xml", `<Error><Code>AccessDenied</Code><Message>` + secret + `</Message></Error>`, 403, "AccessDenied"},
+		{"unknown code", "application/xml", `<Error><Code>` + secret + `</Code><Message>x</Message></Error>`, 404, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", tc.ct)
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			c := newClient(t, "http://127.0.0.1:1", atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 1}))
+			_, err := c.DownloadReport(ctxTimeout(t, 5*time.Second), atlas.Report{DownloadURL: srv.URL + "/r.csv?" + sig})
+			var ae *atlas.Error
+			if !errors.As(err, &ae) || ae.StatusCode != tc.status || ae.ErrorCode != tc.code {
+				t.Fatalf("err = %v, want a %d with code %q", err, tc.status, tc.code)
+			}
+			if s := fmt.Sprintf("%v %+v", err, *ae); strings.Contains(s, "hunter2") || strings.Contains(s, "feedface") {
+				t.Errorf("error shows the body or the query: %s", s)
+			}
+		})
+	}
+
+	// Transport errors: Do's *url.Error, and one nested in it, lose the query.
+	closed := newServer(t, func(http.ResponseWriter, *http.Request) {})
+	closed.Close()
+	nested := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return nil, &url.Error{Op: "Get", URL: r.URL.String(), Err: errors.New("proxy said no")}
+	})}
+	for name, c := range map[string]*atlas.Client{
+		"connection refused": newClient(t, "http://127.0.0.1:1", atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 1})),
+		"nested url.Error":   newClient(t, "http://127.0.0.1:1", atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 1}), atlas.WithDownloadClient(nested)),
+	} {
+		_, err := c.DownloadReport(ctxTimeout(t, 5*time.Second), atlas.Report{DownloadURL: closed.URL + "/r.csv?" + sig})
+		if err == nil || strings.Contains(err.Error(), "feedface") || strings.Contains(err.Error(), "X-Amz") {
+			t.Errorf("%s: error %v shows the query", name, err)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && strings.Contains(ue.URL, "feedface") {
+			t.Errorf("%s: a *url.Error in the chain keeps the query: %q", name, ue.URL)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -199,18 +199,11 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 			},
 		})
 	}
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	req, err := c.newRequest(ctx, r, &u)
 	if err != nil {
-		return nil, tok, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
+		return nil, tok, err
 	}
 	req.Header.Set("Accept", r.accept)
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
 	if r.body != nil {
 		ct := mediaJSON
 		if r.ctype != "" {
@@ -229,12 +222,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 		return &response{processing: true}, tok, nil
 	}
 	if err != nil {
-		// url.Error repeats the whole URL; the path is shown instead.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, tok, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
+		return nil, tok, transportError(err, r)
 	}
 	b := &bodyReader{rc: resp.Body, method: r.method, path: r.shown(), want: resp.ContentLength}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -245,6 +233,38 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 		b.Close()
 	}
 	return res, tok, err
+}
+
+// newRequest builds the request of r for u as it is: never by parsing its
+// string again, which could fail and quote it whole.
+func (c *Client) newRequest(ctx context.Context, r *request, u *url.URL) (*http.Request, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, "", body)
+	if err != nil {
+		return nil, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
+	}
+	req.URL = u
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	return req, nil
+}
+
+// transportError names the request in an error from Do. Do's *url.Error is
+// dropped (the request is named already) and any other loses the query of
+// its URL: a pre-signed URL's query is a credential.
+func transportError(err error, r *request) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.As(err, &ue) {
+		ue.URL = redactURL(ue.URL)
+	}
+	return fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
 }
 
 // success handles a 2xx answer: checks the media type, then decodes the

@@ -54,7 +54,9 @@ type Client struct {
 	dl        *http.Client // what report downloads go through: never any credentials
 	userAgent string
 	retry     RetryPolicy
-	logger    *slog.Logger
+	// idleTimeout bounds how long a response body may send nothing.
+	idleTimeout time.Duration
+	logger      *slog.Logger
 
 	// Service account (bearer) auth.
 	oauth   *clientcredentials.Config
@@ -151,6 +153,19 @@ func WithRetry(p RetryPolicy) Option {
 	return func(c *Client) error { c.retry = p; return nil }
 }
 
+// WithIdleTimeout sets how long a response body may send nothing before its
+// Read fails with a *StreamError matching ErrIdleTimeout (default 2m): a
+// server that stalls or trickles cannot hold a download forever.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *Client) error {
+		if d <= 0 {
+			return errors.New("atlas: WithIdleTimeout: the timeout must be positive")
+		}
+		c.idleTimeout = d
+		return nil
+	}
+}
+
 // WithLogger logs retries (method, path, status, attempt, wait) at Info
 // level. Nothing else is logged, and never credentials or tokens.
 func WithLogger(l *slog.Logger) Option {
@@ -163,9 +178,11 @@ func NewClient(opts ...Option) (*Client, error) {
 	c := &Client{
 		baseRaw: DefaultBaseURL,
 		retry:   DefaultRetryPolicy(),
-		sleep:   sleepCtx,
-		jitter:  rand.Int64N,
-		now:     time.Now,
+		// As long as the default transport waits for response headers.
+		idleTimeout: 2 * time.Minute,
+		sleep:       sleepCtx,
+		jitter:      rand.Int64N,
+		now:         time.Now,
 	}
 	for _, o := range opts {
 		if err := o(c); err != nil {

@@ -124,6 +124,17 @@ func (e *StreamError) Error() string {
 
 func (e *StreamError) Unwrap() error { return e.Err }
 
+// ErrIdleTimeout is matched (errors.Is) by a *StreamError of a body that sent
+// nothing for the client's idle timeout (WithIdleTimeout). Like any broken
+// body it is worth another attempt.
+var ErrIdleTimeout error = idleTimeout{}
+
+type idleTimeout struct{}
+
+func (idleTimeout) Error() string   { return "atlas: response body idle timeout" }
+func (idleTimeout) Timeout() bool   { return true } // a net.Error timeout: retried
+func (idleTimeout) Temporary() bool { return true }
+
 // IsStreamBroken reports whether err is (or wraps) a *StreamError.
 func IsStreamBroken(err error) bool {
 	var e *StreamError

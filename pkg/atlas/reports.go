@@ -306,15 +306,16 @@ func portOf(u *url.URL) string {
 // fetch makes one download exchange with the plain download client.
 func (c *Client) fetch(ctx context.Context, r *request) (*response, error) {
 	u := *r.download
-	req, err := c.newRequest(ctx, r, &u)
+	req, cancel, err := c.newRequest(ctx, r, &u)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := c.dl.Do(req)
 	if err != nil {
+		cancel()
 		return nil, transportError(err, r)
 	}
-	b := &bodyReader{rc: resp.Body, method: r.method, path: r.shown(), want: resp.ContentLength}
+	b := c.body(resp, r, cancel)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.downloadError(resp, b, r)
 	}

@@ -199,7 +199,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 			},
 		})
 	}
-	req, err := c.newRequest(ctx, r, &u)
+	req, cancel, err := c.newRequest(ctx, r, &u)
 	if err != nil {
 		return nil, tok, err
 	}
@@ -219,12 +219,14 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 		if resp != nil {
 			resp.Body.Close()
 		}
+		cancel()
 		return &response{processing: true}, tok, nil
 	}
 	if err != nil {
+		cancel()
 		return nil, tok, transportError(err, r)
 	}
-	b := &bodyReader{rc: resp.Body, method: r.method, path: r.shown(), want: resp.ContentLength}
+	b := c.body(resp, r, cancel)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, tok, c.readError(resp, b, r)
 	}
@@ -236,21 +238,36 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 }
 
 // newRequest builds the request of r for u as it is: never by parsing its
-// string again, which could fail and quote it whole.
-func (c *Client) newRequest(ctx context.Context, r *request, u *url.URL) (*http.Request, error) {
+// string again, which could fail and quote it whole. cancel ends it; the
+// body's Close calls it.
+func (c *Client) newRequest(ctx context.Context, r *request, u *url.URL) (*http.Request, context.CancelFunc, error) {
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, r.method, "", body)
 	if err != nil {
-		return nil, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
+		cancel()
+		return nil, nil, fmt.Errorf("atlas: %s %s: %w", r.method, r.shown(), err)
 	}
 	req.URL = u
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
-	return req, nil
+	return req, cancel, nil
+}
+
+// body wraps resp's body: a read names the request, a body that ends early
+// is an error, and one that sends nothing for the idle timeout fails.
+func (c *Client) body(resp *http.Response, r *request, cancel context.CancelFunc) *bodyReader {
+	b := &bodyReader{rc: resp.Body, method: r.method, path: r.shown(), want: resp.ContentLength, idleFor: c.idleTimeout, cancel: cancel}
+	b.idle = time.AfterFunc(c.idleTimeout, func() {
+		b.stalled.Store(true)
+		cancel() // unblocks a Read waiting on the network
+	})
+	b.idle.Stop()
+	return b
 }
 
 // transportError names the request in an error from Do. Do's *url.Error is
@@ -365,21 +382,32 @@ func (c *Client) readError(resp *http.Response, b *bodyReader, r *request) error
 }
 
 // bodyReader makes a body that ends early an error the reader sees: a short
-// read against Content-Length becomes io.ErrUnexpectedEOF, and every read
-// error is a *StreamError naming the request.
+// read against Content-Length becomes io.ErrUnexpectedEOF, a read that waits
+// longer than the idle timeout ErrIdleTimeout, and every read error is a
+// *StreamError naming the request.
 type bodyReader struct {
-	rc     io.ReadCloser
-	method string
-	path   string
-	n      int64
-	want   int64 // Content-Length, -1 if unknown
+	rc      io.ReadCloser
+	method  string
+	path    string
+	n       int64
+	want    int64 // Content-Length, -1 if unknown
+	idle    *time.Timer
+	idleFor time.Duration
+	stalled atomic.Bool
+	cancel  context.CancelFunc
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	b.idle.Reset(b.idleFor)
 	n, err := b.rc.Read(p)
+	b.idle.Stop()
 	b.n += int64(n)
 	if err == io.EOF && b.want >= 0 && b.n != b.want {
 		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && b.stalled.Load() {
+		// Cancelled: HTTP/1.1 may then end a chunked body with a plain EOF.
+		err = fmt.Errorf("%w (%s without data)", ErrIdleTimeout, b.idleFor)
 	}
 	if err != nil && err != io.EOF {
 		var se *StreamError
@@ -390,4 +418,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *bodyReader) Close() error { return b.rc.Close() }
+func (b *bodyReader) Close() error {
+	b.idle.Stop()
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}

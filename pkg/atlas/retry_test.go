@@ -370,3 +370,89 @@ func TestRetryLogNoSecrets(t *testing.T) {
 		t.Errorf("logs leak a credential: %s", out)
 	}
 }
+
+// A body that stalls, or trickles slower than the idle timeout, fails with a
+// *StreamError matching ErrIdleTimeout; one that keeps sending within it is
+// read whole. Over HTTP/1.1 and HTTP/2, streamed (InvoiceCSV) and decoded
+// (PendingInvoices, retried within the client, then a RetryError).
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	const idle = 300 * time.Millisecond
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	// serve writes head, then each of the rest after pause.
+	serve := func(pause time.Duration, head string, rest ...string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ct := "text/csv"
+			if strings.HasSuffix(r.URL.Path, "/pending") {
+				ct = "application/json"
+			}
+			w.Header().Set("Content-Type", ct)
+			_, _ = io.WriteString(w, head)
+			rc := http.NewResponseController(w)
+			_ = rc.Flush()
+			for _, s := range rest {
+				select {
+				case <-done:
+					return
+				case <-r.Context().Done():
+					return
+				case <-time.After(pause):
+				}
+				_, _ = io.WriteString(w, s)
+				_ = rc.Flush()
+			}
+		}
+	}
+	stall := serve(20*time.Second, `{"results":[`, `]}`)
+	trickle := serve(3*idle, "a", "b", "c", "d", "e", "f")
+	steady := serve(idle/20, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t")
+	for _, h2 := range []bool{false, true} {
+		for _, tc := range []struct {
+			name string
+			h    http.HandlerFunc
+			ok   bool
+		}{{"stall", stall, false}, {"trickle", trickle, false}, {"steady", steady, true}} {
+			name := tc.name + "/http1"
+			if h2 {
+				name = tc.name + "/http2"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				srv := newTLSServer(t, h2, tc.h)
+				c := newClient(t, srv.URL, atlas.WithHTTPClient(srv.Client()), atlas.WithIdleTimeout(idle), atlas.WithRetry(quickRetry))
+				ctx := ctxTimeout(t, 10*time.Second)
+				start := time.Now()
+				rc, err := c.InvoiceCSV(ctx, testOrg, testInv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if tc.ok {
+					if err != nil || len(got) != 20 {
+						t.Fatalf("read %q, %v; want 20 bytes", got, err)
+					}
+					return
+				}
+				if !errors.Is(err, atlas.ErrIdleTimeout) || !atlas.IsStreamBroken(err) {
+					t.Fatalf("read %q, %v; want a *StreamError matching ErrIdleTimeout", got, err)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("failed after %s", d)
+				}
+				if tc.name != "stall" {
+					return
+				}
+				n := srv.requests()
+				_, err = c.PendingInvoices(ctx, testOrg)
+				if !errors.Is(err, atlas.ErrIdleTimeout) || !errors.Is(err, atlas.ErrTooManyAttempts) {
+					t.Errorf("PendingInvoices: %v; want a RetryError of idle timeouts", err)
+				}
+				if got := srv.requests() - n; got != quickRetry.MaxAttempts {
+					t.Errorf("%d requests, want %d", got, quickRetry.MaxAttempts)
+				}
+			})
+		}
+	}
+}

@@ -63,6 +63,41 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// Retry-After in each form HTTP allows: delay-seconds, or an HTTP date in
+// any of its three formats. A date in the past or a value that is neither
+// leaves the backoff alone.
+func TestRetryAfterForms(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 6, 1, 0, 0, 20, 0, time.UTC) // the fake clock starts at 2024-06-01 00:00:00
+	for _, tc := range []struct {
+		name, value string
+		want        time.Duration
+	}{
+		{"seconds", "20", 20 * time.Second},
+		{"IMF-fixdate", at.Format(http.TimeFormat), 20 * time.Second},
+		{"RFC 850", at.Format(time.RFC850), 20 * time.Second},
+		{"asctime", at.Format(time.ANSIC), 20 * time.Second},
+		{"date in the past", at.Add(-time.Hour).Format(http.TimeFormat), time.Millisecond},
+		{"neither", "soon", time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, failFirst(1, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tc.value)
+				writeAPIError(w, http.StatusTooManyRequests, "RATE_LIMITED")
+			}, pendingOK))
+			c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 2, MaxElapsed: time.Minute, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+			ft := useFakeTime(c)
+			if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+				t.Fatal(err)
+			}
+			if w := ft.recorded(); len(w) != 1 || w[0] != tc.want {
+				t.Errorf("Retry-After %q: waited %v, want [%s]", tc.value, w, tc.want)
+			}
+		})
+	}
+}
+
 func TestRetryServerErrors(t *testing.T) {
 	t.Parallel()
 	for _, status := range []int{500, 502, 503, 504} {

@@ -278,9 +278,10 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 		t.Fatal(err)
 	}
 	usage := w.ServedUsage(t, org, month)
+	rows := int64(bytes.Count(usage, []byte{'\n'}) - 1) // the simulator's values hold no newline
 	out := map[string]stored{
-		w.UsageKey(t, org, month):                 {body: usage, rows: 100}, // the simulator's default UsageRows
-		must(t)(w.Layout.NormalizedUsage(org, p)): {body: normalized(t, usage, normalize.Usage), rows: 100},
+		w.UsageKey(t, org, month):                 {body: usage, rows: rows},
+		must(t)(w.Layout.NormalizedUsage(org, p)): {body: normalized(t, usage, normalize.Usage), rows: rows},
 	}
 	months := []string{month}
 	if pending {

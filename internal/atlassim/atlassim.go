@@ -58,6 +58,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,12 +122,13 @@ type Config struct {
 	DownloadBaseURL string
 	InvoiceRows     int   // line items per invoice CSV (default 200)
 	InvoiceBytes    int64 // if > 0, about this many bytes per invoice CSV (overrides InvoiceRows)
-	UsageRows       int   // rows per Cost Explorer result (default 100)
 	// FirstMonth is "YYYY-MM" of the first closed invoice (default 12 months
 	// before Now's month).
 	FirstMonth string
 	Now        func() time.Time // calendar clock, default time.Now
 	Logger     *slog.Logger     // default: discard
+	// Variants are the real forms served beyond the spec's (see Variant).
+	Variants []Variant
 }
 
 // RegisterFlags binds the knobs of c to fs (for the CLI's simulate command).
@@ -161,9 +163,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ReportGzip, "report-gzip", c.ReportGzip, "serve FOCUS report downloads gzipped (application/gzip)")
 	fs.IntVar(&c.InvoiceRows, "invoice-rows", c.InvoiceRows, "line items per invoice CSV")
 	fs.Int64Var(&c.InvoiceBytes, "invoice-bytes", c.InvoiceBytes, "if > 0: make each invoice CSV about this many bytes (overrides --invoice-rows)")
-	fs.IntVar(&c.UsageRows, "usage-rows", c.UsageRows, "rows per Cost Explorer result")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of OAuth access tokens")
 	fs.StringVar(&c.FirstMonth, "first-month", c.FirstMonth, "YYYY-MM of the first closed invoice")
+	fs.Func("variant", "serve these real forms beyond the spec's, comma-separated: "+variantNames(), func(s string) error {
+		vs, err := ParseVariants(s)
+		for _, v := range vs {
+			if !slices.Contains(c.Variants, v) {
+				c.Variants = append(c.Variants, v)
+			}
+		}
+		return err
+	})
 	fs.Func("org", "organization as ID=NAME (repeatable; replaces the default orgs)", func(s string) error {
 		id, name, ok := strings.Cut(s, "=")
 		if !ok || !isHex(id, 24) {
@@ -230,9 +240,6 @@ func (c *Config) fillDefaults() {
 	if c.InvoiceRows <= 0 {
 		c.InvoiceRows = 200
 	}
-	if c.UsageRows <= 0 {
-		c.UsageRows = 100
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -280,6 +287,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FirstMonth != "" {
 		if _, err := time.Parse("2006-01", cfg.FirstMonth); err != nil {
 			return nil, fmt.Errorf("atlassim: first month %q: want YYYY-MM", cfg.FirstMonth)
+		}
+	}
+	for _, v := range cfg.Variants {
+		if !slices.Contains(Variants, v) {
+			return nil, fmt.Errorf("atlassim: unknown variant %q", v)
 		}
 	}
 	if cfg.DownloadBaseURL != "" {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -367,9 +369,62 @@ func (s *Server) writeInvoicePreamble(w io.Writer, inv Invoice) error {
 		b = appendRecord(b, kv[0], kv[1], "")
 	}
 	b = append(b, '\n')
-	b = appendRecord(b, InvoiceColumns...)
+	b = appendRecord(b, s.invoiceColumns()...)
 	_, err := w.Write(b)
 	return err
+}
+
+// invoiceColumns is the line-item header: InvoiceColumns, and with the Tags
+// variant one column per tag key.
+func (s *Server) invoiceColumns() []string {
+	if !s.has(Tags) {
+		return InvoiceColumns
+	}
+	cols := slices.Clone(InvoiceColumns)
+	for _, k := range tagKeys {
+		cols = append(cols, "Tags/"+k)
+	}
+	return cols
+}
+
+// tagKeys are the resource tag keys of the Tags variant.
+var tagKeys = []string{"environment", "team", "cost-center"}
+
+// tagValues are a line item's tag values (one per tagKeys, "" for none), from
+// its project and cluster, as Atlas tags resources: projects carry
+// environment and team, clusters a cost center too.
+func tagValues(l lineItem) []string {
+	pickOf := func(key string, xs []string) string {
+		h := hashID(2, "tag", key, l.project.ID, l.cluster)
+		n, _ := strconv.ParseUint(h, 16, 8)
+		return xs[int(n)%len(xs)]
+	}
+	vals := []string{
+		pickOf("environment", []string{"prod", "staging", "dev"}),
+		pickOf("team", []string{"data", "Data, Platform", "web;mobile", `"core"`}),
+		"",
+	}
+	if l.cluster != "" {
+		vals[2] = pickOf("cost-center", []string{"CC-1001", "CC-2002", "CC-3003"})
+	}
+	return vals
+}
+
+// appendExponent appends hundredths c (c > 0) in exponent notation, e.g.
+// 12345 as "1.2345E+2" and 7 as "7E-2".
+func appendExponent(b []byte, c int64) []byte {
+	d := strconv.FormatInt(c, 10)
+	exp := len(d) - 3
+	d = strings.TrimRight(d, "0")
+	b = append(b, d[0])
+	if len(d) > 1 {
+		b = append(append(b, '.'), d[1:]...)
+	}
+	b = append(b, 'E')
+	if exp >= 0 {
+		b = append(b, '+')
+	}
+	return strconv.AppendInt(b, int64(exp), 10)
 }
 
 // lineItem is one generated line of an invoice: what the invoice CSV and the
@@ -437,10 +492,15 @@ func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) erro
 	b := make([]byte, 0, 1024)
 	g := newLineGen(inv)
 	// Pre-format what repeats, for speed on gigabyte streams.
+	layout := "2006-01-02,"
+	if s.has(USDates) {
+		layout = "01/02/2006,"
+	}
+	tags, exponent := s.has(Tags), s.has(Exponent)
 	dates := make([][]byte, g.days)
 	for d := range dates {
 		u := inv.Start.AddDate(0, 0, d)
-		dates[d] = u.AppendFormat(u.AddDate(0, 0, 1).AppendFormat(nil, "2006-01-02,"), "2006-01-02,")
+		dates[d] = u.AppendFormat(u.AddDate(0, 0, 1).AppendFormat(nil, layout), layout)
 	}
 	orgCols := append(appendField(nil, org.Name), ',')
 	orgCols = append(append(orgCols, org.ID...), ',')
@@ -473,7 +533,11 @@ func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) erro
 		if !l.credit {
 			b = appendCents(b, l.priceCents)
 			b = append(b, ',')
-			b = appendCents(b, l.qty)
+			if exponent {
+				b = appendExponent(b, l.qty)
+			} else {
+				b = appendCents(b, l.qty)
+			}
 			b = append(b, ',')
 			b = strconv.AppendInt(b, l.disc, 10)
 		} else {
@@ -481,6 +545,11 @@ func (s *Server) writeInvoiceRows(w io.Writer, inv Invoice, from, to int64) erro
 		}
 		b = append(b, ',')
 		b = appendCents(b, l.cents)
+		if tags {
+			for _, v := range tagValues(l) {
+				b = appendField(append(b, ','), v)
+			}
+		}
 		b = append(b, '\n')
 		if _, err := w.Write(b); err != nil {
 			return err

@@ -155,11 +155,9 @@ func (s *Server) listInvoices(x *exchange) {
 	qv := x.r.URL.Query()
 	perPage, page := intParam(qv, "itemsPerPage", 100), intParam(qv, "pageNum", 1)
 	var from, to time.Time
-	if v := qv.Get("fromDate"); v != "" {
-		from, _ = time.Parse("2006-01-02", v) // format checked by the spec
-	}
-	if v := qv.Get("toDate"); v != "" {
-		to, _ = time.Parse("2006-01-02", v)
+	if !s.has(IgnoreDateFilters) {
+		from, _ = time.Parse("2006-01-02", qv.Get("fromDate")) // format checked by the spec; zero if absent
+		to, _ = time.Parse("2006-01-02", qv.Get("toDate"))
 	}
 	statuses := qv["statusNames"]
 	var all []Invoice
@@ -248,7 +246,23 @@ func (s *Server) pendingInvoices(x *exchange) {
 	n := len(res.Results)
 	res.TotalCount = &n
 	res.Links = []link{{Href: baseURL(x.r) + x.r.URL.Path, Rel: "self"}}
-	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
+	body := jsonBody(res)
+	if !s.has(PendingObject) || n != 1 {
+		x.sendJSON(http.StatusOK, x.accept, body)
+		return
+	}
+	// Validated as the page the spec declares, sent as its one invoice.
+	x.w.Header().Set("Content-Type", x.accept)
+	x.rateHeaders()
+	if err := x.validateResponse(http.StatusOK, body); err != nil {
+		x.invalidResponse(err)
+		return
+	}
+	obj := jsonBody(res.Results[0])
+	x.send(http.StatusOK, int64(len(obj)), obj, func(w io.Writer) error {
+		_, err := w.Write(obj)
+		return err
+	})
 }
 
 // rateLimiter mirrors the Invoices endpoint set's limit (per organization,

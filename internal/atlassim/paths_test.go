@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
@@ -45,6 +46,7 @@ func TestPaths(t *testing.T) {
 			if !contains(string(body), "Invoice ID,Organization ID,") {
 				t.Fatalf("usage CSV starts %q", body[:min(80, len(body))])
 			}
+			csvRows := strings.Count(string(body), "\n") - 1
 			st, h, body := call(t, c, http.MethodGet, u, jsonType, nil)
 			if st != http.StatusOK || h.Get("Content-Type") != jsonType {
 				t.Fatalf("usage JSON: %d %s", st, h.Get("Content-Type"))
@@ -52,8 +54,8 @@ func TestPaths(t *testing.T) {
 			var uj struct {
 				UsageDetails []map[string]any `json:"usageDetails"`
 			}
-			if err := json.Unmarshal(body, &uj); err != nil || len(uj.UsageDetails) != 100 {
-				t.Fatalf("usage JSON: %d rows, %v", len(uj.UsageDetails), err)
+			if err := json.Unmarshal(body, &uj); err != nil || len(uj.UsageDetails) != csvRows || csvRows < 50 {
+				t.Fatalf("usage JSON: %d rows, %v; the CSV has %d", len(uj.UsageDetails), err, csvRows)
 			}
 
 			// Invoices.

@@ -80,8 +80,15 @@ type reportRequest struct {
 }
 
 func (s *Server) createReport(x *exchange, invoiceID string) {
-	if _, ok := s.invoice(x.org, invoiceID); !ok {
+	inv, ok := s.invoice(x.org, invoiceID)
+	if !ok {
 		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", fmt.Sprintf("Cannot find invoice %s for organization %s.", invoiceID, x.org))
+		return
+	}
+	if s.has(FocusUnavailable) {
+		status := FocusUnavailableStatus(inv)
+		code := map[int]string{400: "INVALID_PARAMETER", 403: "FORBIDDEN", 404: "RESOURCE_NOT_FOUND"}[status]
+		x.apiError(status, code, fmt.Sprintf("No FOCUS report can be generated for invoice %s (simulated: variant %s).", invoiceID, FocusUnavailable))
 		return
 	}
 	var req reportRequest // enums and required fields checked by the spec

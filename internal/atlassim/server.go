@@ -335,6 +335,9 @@ func (x *exchange) sendStream(ct string, size int64, gen func(io.Writer) error) 
 		x.invalidResponse(err)
 		return
 	}
+	if x.s.has(TextCSV) && ct == typeCSV {
+		x.w.Header().Set("Content-Type", "text/csv; charset=utf-8") // after the spec's check
+	}
 	x.send(http.StatusOK, size, nil, gen)
 }
 

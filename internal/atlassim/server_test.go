@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,12 +108,12 @@ func TestRegisterFlags(t *testing.T) {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	err := fs.Parse([]string{"--processing-time=0", "--ready-after-polls=3", "--invoice-rows=7", "--invoice-bytes=1048576",
-		"--usage-rows=9", "--token-ttl=5m", "--first-month=2024-01", "--org=0123456789abcdef01234567=Ünïcode, Org",
+		"--variant=tags, us-dates", "--variant=tags", "--token-ttl=5m", "--first-month=2024-01", "--org=0123456789abcdef01234567=Ünïcode, Org",
 		"--service-account=id2:secret2", "--api-key=pub2:priv2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ProcessingTime >= 0 || cfg.ReadyAfterPolls != 3 || cfg.InvoiceRows != 7 || cfg.InvoiceBytes != 1<<20 || cfg.UsageRows != 9 ||
+	if cfg.ProcessingTime >= 0 || cfg.ReadyAfterPolls != 3 || cfg.InvoiceRows != 7 || cfg.InvoiceBytes != 1<<20 || !slices.Equal(cfg.Variants, []atlassim.Variant{atlassim.Tags, atlassim.USDates}) ||
 		cfg.TokenTTL != 5*time.Minute || cfg.FirstMonth != "2024-01" || len(cfg.Orgs) != 1 || cfg.Orgs[0].Name != "Ünïcode, Org" ||
 		cfg.ServiceAccounts["id2"] != "secret2" || cfg.ServiceAccounts[atlassim.DefaultClientID] == "" || cfg.APIKeys["pub2"] != "priv2" {
 		t.Fatalf("parsed config %+v", cfg)
@@ -120,7 +121,7 @@ func TestRegisterFlags(t *testing.T) {
 	if _, err := atlassim.New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range [][]string{{"--org=xyz=Name"}, {"--first-month=2024"}, {"--api-key=nocolon"}} {
+	for _, bad := range [][]string{{"--org=xyz=Name"}, {"--first-month=2024"}, {"--api-key=nocolon"}, {"--variant=tags,nope"}} {
 		var c atlassim.Config
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)
 		fs.SetOutput(&bytes.Buffer{})

@@ -2,11 +2,12 @@ package atlassim
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -67,7 +68,12 @@ type usageRow struct {
 	cents                                                                              int64
 }
 
-// usageRows calls fn for each row of the result of q for orgID, in order.
+// usageRows calls fn for each row of the result of q for orgID, in order:
+// for each month of q and each org it names (orgID when none), the line
+// items of that org's invoice of the month that match the filters, summed
+// by usage date, service, project and cluster. So a month's usage total is
+// its invoice's line-item total (Subtotal - Credits) when nothing is
+// filtered out, and months without an invoice have no rows.
 func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) error {
 	start, end, err := q.period()
 	if err != nil {
@@ -75,7 +81,7 @@ func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) 
 	}
 	orgs := []Org{}
 	for _, id := range q.Organizations {
-		if o, ok := s.orgs[id]; ok {
+		if o, ok := s.orgs[id]; ok && !slices.Contains(orgs, o) {
 			orgs = append(orgs, o)
 		}
 	}
@@ -86,49 +92,40 @@ func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) 
 		}
 		orgs = append(orgs, org)
 	}
-	services := q.Services
-	if len(services) == 0 {
-		services = Services
-	}
-	days := int64(end.Sub(start).Hours() / 24)
-	n := int64(s.cfg.UsageRows)
-	// Naming the org the query runs in is the same query as naming none.
-	if len(q.Organizations) == 1 && q.Organizations[0] == orgID {
-		q.Organizations = nil
-	}
-	s1, s2 := seeds("usage", orgID, q.canonical())
-	var p rand.PCG
-	for i := int64(0); i < n; i++ {
-		rowPCG(&p, s1, s2, i)
-		org := pick(&p, orgs)
-		var prj project
-		if len(q.Projects) > 0 {
-			id := pick(&p, q.Projects)
-			prj = project{ID: id, Name: "Project " + id[:6]}
-		} else {
-			prj = pick(&p, projectsOf(org.ID))
-		}
-		var clusterID, clusterName string
-		if len(q.Clusters) > 0 {
-			clusterID = pick(&p, q.Clusters)
-			clusterName = "cluster-" + clusterID[:6]
-		} else {
-			clusterName = pick(&p, clusterNames)
-			clusterID = hashID(24, "cluster", prj.ID, clusterName)
-		}
-		svc := pick(&p, services)
-		cents := int64(1 + p.Uint64()%200000)
-		if svc == "Credits" {
-			cents = -cents
-		}
-		date := start.AddDate(0, 0, int(i*days/n)) // sorted by date
-		row := usageRow{
-			invoiceID: invoiceIDOf(org.ID, date.Format("2006-01")), orgID: org.ID, orgName: org.Name,
-			projectID: prj.ID, projectName: prj.Name, clusterID: clusterID, clusterName: clusterName,
-			service: svc, date: date, cents: cents,
-		}
-		if err := fn(row); err != nil {
-			return err
+	keep := func(filter []string, v string) bool { return len(filter) == 0 || slices.Contains(filter, v) }
+	for m := start; m.Before(end); m = m.AddDate(0, 1, 0) {
+		for _, org := range orgs {
+			inv, ok := s.invoice(org.ID, invoiceIDOf(org.ID, m.Format("2006-01")))
+			if !ok {
+				continue
+			}
+			sums := map[usageRow]int64{}
+			g := newLineGen(inv)
+			for i := int64(0); i < inv.Rows; i++ {
+				l := g.line(i)
+				r := usageRow{invoiceID: inv.ID, orgID: org.ID, orgName: org.Name, projectID: l.project.ID, projectName: l.project.Name,
+					clusterName: l.cluster, service: l.sku.Service, date: inv.Start.AddDate(0, 0, l.day)}
+				if l.cluster != "" {
+					r.clusterID = hashID(24, "cluster", l.project.ID, l.cluster)
+				}
+				if keep(q.Services, r.service) && keep(q.Projects, r.projectID) && keep(q.Clusters, r.clusterID) {
+					sums[r] += l.cents
+				}
+			}
+			rows := make([]usageRow, 0, len(sums))
+			for r, c := range sums {
+				r.cents = c
+				rows = append(rows, r)
+			}
+			slices.SortFunc(rows, func(a, b usageRow) int {
+				return cmp.Or(a.date.Compare(b.date), cmp.Compare(a.service, b.service),
+					cmp.Compare(a.projectID, b.projectID), cmp.Compare(a.clusterName, b.clusterName))
+			})
+			for _, r := range rows {
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -138,6 +135,12 @@ func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) 
 // result of query q for orgID (deterministic in org and query).
 func (s *Server) WriteUsageCSV(w io.Writer, orgID string, q UsageQuery) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
+	if s.has(KeyValueUsage) {
+		if err := s.writeUsageKeyValue(bw, orgID, q); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
 	b := appendRecord(make([]byte, 0, 512), UsageColumns...)
 	if _, err := bw.Write(b); err != nil {
 		return err
@@ -171,6 +174,28 @@ func (s *Server) WriteUsageCSV(w io.Writer, orgID string, q UsageQuery) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// writeUsageKeyValue writes the usage rows in the form of the spec's only
+// example of this answer: no header row, a block of "Key,value" lines per
+// row (trailing commas on some, a space before the amount), a blank line
+// after each block.
+func (s *Server) writeUsageKeyValue(w io.Writer, orgID string, q UsageQuery) error {
+	b := make([]byte, 0, 512)
+	return s.usageRows(orgID, q, func(r usageRow) error {
+		b = appendRecord(b[:0], "Billed Date", r.date.Format("2006-01-02"), "")
+		b = appendRecord(b, "Invoice Id", r.invoiceID, "")
+		b = appendRecord(b, "Organization Name", r.orgName, "")
+		b = appendRecord(b, "Organization ID", r.orgID, "")
+		b = appendRecord(b, "Project Name", r.projectName, "")
+		b = appendRecord(b, "Project Id", r.projectID, "")
+		b = appendRecord(b, "Cluster Name", r.clusterName)
+		b = appendRecord(b, "Cluster Unique Id", r.clusterID)
+		b = appendRecord(b, "Service", r.service)
+		b = append(appendCents(append(b, "Usage Amount, "...), r.cents), '\n', '\n')
+		_, err := w.Write(b)
+		return err
+	})
 }
 
 // WriteUsageJSON writes the exact bytes the simulator serves as the JSON

@@ -574,3 +574,23 @@ func wantInvoiceCSV(t *testing.T, e env, rc io.ReadCloser) {
 		t.Errorf("invoice CSV: %d bytes, want %d", len(got), want.Len())
 	}
 }
+
+// The simulator's HTTP/2 variant sends each 102 with END_STREAM: two polls
+// still processing, then the result.
+func TestSimH2EndStream102(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, true, atlassim.Config{Variants: []atlassim.Variant{atlassim.H2EndStream102}})
+	c := s.client(t, schemes[0])
+	tok, err := c.CreateUsageQuery(ctxTimeout(t, 10*time.Second), simOrg, simQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, polls := pollUsage(t, c, tok, atlas.CSV, 5)
+	var want bytes.Buffer
+	if err := s.WriteUsageCSV(&want, simOrg, simUsageQuery(simQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, u.Body); polls != 3 || s.Requests(atlassim.OpGetUsage) != 3 || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("ready after %d polls (%d requests), %d bytes; want 3, 3, %d", polls, s.Requests(atlassim.OpGetUsage), len(got), want.Len())
+	}
+}

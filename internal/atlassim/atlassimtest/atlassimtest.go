@@ -38,6 +38,7 @@ func StartTLS(t testing.TB, cfg atlassim.Config) (*atlassim.Server, string, *htt
 	t.Helper()
 	s, ts, dl := newServer(t, cfg)
 	ts.EnableHTTP2 = true
+	ts.Config.TLSNextProto = s.HTTP2NextProto() // nil: net/http's own
 	ts.StartTLS()
 	if dl != nil {
 		dl.EnableHTTP2 = true

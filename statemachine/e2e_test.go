@@ -14,6 +14,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
@@ -53,9 +54,10 @@ func TestEndToEnd(t *testing.T) {
 			// expected() wants the plain CSV stored.
 			sim:   atlassim.Config{ReadyAfterPolls: 3, ReportGzip: true},
 			input: bothOrgs,
-			// Per org: 3 polls answer PROCESSING (102), the 4th streams the usage.
+			// Per org: 3 polls answer PROCESSING (102), the 4th streams the
+			// usage CSV and asks for its JSON form.
 			wantCalls:    map[string]int{"Plan": 1, "Submit": 2, "Poll": 8, "FetchInvoices": 2},
-			wantRequests: map[string]int{atlassim.OpCreateUsage: 2, atlassim.OpGetUsage: 8, atlassim.OpListInvoices: 2, atlassim.OpPendingInvoice: 2, atlassim.OpGetInvoiceCSV: 4},
+			wantRequests: map[string]int{atlassim.OpCreateUsage: 2, atlassim.OpGetUsage: 10, atlassim.OpListInvoices: 2, atlassim.OpPendingInvoice: 2, atlassim.OpGetInvoiceCSV: 4},
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
 				// One Wait before each of the 8 polls. local-sfn forwards a
 				// nested Map's events asynchronously and may drop the last
@@ -163,19 +165,66 @@ func TestEndToEnd(t *testing.T) {
 		},
 		{
 			name: "FOCUS report fails",
-			// June's report is requested, then fails at its first poll.
+			// June's report is requested, then fails at its first poll: a
+			// warning, the month's usage and invoice stored.
 			faults:       []atlassim.Fault{{Op: atlassim.OpGetInvoiceReport, Kind: atlassim.ReportFailed}},
 			input:        firstOrg,
-			wantErr:      "Atlas.ReportFailed",
+			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1, statemachine.StatePollFocus: 1},
+			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 1, atlassim.OpDownloadReport: 0},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				sum := decodeSummary(t, res)
+				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+					t.Fatalf("summary = %s", res.Output)
+				}
+				checkFocusUnavailable(t, w, sum.Results[0].Warnings, "focus-poll")
+				want := expected(t, w, w.Orgs[0], month, false)
+				for k := range want {
+					if strings.HasPrefix(k, w.Layout.Prefix()+"/focus") {
+						delete(want, k)
+					}
+				}
+				checkObjects(t, w, sum.Results[0].Objects, want)
+				if keys := w.KeysUnder(t, "focus/"); len(keys) != 0 {
+					t.Errorf("FOCUS objects stored for a failed report: %v", keys)
+				}
+			},
+		},
+		{
+			name: "FOCUS report fails, warnings strict",
+			// The same, with StrictWarnings: everything is stored, then the
+			// job's last step fails with Export.Warnings.
+			env:          map[string]string{"ABX_STRICT_WARNINGS": "true"},
+			faults:       []atlassim.Fault{{Op: atlassim.OpGetInvoiceReport, Kind: atlassim.ReportFailed}},
+			input:        firstOrg,
+			wantErr:      export.ExportWarnings,
 			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1, statemachine.StatePollFocus: 1},
 			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 1, atlassim.OpDownloadReport: 0},
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
 				inv := w.Invoice(t, w.Orgs[0], month)
-				if !strings.Contains(res.Cause, "org "+w.Orgs[0]) || !strings.Contains(res.Cause, inv.ID) {
-					t.Errorf("cause = %q, want the org and the invoice", res.Cause)
+				if !strings.Contains(res.Cause, export.FocusUnavailable) || !strings.Contains(res.Cause, inv.ID) {
+					t.Errorf("cause = %q, want the warning's name and the invoice", res.Cause)
 				}
-				if keys := w.KeysUnder(t, "focus/"); len(keys) != 0 {
-					t.Errorf("FOCUS objects stored for a failed report: %v", keys)
+				if keys := w.KeysUnder(t, "invoices/org_id="+w.Orgs[0]+"/"); len(keys) != 1 {
+					t.Errorf("invoices stored: %v, want June's", keys)
+				}
+			},
+		},
+		{
+			name: "FOCUS unavailable for the invoice",
+			// Atlas refuses to create the report (400, 403 or 404 by month):
+			// a warning, the month's usage and invoice stored.
+			sim:          atlassim.Config{Variants: []atlassim.Variant{atlassim.FocusUnavailable}},
+			input:        firstOrg,
+			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1, statemachine.StatePollFocus: 1},
+			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 0, atlassim.OpDownloadReport: 0},
+			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
+				sum := decodeSummary(t, res)
+				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+					t.Fatalf("summary = %s", res.Output)
+				}
+				checkFocusUnavailable(t, w, sum.Results[0].Warnings, "focus-submit")
+				if keys := w.KeysUnder(t, "invoices/org_id="+w.Orgs[0]+"/"); len(keys) != 1 {
+					t.Errorf("invoices stored: %v, want June's", keys)
 				}
 			},
 		},
@@ -281,7 +330,7 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 	rows := int64(bytes.Count(usage, []byte{'\n'}) - 1) // the simulator's values hold no newline
 	out := map[string]stored{
 		w.UsageKey(t, org, month):                 {body: usage, rows: rows},
-		must(t)(w.Layout.NormalizedUsage(org, p)): {body: normalized(t, usage, normalize.Usage), rows: rows},
+		must(t)(w.Layout.NormalizedUsage(org, p)): {body: normalized(t, w.ServedUsageJSON(t, org, month), normalize.UsageJSON), rows: rows},
 	}
 	months := []string{month}
 	if pending {
@@ -350,6 +399,37 @@ func checkObjects(t *testing.T, w *e2e.World, objs []object, want map[string]sto
 	slices.Sort(got)
 	if wantKeys := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantKeys) {
 		t.Errorf("output lists\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantKeys, "\n"))
+	}
+}
+
+// checkFocusUnavailable wants ws to be one Focus.Unavailable warning for
+// June's invoice of the first org, given by step.
+func checkFocusUnavailable(t *testing.T, w *e2e.World, ws []warning, step string) {
+	t.Helper()
+	inv := w.Invoice(t, w.Orgs[0], "2024-06")
+	if len(ws) != 1 {
+		t.Fatalf("warnings = %+v, want one", ws)
+	}
+	got := ws[0]
+	if got.Name != export.FocusUnavailable || got.OrgID != w.Orgs[0] || got.Period != "2024-06" || got.InvoiceID != inv.ID || got.Step != step || got.Message == "" {
+		t.Errorf("warning = %+v, want %s for invoice %s of org %s at %s", got, export.FocusUnavailable, inv.ID, w.Orgs[0], step)
+	}
+	// One JSON log line per warning, which the template's metric filter counts.
+	var logged []map[string]any
+	for _, line := range strings.Split(w.Logs(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == export.WarningLog {
+			logged = append(logged, m)
+		}
+	}
+	want := map[string]any{"level": "WARN", "msg": export.WarningLog, "name": export.FocusUnavailable, "org": w.Orgs[0], "period": "2024-06", "step": step, "invoice": inv.ID}
+	if len(logged) != 1 {
+		t.Fatalf("%d warning log lines, want 1:\n%s", len(logged), w.Logs())
+	}
+	for k, v := range want {
+		if logged[0][k] != v {
+			t.Errorf("warning log line %v: %s = %v, want %v", logged[0], k, logged[0][k], v)
+		}
 	}
 }
 

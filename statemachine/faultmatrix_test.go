@@ -320,6 +320,20 @@ func (fw *faultWorld) direct(t *testing.T, state string, raw []byte) outcome {
 	return outcome{res: res, counts: since(fw.counts(), before)}
 }
 
+// warningNames are the names of the warnings an execution's output carries,
+// in order.
+func warningNames(output []byte) []string {
+	var sum summary
+	_ = json.Unmarshal(output, &sum) // a failed execution has no output: no warnings
+	var names []string
+	for _, r := range sum.Results {
+		for _, w := range r.Warnings {
+			names = append(names, w.Name)
+		}
+	}
+	return names
+}
+
 // checkStore checks the bucket after a run: nothing in staging, no open
 // multipart upload, and each final object the clean run's, byte for byte.
 // With all, every clean object must be there too. It returns the objects
@@ -377,6 +391,7 @@ type faultRow struct {
 // expect is a row's expected outcome.
 type expect struct {
 	err     string // "" for success
+	warning string // success: the warning the fault gave (the output names it); "": none
 	by      string // success: the layer whose retry absorbed the fault
 	retried int    // the state machine's Retry: StateRetried events
 	state   string // success with retried > 0: the Task state retried
@@ -393,9 +408,12 @@ type expect struct {
 
 func (w expect) expected() string {
 	out := "succeeded"
-	if w.err != "" {
+	switch {
+	case w.err != "":
 		out = w.err
-	} else if w.by != "" {
+	case w.warning != "":
+		out += " with warning " + w.warning
+	case w.by != "":
 		out += " by " + w.by
 	}
 	return out + w.numbers(w.retried, func(k string) int { return w.extra[k] }, func(k string) int { return w.exact[k] })
@@ -405,6 +423,8 @@ func (w expect) observed(got outcome, clean *cleanRun) string {
 	out := "succeeded"
 	if got.res.Error != "" {
 		out = got.res.Error
+	} else if names := warningNames(got.res.Output); len(names) > 0 {
+		out += " with warning " + strings.Join(names, ", ")
 	}
 	return out + w.numbers(got.res.Retried, func(k string) int { return got.counts[k] - clean.counts[k] }, func(k string) int { return got.counts[k] })
 }
@@ -450,7 +470,8 @@ func label(k string) string {
 // printedRow is a printed row.
 type printedRow struct {
 	fault, expected, observed string
-	failed, retried, pass     bool
+	failed, retried, warned   bool
+	pass                      bool
 	lost, extra               int
 }
 
@@ -491,6 +512,15 @@ func (m *faultMatrix) run(t *testing.T, fw *faultWorld, r faultRow) {
 	if got.res.Error != r.want.err {
 		t.Errorf("outcome %q (cause %q), want %q", got.res.Error, got.res.Cause, r.want.err)
 	}
+	// A fault the export survives gives no warning unless it cost a file.
+	var wantWarnings []string
+	if r.want.warning != "" {
+		wantWarnings = []string{r.want.warning}
+	}
+	if names := warningNames(got.res.Output); got.res.Error == "" && r.direct == nil && !slices.Equal(names, wantWarnings) {
+		t.Errorf("warnings %v, want %v", names, wantWarnings)
+	}
+	rec.warned = r.want.warning != "" && got.res.Error == ""
 	if got.res.Retried != r.want.retried {
 		t.Errorf("state machine retried %d times, want %d", got.res.Retried, r.want.retried)
 	}
@@ -520,7 +550,10 @@ func (m *faultMatrix) run(t *testing.T, fw *faultWorld, r faultRow) {
 	if n, down := fw.proxy.Pending(); n > 0 || down {
 		t.Errorf("S3 proxy: %d fault applications never happened (outage on: %v)", n, down)
 	}
-	if r.want.err == "" {
+	switch {
+	case r.want.warning != "":
+		// A warning's outcome is the row's check: which files it cost.
+	case r.want.err == "":
 		rec.retried = got.res.Retried > 0 || len(r.want.moreCalls) > 0
 		for k := range r.want.extra {
 			rec.retried = rec.retried || got.counts[k] > c.counts[k]
@@ -536,7 +569,7 @@ func (m *faultMatrix) run(t *testing.T, fw *faultWorld, r faultRow) {
 				t.Errorf("%s called %d times, want %d", state, got.res.Calls[state], n)
 			}
 		}
-	} else {
+	default:
 		cause := got.res.Cause
 		if cause == "" || len(cause) > 2048 {
 			t.Errorf("cause is %d bytes: want a short explanation", len(cause))
@@ -548,7 +581,8 @@ func (m *faultMatrix) run(t *testing.T, fw *faultWorld, r faultRow) {
 	if r.check != nil {
 		r.check(t, fw, got)
 	}
-	lost, extra := fw.checkStore(t, c, r.want.err == "")
+	// A warning stands for a file not written: the row's check says which.
+	lost, extra := fw.checkStore(t, c, r.want.err == "" && r.want.warning == "")
 	rec.lost, rec.extra = lost, extra
 	if r.clear != nil {
 		r.clear(fw)
@@ -625,7 +659,7 @@ func (m *faultMatrix) report(t *testing.T) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tfault\texpected\tobserved\tpass")
-	var tried, survived, named, lostDup, failed int
+	var tried, survived, named, warned, lostDup, failed int
 	for i, r := range m.records {
 		pass := "PASS"
 		if !r.pass {
@@ -637,14 +671,16 @@ func (m *faultMatrix) report(t *testing.T) {
 		switch {
 		case r.failed:
 			named++
+		case r.warned:
+			warned++
 		case r.retried:
 			survived++
 		}
 		lostDup += r.lost + r.extra
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "faults tried: %d; survived by retry: %d; ended in a named failure: %d; objects lost or duplicated: %d; rows failing: %d\n",
-		tried, survived, named, lostDup, failed)
+	fmt.Fprintf(&b, "faults tried: %d; survived by retry: %d; ended in a named failure: %d; in a named warning: %d; objects lost or duplicated: %d; rows failing: %d\n",
+		tried, survived, named, warned, lostDup, failed)
 	t.Log("fault matrix\n" + b.String())
 	if tried < 30 {
 		t.Errorf("the matrix has %d rows, want at least 30", tried)
@@ -652,7 +688,7 @@ func (m *faultMatrix) report(t *testing.T) {
 	if lostDup != 0 {
 		t.Errorf("%d objects lost or duplicated", lostDup)
 	}
-	if survived+named != tried {
-		t.Errorf("%d rows neither retried nor failed: their fault had no visible effect", tried-survived-named)
+	if survived+named+warned != tried {
+		t.Errorf("%d rows neither retried, failed nor warned: their fault had no visible effect", tried-survived-named-warned)
 	}
 }

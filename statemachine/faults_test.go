@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	billingperiod "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -100,6 +103,20 @@ func badRequest(extra map[string]any) func(fw *faultWorld) any {
 	}
 }
 
+// checkNoFocus wants, after a FOCUS report was unavailable, every object of
+// the clean run but the FOCUS ones, and none of those.
+func checkNoFocus(t *testing.T, fw *faultWorld, got outcome) {
+	t.Helper()
+	c := fw.clean["1org"]
+	focus := []string{fw.Layout.Prefix() + "/" + layout.FocusFolder + "/", fw.Layout.Prefix() + "/" + layout.NormalizedFocusFolder + "/"}
+	for _, k := range slices.Sorted(maps.Keys(c.objects)) {
+		isFocus := strings.HasPrefix(k, focus[0]) || strings.HasPrefix(k, focus[1])
+		if stored := fw.S3.Head(t, fw.Bucket, k) != nil; stored == isFocus {
+			t.Errorf("%s: stored %v, want %v", k, stored, !isFocus)
+		}
+	}
+}
+
 var (
 	noNetwork = map[string]int{netTotal: 0}
 	saID      = atlassim.DefaultClientID
@@ -173,9 +190,11 @@ var faultRows = []faultRow{
 			extra: map[string]int{atlasReq(atlassim.OpGetInvoiceCSV): 1, atlasReq(atlassim.OpListInvoices): 1}},
 	},
 	{
+		// The retried poll reads the result again in both forms: the CSV
+		// (stored as sent) and the JSON (what it is normalized from).
 		name: "connection reset mid-body (usage CSV)", world: "atlas", input: "1org",
 		setup: injectAtlas(atlassim.Fault{Op: atlassim.OpGetUsage, Kind: atlassim.Reset, After: 512}),
-		want:  expect{by: "state machine Retry (Atlas.StreamBroken)", retried: 1, state: statemachine.StatePoll, extra: map[string]int{atlasReq(atlassim.OpGetUsage): 1}},
+		want:  expect{by: "state machine Retry (Atlas.StreamBroken)", retried: 1, state: statemachine.StatePoll, extra: map[string]int{atlasReq(atlassim.OpGetUsage): 2}},
 	},
 	{
 		name: "truncated body: fewer bytes than Content-Length (invoice CSV)", world: "atlas", input: "1org",
@@ -186,7 +205,7 @@ var faultRows = []faultRow{
 	{
 		name: "truncated body (usage CSV)", world: "atlas", input: "1org",
 		setup: injectAtlas(atlassim.Fault{Op: atlassim.OpGetUsage, Kind: atlassim.Truncate, After: 100}),
-		want:  expect{by: "state machine Retry (Atlas.StreamBroken)", retried: 1, state: statemachine.StatePoll, extra: map[string]int{atlasReq(atlassim.OpGetUsage): 1}},
+		want:  expect{by: "state machine Retry (Atlas.StreamBroken)", retried: 1, state: statemachine.StatePoll, extra: map[string]int{atlasReq(atlassim.OpGetUsage): 2}},
 	},
 	{
 		// The step's context ends mid-body, as Lambda's deadline does; the
@@ -271,11 +290,22 @@ var faultRows = []faultRow{
 	// ---- Atlas: FOCUS reports ----
 	{
 		// The report (of the closed invoice; the pending one has none) goes
-		// PENDING, RUNNING, then FAILED.
+		// PENDING, RUNNING, then FAILED: a warning, the month's usage and
+		// invoices stored, no FOCUS files.
 		name: "FOCUS report ends FAILED", world: "atlas", input: "1org",
 		setup: injectAtlas(atlassim.Fault{Op: atlassim.OpCreateInvoiceReport, Kind: atlassim.ReportFailed}),
-		want: expect{err: export.AtlasReportFailed, exact: map[string]int{
+		want: expect{warning: export.FocusUnavailable, exact: map[string]int{
 			atlasReq(atlassim.OpCreateInvoiceReport): 1, atlasReq(atlassim.OpDownloadReport): 0}},
+		check: checkNoFocus,
+	},
+	{
+		// Atlas will not create the report of this invoice: a warning at
+		// once, no poll.
+		name: "FOCUS report refused (404)", world: "atlas", input: "1org",
+		setup: injectAtlas(atlassim.Fault{Op: atlassim.OpCreateInvoiceReport, Kind: atlassim.NotFound}),
+		want: expect{warning: export.FocusUnavailable, exact: map[string]int{
+			atlasReq(atlassim.OpCreateInvoiceReport): 1, atlasReq(atlassim.OpGetInvoiceReport): 0, atlasReq(atlassim.OpDownloadReport): 0}},
+		check: checkNoFocus,
 	},
 	{
 		// The poll asks for a new report and goes round until it is ready:

@@ -55,11 +55,21 @@ type job struct {
 type summary struct {
 	Jobs    int `json:"jobs"`
 	Results []struct {
-		OrgID   string   `json:"orgId"`
-		Period  period   `json:"period"`
-		Objects []object `json:"objects"`
-		Error   *string  `json:"error"`
+		OrgID    string    `json:"orgId"`
+		Period   period    `json:"period"`
+		Objects  []object  `json:"objects"`
+		Warnings []warning `json:"warnings"`
+		Error    *string   `json:"error"`
 	} `json:"results"`
+}
+
+type warning struct {
+	Name      string `json:"name"`
+	Message   string `json:"message"`
+	OrgID     string `json:"orgId"`
+	Period    string `json:"period"`
+	Step      string `json:"step"`
+	InvoiceID string `json:"invoiceId"`
 }
 
 var orgIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
@@ -147,7 +157,7 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 			f.written = append(f.written, o.Key)
 		}
 		f.mu.Unlock()
-		return json.Marshal(map[string]any{"orgId": j.OrgID, "period": j.Period, "invoices": 2, "objects": objs})
+		return json.Marshal(map[string]any{"orgId": j.OrgID, "period": j.Period, "invoices": 2, "objects": objs, "warnings": []any{}})
 	default:
 		return nil, fmt.Errorf("no fake for state %q", state)
 	}
@@ -257,7 +267,7 @@ func TestWorkflowExportsEveryObject(t *testing.T) {
 		t.Errorf("summary lists\n%s\nwant every object written\n%s", strings.Join(listed, "\n"), strings.Join(f.written, "\n"))
 	}
 	if strings.Contains(string(res.Output), `"invoices"`) {
-		t.Errorf("summary carries fields beyond orgId/period/objects: %s", res.Output)
+		t.Errorf("summary carries fields beyond orgId/period/objects/warnings: %s", res.Output)
 	}
 }
 

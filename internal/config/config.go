@@ -33,6 +33,7 @@ const (
 	EnvS3Endpoint = "ABX_S3_ENDPOINT"
 	EnvFocus      = "ABX_FOCUS_REPORTS"
 	EnvZone       = "ABX_SCHEDULE_TIMEZONE"
+	EnvStrict     = "ABX_STRICT_WARNINGS"
 	// EnvAtlasBaseURL is the Atlas CLI's name for the base URL, which the
 	// command-line tool reads first.
 	EnvAtlasBaseURL = "MONGODB_ATLAS_BASE_URL"
@@ -67,6 +68,9 @@ type Config struct {
 	// Zone is ABX_SCHEDULE_TIMEZONE, the schedules' time zone, whose months
 	// previous-month and month-to-date are; nil is UTC.
 	Zone *time.Location
+	// StrictWarnings is ABX_STRICT_WARNINGS: an export that gave warnings
+	// fails (Export.Warnings) once everything is stored; default false.
+	StrictWarnings bool
 }
 
 // FromEnv reads a function's configuration through getenv (os.Getenv in
@@ -159,6 +163,13 @@ func load(getenv func(string) string, out *string) (Config, error) {
 			problem("%s %.64q: want true or false", EnvFocus, v)
 		}
 		c.FocusReports = on
+	}
+	if v := get(EnvStrict); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			problem("%s %.64q: want true or false", EnvStrict, v)
+		}
+		c.StrictWarnings = on
 	}
 	if v := get(EnvZone); v != "" {
 		zone, err := period.Zone(v)

@@ -27,8 +27,12 @@ func TestFromEnvDefaults(t *testing.T) {
 	if len(c.OrgIDs) != 2 || c.OrgIDs[1] != "6a1b2c3d4e5f6a7b8c9d0e1f" {
 		t.Errorf("OrgIDs = %v", c.OrgIDs)
 	}
-	if c.Zone != nil {
-		t.Errorf("Zone = %v, want nil (UTC)", c.Zone)
+	if c.Zone != nil || c.StrictWarnings {
+		t.Errorf("Zone = %v, StrictWarnings = %v, want nil (UTC) and false", c.Zone, c.StrictWarnings)
+	}
+	c, err = FromEnv(env(map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_STRICT_WARNINGS": "true"}))
+	if err != nil || !c.StrictWarnings {
+		t.Errorf("ABX_STRICT_WARNINGS=true: StrictWarnings %v, %v", c.StrictWarnings, err)
 	}
 	c, err = FromEnv(env(map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_SCHEDULE_TIMEZONE": "Pacific/Auckland"}))
 	if err != nil || c.Zone.String() != "Pacific/Auckland" {
@@ -54,6 +58,7 @@ func TestFromEnvProblems(t *testing.T) {
 		{"no attempts", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_MAX_POLL_ATTEMPTS": "0"}, []string{"ABX_MAX_POLL_ATTEMPTS"}},
 		{"too many attempts", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_MAX_POLL_ATTEMPTS": "1001"}, []string{"from 1 to 1000"}},
 		{"focus neither true nor false", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_FOCUS_REPORTS": "maybe"}, []string{`ABX_FOCUS_REPORTS "maybe"`}},
+		{"strict neither true nor false", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_STRICT_WARNINGS": "yes please"}, []string{`ABX_STRICT_WARNINGS "yes please"`}},
 		{"unknown time zone", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_SCHEDULE_TIMEZONE": "Mars/Olympus"}, []string{`ABX_SCHEDULE_TIMEZONE: time zone "Mars/Olympus"`}},
 		{"bad endpoint", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_S3_ENDPOINT": "s3.local"}, []string{"ABX_S3_ENDPOINT"}},
 		{"a host name too long for DNS", map[string]string{"ABX_BUCKET": "lake", "ABX_SECRET_ARN": "s", "ABX_ATLAS_BASE_URL": "https://" + strings.Repeat("a", 5000) + ".com"}, []string{"at most 253"}},

@@ -331,6 +331,18 @@ func (w *World) ServedUsage(t testing.TB, org, month string) []byte {
 	return b.Bytes()
 }
 
+// ServedUsageJSON is the JSON form of the month's usage the simulator
+// serves, byte for byte: what the normalized usage is made of.
+func (w *World) ServedUsageJSON(t testing.TB, org, month string) []byte {
+	t.Helper()
+	p := mustMonth(t, month)
+	var b bytes.Buffer
+	if err := w.Sim.WriteUsageJSON(&b, org, atlassim.UsageQuery{StartDate: p.StartDate(), EndDate: p.EndDate()}); err != nil {
+		t.Fatalf("e2e: usage JSON of %s %s: %v", org, month, err)
+	}
+	return b.Bytes()
+}
+
 // ServedInvoice is the invoice CSV the simulator serves, byte for byte.
 func (w *World) ServedInvoice(t testing.TB, org, invoiceID string) []byte {
 	t.Helper()

@@ -61,6 +61,9 @@ type Job struct {
 	// UsageServices is the usage's exact total per service, decimal text,
 	// counted while it streamed (none when it could not be normalized).
 	UsageServices map[string]string `json:"usageServices,omitempty"`
+	// UsageTotal is the usage's exact total, decimal text (none when it
+	// could not be normalized).
+	UsageTotal string `json:"usageTotal,omitempty"`
 	// Warnings are the problems that did not fail a step.
 	Warnings []Warning `json:"warnings,omitempty"`
 }
@@ -93,9 +96,16 @@ type Result struct {
 	MaxAttempts int      `json:"maxAttempts"`
 	// UsageServices is the job's (Job.UsageServices).
 	UsageServices map[string]string `json:"usageServices,omitempty"`
-	// Warnings are the problems that did not fail a step, the job's first.
-	Warnings []Warning `json:"warnings,omitempty"`
+	// Reconciliations check each invoice stored against its own totals.
+	Reconciliations []Reconciliation `json:"reconciliations,omitempty"`
+	// Warnings are the problems that did not fail a step, the job's first:
+	// always a list, so the state machine can pass it on.
+	Warnings []Warning `json:"warnings"`
 }
+
+// wantsFocus reports whether FOCUS reports are still to be asked for: the
+// job is not over after FetchInvoices.
+func (r Result) wantsFocus() bool { return r.Focus && len(r.Reports) > 0 }
 
 // CheckMonths refuses months a person cannot mean: before 2000 (Atlas did
 // not exist: a typo such as 0224-06) or starting more than a day after now

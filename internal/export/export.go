@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
@@ -48,6 +49,9 @@ type Exporter struct {
 	MaxAttempts int
 	// Focus is whether jobs ask for FOCUS reports unless a request says.
 	Focus bool
+	// Strict fails the last step of a job that gave warnings with
+	// Export.Warnings, once everything is stored (ABX_STRICT_WARNINGS).
+	Strict bool
 	// Zone is the time zone whose months "previous-month" and
 	// "month-to-date" count (the schedules'); nil is UTC.
 	Zone *time.Location
@@ -311,13 +315,20 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 		"source": "atlas-cost-explorer", "org-id": j.OrgID, "billing-month": j.Period.Label(),
 		"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
 	}
+	// The CSV's layout is not documented (the spec's example has no header
+	// row): it is stored as sent, and the normalized usage is made from the
+	// JSON form of the same result, whose schema the spec gives. Both go
+	// through one pair upload, so they are stored together or not at all.
 	var norm enriched
-	obj, err := e.store(ctx, key, u.Body, e.normalized(ctx, normKey, meta, normalize.Usage, &norm), meta)
+	obj, err := e.store(ctx, key, u.Body, e.normalized(ctx, normKey, meta, e.usageJSON(ctx, j), &norm), meta)
 	if err != nil {
 		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
 	}
 	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, norm.obj
-	j.UsageServices = services(norm.stats)
+	j.UsageServices, j.UsageTotal = services(norm.stats), ""
+	if norm.obj != nil {
+		j.UsageTotal = norm.stats.Amount.String()
+	}
 	j.Warnings = e.warned(j.Warnings, norm.warn, j.OrgID, j.Period, "", "poll")
 	for _, o := range []*sink.Object{&obj, norm.obj} {
 		if o != nil {
@@ -326,6 +337,66 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 	}
 	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 	return j, nil
+}
+
+// usageJSON is the conversion of a job's usage pair: it ignores the CSV
+// (the raw object, stored as sent) and writes the normalized usage from the
+// JSON form of the same result, fetched now that the query is ready. A
+// JSON form Atlas does not give is a Usage.JSONUnavailable warning; a
+// transient failure (429, 5xx, a broken stream, the deadline) fails the
+// step, both objects unwritten, for the state machine to retry.
+func (e *Exporter) usageJSON(ctx context.Context, j Job) func(io.Writer, io.Reader) (normalize.Stats, error) {
+	return func(w io.Writer, csv io.Reader) (normalize.Stats, error) {
+		// Keep the CSV flowing to its upload while the JSON is read.
+		go func() { _, _ = io.Copy(io.Discard, csv) }()
+		unavailable := func(msg string, err error) error {
+			return &normalize.Warning{Name: UsageJSONUnavailable, Msg: "the usage CSV is stored as sent, not normalized: " + msg, Err: err}
+		}
+		u, err := e.Atlas.GetUsage(ctx, j.OrgID, j.Token, atlas.JSON)
+		switch {
+		case err != nil && transient(err):
+			return normalize.Stats{}, wrap(err, "getting the usage as JSON")
+		case err != nil:
+			return normalize.Stats{}, unavailable("getting the usage as JSON", err)
+		case u.Processing:
+			return normalize.Stats{}, unavailable("Atlas answered the JSON form as still processing, the CSV as ready", nil)
+		}
+		defer u.Body.Close()
+		body := &readErr{r: u.Body}
+		st, err := normalize.UsageJSON(w, body)
+		// A body that broke off is no file to warn about: retry the step.
+		if err != nil && body.err != nil {
+			if Name(body.err) != AtlasError {
+				return st, wrap(body.err, "reading the usage JSON")
+			}
+			return st, &Error{Name: AtlasStreamBroken, Msg: "the Atlas response (usage JSON) broke off", Err: body.err}
+		}
+		return st, err
+	}
+}
+
+// transient reports whether err is worth a retry of the step: Atlas busy or
+// failing, a stream that broke, a deadline.
+func transient(err error) bool {
+	switch Name(err) {
+	case AtlasRateLimited, AtlasServerError, AtlasStreamBroken:
+		return true
+	}
+	return false
+}
+
+// readErr remembers the error a read of r returned, other than EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // FetchInvoices stores the CSV of every invoice of the job's month (and the
@@ -343,18 +414,25 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts, UsageServices: j.UsageServices, Warnings: j.Warnings}
+	res := Result{OrgID: j.OrgID, Period: j.Period, Objects: []sink.Object{}, Focus: j.Focus, Reports: []Report{}, MaxAttempts: j.MaxAttempts, UsageServices: j.UsageServices, Warnings: append([]Warning{}, j.Warnings...)}
 	for _, o := range []*sink.Object{j.Usage, j.UsageNormalized} {
 		if o != nil {
 			res.Objects = append(res.Objects, *o)
 		}
 	}
 	for _, inv := range invoices {
-		objs, warn, err := e.storeInvoice(ctx, j, inv)
+		month := period.Of(inv.StartDate)
+		objs, warn, rec, err := e.storeInvoice(ctx, j, inv)
 		if err != nil {
 			return Result{}, err
 		}
-		res.Warnings = e.warned(res.Warnings, warn, j.OrgID, period.Of(inv.StartDate), inv.ID, "fetch-invoice")
+		res.Warnings = e.warned(res.Warnings, warn, j.OrgID, month, inv.ID, "fetch-invoice")
+		if rec != nil {
+			res.Reconciliations = append(res.Reconciliations, *rec)
+			if !rec.Reconciled {
+				res.Warnings = e.warn(res.Warnings, j.OrgID, month, "fetch-invoice", inv.ID, InvoiceUnreconciled, rec.Reason)
+			}
+		}
 		for _, obj := range objs {
 			e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &obj})
 		}
@@ -363,11 +441,19 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 		// Atlas builds a FOCUS report for a closed invoice; the pending one
 		// is still changing.
 		if j.Focus && inv.StatusName != "PENDING" {
-			res.Reports = append(res.Reports, Report{InvoiceID: inv.ID, Month: period.Of(inv.StartDate).Label()})
+			res.Reports = append(res.Reports, Report{InvoiceID: inv.ID, Month: month.Label()})
 		}
 	}
+	besideUsage(res.Reconciliations, j.Period, j.UsageTotal)
+	for _, r := range res.Reconciliations {
+		log.Info("invoice reconciliation", "invoice", r.InvoiceID, "reconciled", r.Reconciled, "line_items", r.LineItems,
+			"subtotal_cents", r.SubtotalCents, "credits_cents", r.CreditsCents, "delta_cents", r.DeltaCents, "usage", r.Usage, "usage_delta", r.UsageDelta)
+	}
 	log.Info("invoices done", "invoices", len(invoices))
-	return res, nil
+	if res.wantsFocus() {
+		return res, nil
+	}
+	return e.finish(res)
 }
 
 // checkUsageObjects refuses usage objects in the event that are not where
@@ -441,23 +527,26 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 }
 
 // storeInvoice stores the raw CSV and, from the same stream, its normalized
-// line items, or says why they could not be.
-func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, error) {
+// line items, or says why they could not be. The line items are reconciled
+// with the invoice's totals on the way; the raw object's metadata says
+// whether they were (reconciled=true|false, false too when they could not
+// be read).
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, *Reconciliation, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
 	// An invoice is filed under the month it bills, which for the pending
 	// one may not be the job's month.
 	month := period.Of(inv.StartDate)
 	key, err := e.Layout.Invoice(j.OrgID, month, inv.ID)
 	if err != nil {
-		return nil, nil, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
+		return nil, nil, nil, &Error{Name: AtlasError, Msg: where + ": Atlas listed an invoice id that is not valid", Err: err}
 	}
 	normKey, err := e.Layout.NormalizedInvoice(j.OrgID, month, inv.ID)
 	if err != nil {
-		return nil, nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
+		return nil, nil, nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
 	}
 	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
 	if err != nil {
-		return nil, nil, wrap(err, where+": downloading the invoice CSV")
+		return nil, nil, nil, wrap(err, where+": downloading the invoice CSV")
 	}
 	defer body.Close()
 	meta := map[string]string{
@@ -469,12 +558,26 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) (
 		return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
 	}
 	var norm enriched
-	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, toLineItems, &norm), meta)
+	var rec *Reconciliation
+	count := e.normalized(ctx, normKey, meta, toLineItems, &norm)
+	reconciled := func(r io.Reader) (int64, error) {
+		n, err := count(r)
+		// The normalized object took its metadata before this; the raw
+		// one takes it after the count, so it sees this.
+		meta["reconciled"] = "false"
+		if err == nil && norm.obj != nil {
+			c := reconcile(inv, norm.stats)
+			rec = &c
+			meta["reconciled"] = strconv.FormatBool(c.Reconciled)
+		}
+		return n, err
+	}
+	obj, err := e.store(ctx, key, body, reconciled, meta)
 	if err != nil {
-		return nil, nil, wrap(err, where+": storing the invoice CSV")
+		return nil, nil, nil, wrap(err, where+": storing the invoice CSV")
 	}
 	if norm.obj == nil {
-		return []sink.Object{obj}, norm.warn, nil
+		return []sink.Object{obj}, norm.warn, nil, nil
 	}
-	return []sink.Object{obj, *norm.obj}, nil, nil
+	return []sink.Object{obj, *norm.obj}, nil, rec, nil
 }

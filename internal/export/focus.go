@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,8 +23,12 @@ type Report struct {
 	Renewals  int    `json:"renewals,omitempty"`
 }
 
-// StateStored marks a report whose CSV is in the store.
-const StateStored = "STORED"
+// States of our own beside Atlas's: a report whose CSV is in the store, and
+// one Atlas will not give (a Focus.Unavailable warning says why).
+const (
+	StateStored      = "STORED"
+	StateUnavailable = "UNAVAILABLE"
+)
 
 // maxRenewals bounds how often a report is requested again after its
 // download URL expired before it could be fetched.
@@ -62,10 +67,10 @@ func (e *Exporter) SubmitFocus(ctx context.Context, r Result) (Result, error) {
 		return Result{}, err
 	}
 	for i := range r.Reports {
-		if r.Reports[i].ReportID != "" {
+		if r.Reports[i].ReportID != "" || r.Reports[i].State == StateUnavailable {
 			continue // already requested: a retried step does not ask twice
 		}
-		if err := e.requestReport(ctx, &r, &r.Reports[i]); err != nil {
+		if err := e.requestReport(ctx, &r, &r.Reports[i], "focus-submit"); err != nil {
 			return Result{}, err
 		}
 	}
@@ -76,19 +81,53 @@ func (e *Exporter) SubmitFocus(ctx context.Context, r Result) (Result, error) {
 	return r, nil
 }
 
-func (e *Exporter) requestReport(ctx context.Context, r *Result, rep *Report) error {
+// requestReport asks Atlas for rep's report. A report Atlas will not create
+// for the invoice (400, 403, 404: an older invoice, an org without the
+// feature) is a Focus.Unavailable warning, not a failure: FOCUS is an add-on
+// to the usage and invoices already stored.
+func (e *Exporter) requestReport(ctx context.Context, r *Result, rep *Report, step string) error {
 	got, err := e.Atlas.CreateInvoiceReport(ctx, r.OrgID, rep.InvoiceID)
 	if err != nil {
+		if refused(err) {
+			e.unavailable(r, rep, step, "Atlas will not create it: "+err.Error())
+			return nil
+		}
 		return wrap(err, fmt.Sprintf("org %s, %s, invoice %s: requesting the FOCUS report", r.OrgID, r.Period, rep.InvoiceID))
 	}
 	rep.ReportID, rep.State = got.ID, string(got.State)
 	return nil
 }
 
+// refused reports whether Atlas answered a report request with 400, 403 or
+// 404. 401 stays a failure (the credentials), and 429 and 5xx too, once the
+// client's and the state machine's retries are spent.
+func refused(err error) bool {
+	var apiErr *atlas.Error
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.StatusCode {
+	case 400, 403, 404:
+		return true
+	}
+	return false
+}
+
+// unavailable marks rep as one Atlas will not give, with a warning.
+func (e *Exporter) unavailable(r *Result, rep *Report, step, why string) {
+	month, err := period.Parse(rep.Month, time.Time{})
+	if err != nil {
+		month = r.Period // validate checked it; never reached
+	}
+	rep.ReportID, rep.State = "", StateUnavailable
+	r.Warnings = e.warn(r.Warnings, r.OrgID, month, step, rep.InvoiceID, FocusUnavailable, "no FOCUS report for this invoice: "+why)
+}
+
 // PollFocus asks once about every report not yet stored; each one ready is
 // downloaded from its pre-signed URL and streamed into the store at once.
-// A report whose URL expired first is requested again (a few times at most);
-// a FAILED report fails the job with Atlas.ReportFailed.
+// A report whose URL expired first is requested again (a few times at most,
+// then the job fails with Atlas.ReportFailed: the report exists, but could
+// not be fetched); a FAILED report is a Focus.Unavailable warning.
 func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 	if err := r.validate(); err != nil {
 		return Result{}, err
@@ -102,7 +141,7 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 	pending := 0
 	for i := range r.Reports {
 		rep := &r.Reports[i]
-		if rep.State == StateStored {
+		if rep.State == StateStored || rep.State == StateUnavailable {
 			continue
 		}
 		done, err := e.pollReport(ctx, &r, rep)
@@ -120,8 +159,8 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 		return r, nil
 	}
 	r.Status, r.WaitSeconds = StatusReady, 0
-	log.Info("FOCUS reports stored", "attempt", r.Attempt, "reports", len(r.Reports))
-	return r, nil
+	log.Info("FOCUS reports done", "attempt", r.Attempt, "reports", len(r.Reports))
+	return e.finish(r)
 }
 
 // pollReport reports whether rep is stored after this poll.
@@ -138,7 +177,8 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 		if reason == "" {
 			reason = "no reason given"
 		}
-		return false, &Error{Name: AtlasReportFailed, Msg: fmt.Sprintf("%s: FOCUS report %s failed: %s", where, rep.ReportID, truncate(reason))}
+		e.unavailable(r, rep, "focus-poll", fmt.Sprintf("report %s failed: %s", rep.ReportID, truncate(reason)))
+		return true, nil
 	case atlas.ReportSucceeded:
 	default:
 		return false, nil
@@ -163,7 +203,8 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 		}
 		rep.Renewals++
 		e.log(r.OrgID, r.Period, "focus-poll").Info("FOCUS report URL expired, requesting it again", "invoice", rep.InvoiceID, "renewals", rep.Renewals)
-		return false, e.requestReport(ctx, r, rep)
+		err := e.requestReport(ctx, r, rep, "focus-poll")
+		return rep.State == StateUnavailable, err
 	}
 	if err != nil {
 		return false, wrap(err, where+": downloading the FOCUS report")

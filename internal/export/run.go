@@ -15,13 +15,14 @@ import (
 type Event struct {
 	OrgID   string
 	Period  period.Period
-	Step    string        // plan, submit, wait, poll, object, fetch-invoice, stream, done
+	Step    string        // plan, submit, wait, poll, object, fetch-invoice, stream, warning, done
 	Status  string        // poll: PROCESSING or READY
 	Attempt int           // poll attempt
 	Wait    time.Duration // the wait before the next poll
 	Key     string        // the object being written
 	Bytes   int64         // bytes streamed so far into Key
 	Object  *sink.Object  // an object written
+	Warning *Warning      // a warning given
 	Jobs    int           // plan: the number of jobs
 }
 
@@ -93,7 +94,7 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Focus && len(res.Reports) > 0 {
+	if res.wantsFocus() {
 		// The FOCUS reports are requested and polled like the usage query.
 		r.report(ev("focus-submit"))
 		if res, err = r.Exporter.SubmitFocus(ctx, res); err != nil {

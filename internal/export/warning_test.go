@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,19 +19,29 @@ import (
 
 const invA = "65ab0c1d2e3f4a5b6c7d8e9f"
 
-// fileAtlas serves one usage CSV and one invoice CSV as given.
+// fileAtlas serves one usage result (CSV and JSON) and one invoice CSV as
+// given; jsonErr, if set, is the answer to the JSON form.
 type fileAtlas struct {
 	countingAtlas
-	usage, invoice string
+	usage, usageJSON, invoice string
+	jsonErr                   error
+	subtotal                  int64 // the invoice's subtotalCents and amountBilledCents
 }
 
-func (f *fileAtlas) GetUsage(context.Context, string, string, atlas.Format) (*atlas.Usage, error) {
+func (f *fileAtlas) GetUsage(_ context.Context, _, _ string, form atlas.Format) (*atlas.Usage, error) {
+	if form == atlas.JSON {
+		if f.jsonErr != nil {
+			return nil, f.jsonErr
+		}
+		return &atlas.Usage{Body: io.NopCloser(strings.NewReader(f.usageJSON))}, nil
+	}
 	return &atlas.Usage{Body: io.NopCloser(strings.NewReader(f.usage))}, nil
 }
 
 func (f *fileAtlas) ListInvoices(context.Context, string, *atlas.InvoiceListOptions) ([]atlas.Invoice, error) {
 	start := time.Date(2024, time.June, 1, 0, 0, 0, 0, time.UTC)
-	return []atlas.Invoice{{ID: invA, OrgID: orgA, StatusName: "CLOSED", StartDate: start, EndDate: start.AddDate(0, 1, 0)}}, nil
+	return []atlas.Invoice{{ID: invA, OrgID: orgA, StatusName: "CLOSED", StartDate: start, EndDate: start.AddDate(0, 1, 0),
+		SubtotalCents: f.subtotal, AmountBilledCents: f.subtotal}}, nil
 }
 
 func (f *fileAtlas) InvoiceCSV(context.Context, string, string) (io.ReadCloser, error) {
@@ -39,38 +50,52 @@ func (f *fileAtlas) InvoiceCSV(context.Context, string, string) (io.ReadCloser, 
 
 // A file that cannot be normalized is a warning: Atlas's file is stored byte
 // for byte, no normalized file is written, and the step succeeds with the
-// warning named on its result. A file that can is stored both ways.
+// warning named on its result. A file that can is stored both ways. The
+// usage CSV is stored as sent whatever its layout; its normalized form is
+// made from the JSON form.
 func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 	const (
-		goodUsage   = "Service,Usage Amount\nClusters,12.50\nStorage,0.25\nClusters,-2.00\n"
+		// The spec's example of the usage CSV: key/value lines, no header.
+		kvUsage     = "Invoice ID,65ab0c1d2e3f4a5b6c7d8e9f\nService,Clusters\nUsage Amount,12.50\n\n"
+		goodJSON    = `{"usageDetails":[{"service":"Clusters","usageAmount":12.50},{"service":"Storage","usageAmount":"0.25"},{"service":"Clusters","usageAmount":-2.00}]}`
 		goodInvoice = "Invoice Number," + invA + ",\n\nDate,SKU,Amount\n2024-06-02,S,1.00\n"
 	)
 	for _, tc := range []struct {
-		name, usage, invoice string
-		warnings             []Warning
+		name, usageJSON, invoice string
+		jsonErr                  error
+		subtotal                 int64
+		warnings                 []Warning
 	}{
-		{name: "both normalized", usage: goodUsage, invoice: goodInvoice},
+		{name: "both normalized", usageJSON: goodJSON, invoice: goodInvoice, subtotal: 100},
 		{
-			name: "usage without an amount column", usage: "Service,Cost\nClusters,1.00\n", invoice: goodInvoice,
-			warnings: []Warning{{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06"}},
+			name: "usage JSON without usageDetails", usageJSON: `{"details":[]}`, invoice: goodInvoice, subtotal: 100,
+			warnings: []Warning{{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "poll"}},
 		},
 		{
-			name: "invoice without an amount column, usage with a bad value", usage: "Service,Usage Amount\nClusters,lots\n",
+			name: "usage JSON refused", jsonErr: &atlas.Error{StatusCode: 406, ErrorCode: "INVALID_MEDIA_TYPE"}, invoice: goodInvoice, subtotal: 100,
+			warnings: []Warning{{Name: UsageJSONUnavailable, OrgID: orgA, Period: "2024-06", Step: "poll"}},
+		},
+		{
+			name: "invoice without an amount column, usage with a bad value", usageJSON: `{"usageDetails":[{"service":"Clusters","usageAmount":"lots"}]}`,
 			invoice: "Invoice Number," + invA + ",\n\nDate,SKU,Total\n2024-06-02,S,1.00\n",
 			warnings: []Warning{
-				{Name: normalize.ValueWarning, OrgID: orgA, Period: "2024-06"},
-				{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06", InvoiceID: invA},
+				{Name: normalize.ValueWarning, OrgID: orgA, Period: "2024-06", Step: "poll"},
+				{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA},
 			},
 		},
 		{
-			name: "an invoice record over 1 MiB", usage: goodUsage,
+			name: "an invoice record over 1 MiB", usageJSON: goodJSON, subtotal: 100,
 			invoice:  "Date,SKU,Amount\n2024-06-02,\"" + strings.Repeat("x", normalize.MaxRecordBytes) + "\",1.00\n",
-			warnings: []Warning{{Name: normalize.TooLargeWarning, OrgID: orgA, Period: "2024-06", InvoiceID: invA}},
+			warnings: []Warning{{Name: normalize.TooLargeWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA}},
+		},
+		{
+			name: "line items that do not add up", usageJSON: goodJSON, invoice: goodInvoice, subtotal: 101,
+			warnings: []Warning{{Name: InvoiceUnreconciled, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			exp := newExporter(t, &fileAtlas{usage: tc.usage, invoice: tc.invoice})
+			exp := newExporter(t, &fileAtlas{usage: kvUsage, usageJSON: tc.usageJSON, jsonErr: tc.jsonErr, invoice: tc.invoice, subtotal: tc.subtotal})
 			exp.Store = sink.NewDir(dir)
 			ctx := context.Background()
 			j, err := exp.Poll(ctx, Job{OrgID: orgA, Period: period.Month(2024, time.June), MaxAttempts: 3, Token: strings.Repeat("a", 64)})
@@ -83,7 +108,7 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 			}
 			var got []Warning
 			for _, w := range res.Warnings {
-				if !strings.Contains(w.Message, "normalize: ") {
+				if !strings.Contains(w.Message, "normalize") && !strings.Contains(w.Message, "JSON") && !strings.Contains(w.Message, "apart") {
 					t.Errorf("warning message %q does not say what failed", w.Message)
 				}
 				w.Message = ""
@@ -93,9 +118,12 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 				t.Errorf("warnings = %+v, want %+v", got, tc.warnings)
 			}
 			p := period.Month(2024, time.June)
-			stored := map[string]string{must(exp.Layout.Usage(orgA, p)): tc.usage, must(exp.Layout.Invoice(orgA, p, invA)): tc.invoice}
+			stored := map[string]string{must(exp.Layout.Usage(orgA, p)): kvUsage, must(exp.Layout.Invoice(orgA, p, invA)): tc.invoice}
 			normalized := map[string]bool{must(exp.Layout.NormalizedUsage(orgA, p)): true, must(exp.Layout.NormalizedInvoice(orgA, p, invA)): true}
 			for _, w := range tc.warnings {
+				if w.Name == InvoiceUnreconciled {
+					continue
+				}
 				key := must(exp.Layout.NormalizedUsage(orgA, p))
 				if w.InvoiceID != "" {
 					key = must(exp.Layout.NormalizedInvoice(orgA, p, invA))
@@ -120,12 +148,66 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 					t.Errorf("%s: stat %v, among the objects: %v; want it written: %v", key, err, slices.Contains(keys, key), want)
 				}
 			}
-			if wantTotals := normalized[must(exp.Layout.NormalizedUsage(orgA, p))]; wantTotals {
-				if res.UsageServices["Clusters"] != "10.50" || res.UsageServices["Storage"] != "0.25" || len(res.UsageServices) != 2 {
-					t.Errorf("usage services = %v, want Clusters 10.50, Storage 0.25", res.UsageServices)
+			usageNormalized := normalized[must(exp.Layout.NormalizedUsage(orgA, p))]
+			if usageNormalized {
+				if res.UsageServices["Clusters"] != "10.50" || res.UsageServices["Storage"] != "0.25" || len(res.UsageServices) != 2 || j.UsageTotal != "10.75" {
+					t.Errorf("usage services = %v, total %q; want Clusters 10.50, Storage 0.25, total 10.75", res.UsageServices, j.UsageTotal)
 				}
-			} else if res.UsageServices != nil {
-				t.Errorf("usage services = %v for usage not normalized", res.UsageServices)
+			} else if res.UsageServices != nil || j.UsageTotal != "" {
+				t.Errorf("usage services = %v, total %q for usage not normalized", res.UsageServices, j.UsageTotal)
+			}
+			// The raw invoice says whether it reconciled; one whose line
+			// items could not be read did not.
+			meta, err := os.ReadFile(filepath.Join(dir, ".meta", must(exp.Layout.Invoice(orgA, p, invA))+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			invoiceRead := normalized[must(exp.Layout.NormalizedInvoice(orgA, p, invA))]
+			reconciled := invoiceRead && tc.subtotal == 100
+			if want := `"reconciled": "` + strconv.FormatBool(reconciled) + `"`; !strings.Contains(string(meta), want) {
+				t.Errorf("invoice metadata %s, want %s", meta, want)
+			}
+			if n := len(res.Reconciliations); n != map[bool]int{true: 1}[invoiceRead] {
+				t.Fatalf("reconciliations %+v", res.Reconciliations)
+			}
+			if invoiceRead {
+				r := res.Reconciliations[0]
+				if r.Reconciled != reconciled || r.LineItems != "1.00" || r.DeltaCents != 100-tc.subtotal {
+					t.Errorf("reconciliation %+v", r)
+				}
+				if usageNormalized && (r.Usage != "10.75" || r.UsageDelta != "9.75") {
+					t.Errorf("usage beside the invoice: %q, delta %q; want 10.75, 9.75", r.Usage, r.UsageDelta)
+				}
+			}
+		})
+	}
+}
+
+// A transient failure of the usage's JSON form fails the step and writes
+// neither object, so the state machine's retry finds nothing half done.
+func TestUsageJSONTransientFailure(t *testing.T) {
+	for name, err := range map[string]error{
+		"5xx":          &atlas.Error{StatusCode: 503, ErrorCode: "SERVICE_UNAVAILABLE"},
+		"rate limited": &atlas.Error{StatusCode: 429, ErrorCode: "RATE_LIMITED"},
+		"deadline":     context.DeadlineExceeded,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			exp := newExporter(t, &fileAtlas{usage: "Service,Usage Amount\nClusters,1.00\n", jsonErr: err})
+			exp.Store = sink.NewDir(dir)
+			_, perr := exp.Poll(context.Background(), Job{OrgID: orgA, Period: period.Month(2024, time.June), MaxAttempts: 3, Token: strings.Repeat("a", 64)})
+			if !transient(perr) {
+				t.Fatalf("err = %v (%s), want a retryable name", perr, Name(perr))
+			}
+			var files []string
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, _ error) error {
+				if d != nil && !d.IsDir() {
+					files = append(files, p)
+				}
+				return nil
+			})
+			if len(files) != 0 {
+				t.Errorf("files written: %v", files)
 			}
 		})
 	}

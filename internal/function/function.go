@@ -101,6 +101,7 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 		},
 		MaxAttempts: cfg.MaxPollAttempts,
 		Focus:       cfg.FocusReports,
+		Strict:      cfg.StrictWarnings,
 		Zone:        cfg.Zone,
 		Log:         log,
 	}, nil

@@ -425,6 +425,7 @@ func TestSAMStacksSideBySide(t *testing.T) {
 		"AWS::Scheduler::Schedule":         {"Name"},
 		"AWS::Glue::Database":              {"DatabaseInput", "Name"},
 		"AWS::CloudWatch::Alarm":           {"AlarmName"},
+		"AWS::Logs::MetricFilter":          {"FilterName"},
 		"AWS::SNS::Topic":                  {"TopicName"},
 		"AWS::S3::Bucket":                  {"BucketName"},
 		"AWS::Glue::Table":                 nil, // in the stack's database

@@ -17,6 +17,8 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/global"
 	"github.com/awslabs/goformation/v7/intrinsics"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
 
@@ -213,7 +215,7 @@ func TestTemplateFunctions(t *testing.T) {
 	if g.Environment == nil {
 		t.Fatal("Globals.Function.Environment missing")
 	}
-	wantEnv := []string{"ABX_ATLAS_BASE_URL", "ABX_BUCKET", "ABX_FOCUS_REPORTS", "ABX_KMS_KEY_ID", "ABX_MAX_POLL_ATTEMPTS", "ABX_ORG_IDS", "ABX_PREFIX", "ABX_SCHEDULE_TIMEZONE", "ABX_SECRET_ARN"}
+	wantEnv := []string{"ABX_ATLAS_BASE_URL", "ABX_BUCKET", "ABX_FOCUS_REPORTS", "ABX_KMS_KEY_ID", "ABX_MAX_POLL_ATTEMPTS", "ABX_ORG_IDS", "ABX_PREFIX", "ABX_SCHEDULE_TIMEZONE", "ABX_SECRET_ARN", "ABX_STRICT_WARNINGS"}
 	if got := slices.Sorted(maps.Keys(g.Environment.Variables)); !slices.Equal(got, wantEnv) {
 		t.Errorf("environment = %v, want %v", got, wantEnv)
 	}
@@ -498,6 +500,60 @@ func TestTemplateAlarmAndOutputs(t *testing.T) {
 	}
 	if p := tp.typed.Parameters["SecretArn"]; p.Default != nil {
 		t.Errorf("SecretArn has a default %v; it must name an existing secret", p.Default)
+	}
+}
+
+// Warnings have their own metric and alarm, apart from failed executions:
+// each function's log group counts the log line every warning gets, and
+// StrictWarnings turns warnings into failures through the functions'
+// environment.
+func TestTemplateWarnings(t *testing.T) {
+	tp := loadTemplate(t)
+	pattern := regexp.MustCompile(`^\{ \$\.msg = "([^"]+)" \}$`)
+	var namespace, metric any
+	groups := map[string]bool{}
+	for id, r := range dig(tp.raw, "Resources").(map[string]any) {
+		if dig(r, "Type") != "AWS::Logs::MetricFilter" {
+			continue
+		}
+		p := tp.props(t, id)
+		m := pattern.FindStringSubmatch(fmt.Sprint(p["FilterPattern"]))
+		if m == nil || m[1] != export.WarningLog {
+			t.Errorf("%s: FilterPattern %v, want the warning log line's msg %q", id, p["FilterPattern"], export.WarningLog)
+		}
+		tr := list(p["MetricTransformations"])
+		if len(tr) != 1 || dig(tr[0], "MetricValue") != "1" || dig(tr[0], "Dimensions") != nil {
+			t.Errorf("%s: MetricTransformations %v, want one count of 1 without dimensions", id, tr)
+			continue
+		}
+		if namespace != nil && (!jsonEqual(dig(tr[0], "MetricNamespace"), namespace) || dig(tr[0], "MetricName") != metric) {
+			t.Errorf("%s counts into another metric than the other filters", id)
+		}
+		namespace, metric = dig(tr[0], "MetricNamespace"), dig(tr[0], "MetricName")
+		group, _ := dig(p, "LogGroupName", "Ref").(string)
+		groups[group] = true
+	}
+	if want := map[string]bool{"SubmitLogGroup": true, "PollLogGroup": true, "FetchInvoiceLogGroup": true}; !maps.Equal(groups, want) {
+		t.Errorf("metric filters on %v, want one per function's log group", slices.Sorted(maps.Keys(groups)))
+	}
+	var alarms []string
+	for id, r := range dig(tp.raw, "Resources").(map[string]any) {
+		if dig(r, "Type") == "AWS::CloudWatch::Alarm" && jsonEqual(dig(r, "Properties", "Namespace"), namespace) && dig(r, "Properties", "MetricName") == metric {
+			alarms = append(alarms, id)
+		}
+	}
+	if len(alarms) != 1 {
+		t.Fatalf("alarms on the warnings metric: %v, want one", alarms)
+	}
+	p := tp.props(t, alarms[0])
+	if actions := list(p["AlarmActions"]); len(actions) != 1 || dig(actions[0], "Ref") != "AlarmTopic" || p["Threshold"] != float64(1) || p["Statistic"] != "Sum" {
+		t.Errorf("warnings alarm %v: want Sum >= 1 notifying the AlarmTopic", p)
+	}
+	if got := tp.typed.Parameters["StrictWarnings"].Default; got != "DISABLED" {
+		t.Errorf("StrictWarnings default %v, want DISABLED", got)
+	}
+	if got, _ := render(dig(tp.raw, "Globals", "Function", "Environment", "Variables", config.EnvStrict)); got != "If(StrictWarningsEnabled,true,false)" {
+		t.Errorf("%s = %s, want the StrictWarnings parameter", config.EnvStrict, got)
 	}
 }
 

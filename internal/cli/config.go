@@ -35,6 +35,7 @@ var variables = map[string][]string{
 	"kms-key-id":  {config.EnvKMSKeyID},
 	"max-polls":   {config.EnvMaxPolls},
 	"focus":       {config.EnvFocus},
+	"strict":      {config.EnvStrict},
 }
 
 func (s *settings) define(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (s *settings) define(fs *flag.FlagSet) {
 	fs.StringVar(&s.region, "region", "", "AWS `REGION` for S3 and Secrets Manager (default: AWS_REGION or the AWS profile)")
 	fs.Int("max-polls", config.DefaultMaxPollAttempts, fmt.Sprintf("give up after `N` usage polls per org and month, 1 to %d (env %s)", config.MaxPollAttempts, config.EnvMaxPolls))
 	fs.Bool("focus", true, "also fetch Atlas's FOCUS report of each closed invoice; --focus=false to skip (env "+config.EnvFocus+")")
+	fs.Bool("strict", false, "fail (exit 1, error Export.Warnings) when the export gave warnings, once everything is stored (env "+config.EnvStrict+")")
 }
 
 // config reads the configuration as the functions do (config.Local), with

@@ -19,23 +19,24 @@ import (
 )
 
 // line is one progress report, for a person (text) or a program (its JSON). Kind is one of org,
-// step, poll, wait, bytes, object (an export's steps) or execution (a state machine's).
+// step, poll, wait, bytes, object, warning (an export's steps) or execution (a state machine's).
 type line struct {
-	Kind        string       `json:"event"`
-	Time        string       `json:"time"`
-	Org         string       `json:"orgId,omitempty"`
-	Month       string       `json:"month,omitempty"`
-	Step        string       `json:"step,omitempty"`
-	Attempt     int          `json:"attempt,omitempty"` // a poll's, 1-based
-	Status      string       `json:"status,omitempty"`  // PROCESSING, READY, or an execution's status
-	WaitSeconds float64      `json:"waitSeconds,omitempty"`
-	Bytes       int64        `json:"bytes,omitempty"` // streamed so far into Key
-	Key         string       `json:"key,omitempty"`
-	Object      *sink.Object `json:"object,omitempty"` // written, or skipped: already stored unchanged
-	Message     string       `json:"message,omitempty"`
-	Execution   string       `json:"execution,omitempty"`
-	Error       string       `json:"error,omitempty"` // a failed execution's error name and cause
-	Cause       string       `json:"cause,omitempty"`
+	Kind        string          `json:"event"`
+	Time        string          `json:"time"`
+	Org         string          `json:"orgId,omitempty"`
+	Month       string          `json:"month,omitempty"`
+	Step        string          `json:"step,omitempty"`
+	Attempt     int             `json:"attempt,omitempty"` // a poll's, 1-based
+	Status      string          `json:"status,omitempty"`  // PROCESSING, READY, or an execution's status
+	WaitSeconds float64         `json:"waitSeconds,omitempty"`
+	Bytes       int64           `json:"bytes,omitempty"` // streamed so far into Key
+	Key         string          `json:"key,omitempty"`
+	Object      *sink.Object    `json:"object,omitempty"` // written, or skipped: already stored unchanged
+	Warning     *export.Warning `json:"warning,omitempty"`
+	Message     string          `json:"message,omitempty"`
+	Execution   string          `json:"execution,omitempty"`
+	Error       string          `json:"error,omitempty"` // a failed execution's error name and cause
+	Cause       string          `json:"cause,omitempty"`
 }
 
 // lineOf turns an export's progress event into a line.
@@ -57,6 +58,12 @@ func lineOf(e export.Event) line {
 		l.Kind = "bytes"
 	case "object":
 		l.Kind, l.Object, l.Key, l.Bytes = "object", e.Object, e.Object.Key, e.Object.Bytes
+	case "warning":
+		l.Kind, l.Step, l.Warning = "warning", e.Warning.Step, e.Warning
+		l.Message = e.Warning.Name + ": " + e.Warning.Message
+		if e.Warning.InvoiceID != "" {
+			l.Message = "invoice " + e.Warning.InvoiceID + ": " + l.Message
+		}
 	case "done":
 		l.Kind, l.Message = "org", "done"
 	}
@@ -186,6 +193,8 @@ func (l line) text() string {
 			verb = "unchanged"
 		}
 		fmt.Fprintf(&b, "%s %s (%s, %d rows)", verb, l.Object.Key, formatBytes(l.Object.Bytes), l.Object.Rows)
+	case "warning":
+		b.WriteString("warning")
 	case "execution":
 		fmt.Fprintf(&b, "execution %s: %s", l.Execution, l.Status)
 		if l.Error != "" || l.Cause != "" {
@@ -269,7 +278,55 @@ func writeSummary(w io.Writer, cfg config.Config, s summary, elapsed time.Durati
 		fmt.Fprintln(w)
 		writeTotals(w, s.Totals)
 	}
-	fmt.Fprintf(w, "done in %s\n", elapsed.Round(time.Millisecond))
+	if len(s.Reconciliations) > 0 {
+		fmt.Fprintln(w)
+		writeReconciliations(w, s.Reconciliations)
+	}
+	if len(s.Warnings) > 0 {
+		fmt.Fprintln(w)
+		writeWarnings(w, s.Warnings)
+	}
+	fmt.Fprintf(w, "done in %s", elapsed.Round(time.Millisecond))
+	if n := len(s.Warnings); n > 0 {
+		fmt.Fprintf(w, ", with %d warning(s): every file Atlas sent is stored (--strict makes warnings fail the run)", n)
+	}
+	fmt.Fprintln(w)
+}
+
+// writeReconciliations prints a line per invoice: its line items against its
+// totals, and the month's usage beside them.
+func writeReconciliations(w io.Writer, recs []reconciliation) {
+	ok := 0
+	for _, r := range recs {
+		if r.Reconciled {
+			ok++
+		}
+	}
+	fmt.Fprintf(w, "RECONCILIATION: %d of %d invoice(s) reconciled\n", ok, len(recs))
+	for _, r := range recs {
+		state := "reconciled"
+		if !r.Reconciled {
+			state = "NOT reconciled: " + r.Reason
+		}
+		fmt.Fprintf(w, "  org %s %s invoice %s: line items %s, subtotal %s - credits %s, billed %s: %s",
+			r.OrgID, r.Month, r.InvoiceID, r.LineItems, export.FormatCents(r.SubtotalCents), export.FormatCents(r.CreditsCents), export.FormatCents(r.AmountBilledCents), state)
+		if r.Usage != "" {
+			fmt.Fprintf(w, "; usage %s (delta %s, information)", r.Usage, r.UsageDelta)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// writeWarnings prints a line per warning.
+func writeWarnings(w io.Writer, ws []export.Warning) {
+	fmt.Fprintf(w, "WARNINGS: %d\n", len(ws))
+	for _, x := range ws {
+		where := "org " + x.OrgID + " " + x.Period
+		if x.InvoiceID != "" {
+			where += " invoice " + x.InvoiceID
+		}
+		fmt.Fprintf(w, "  %s (%s): %s: %s\n", where, x.Step, x.Name, oneLine(x.Message))
+	}
 }
 
 func monthsText(months []string) string {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -88,10 +89,41 @@ func TestLineText(t *testing.T) {
 		{lineOf(export.Event{Step: "object", OrgID: testOrg1, Period: june, Object: &sink.Object{Key: "k", Bytes: 2048, Rows: 3, Skipped: true}}), "org " + testOrg1 + " 2024-06: unchanged k (2.0 KiB, 3 rows)"},
 		{lineOf(export.Event{Step: "done", OrgID: testOrg1, Period: june}), "org " + testOrg1 + " 2024-06: done"},
 		{line{Kind: "execution", Month: "2024-06", Execution: "abx-2024-06-1", Status: "SUCCEEDED"}, "2024-06: execution abx-2024-06-1: SUCCEEDED"},
+		{lineOf(export.Event{Step: "warning", OrgID: testOrg1, Period: june, Warning: &export.Warning{Name: export.FocusUnavailable, Message: "no report", Step: "focus-submit", InvoiceID: "65ab0c1d2e3f4a5b6c7d8e9f"}}),
+			"org " + testOrg1 + " 2024-06: warning: invoice 65ab0c1d2e3f4a5b6c7d8e9f: Focus.Unavailable: no report"},
 	}
 	for _, tt := range tests {
 		if got := tt.l.text(); got != tt.want {
 			t.Errorf("text = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// The summary lists each invoice's reconciliation and each warning, and says
+// the run ended with warnings.
+func TestWriteSummaryWarnings(t *testing.T) {
+	const inv = "65ab0c1d2e3f4a5b6c7d8e9f"
+	s := summary{
+		Orgs: []string{testOrg1}, Months: []string{"2024-06"}, Objects: []sink.Object{{Key: "k", Bytes: 10, Rows: 1}},
+		Reconciliations: []reconciliation{
+			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-06", LineItems: "12.50", SubtotalCents: 1300, CreditsCents: 50,
+				AmountBilledCents: 1250, Reconciled: true, Usage: "12.75", UsageDelta: "0.25"}},
+			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-07", LineItems: "1.00", SubtotalCents: 101,
+				AmountBilledCents: 101, DeltaCents: -1, Reason: "the line items add up to 1.00"}},
+		},
+		Warnings: []export.Warning{{Name: export.InvoiceUnreconciled, Message: "the line items add up to 1.00", OrgID: testOrg1, Period: "2024-07", Step: "fetch-invoice", InvoiceID: inv}},
+	}
+	var b bytes.Buffer
+	writeSummary(&b, config.Config{Dir: "out"}, s, time.Second)
+	for _, want := range []string{
+		"RECONCILIATION: 1 of 2 invoice(s) reconciled\n",
+		"  org " + testOrg1 + " 2024-06 invoice " + inv + ": line items 12.50, subtotal 13.00 - credits 0.50, billed 12.50: reconciled; usage 12.75 (delta 0.25, information)\n",
+		"  org " + testOrg1 + " 2024-07 invoice " + inv + ": line items 1.00, subtotal 1.01 - credits 0.00, billed 1.01: NOT reconciled: the line items add up to 1.00\n",
+		"WARNINGS: 1\n  org " + testOrg1 + " 2024-07 invoice " + inv + " (fetch-invoice): Invoice.Unreconciled: the line items add up to 1.00\n",
+		"done in 1s, with 1 warning(s)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
 	}
 }

@@ -32,8 +32,12 @@ and MONGODB_ATLAS_CLIENT_SECRET (service account; preferred when both kinds are 
 MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (API key), or from a Secrets Manager
 secret with --secret-arn. S3 and Secrets Manager use the AWS SDK's usual credential chain.
 
-Progress goes to stderr, the list of files written to stdout; exit 1 on failure, 2 on a usage, input
-or configuration error.`,
+A file Atlas sent is always stored as sent; what could not be made of it (a normalized form, a FOCUS
+report) or does not add up (an invoice's line items against its totals) is a named warning, listed in
+the summary with the reconciliation of each invoice. Warnings do not fail the run unless --strict.
+
+Progress goes to stderr, the list of files written to stdout; exit 1 on failure (or on warnings with
+--strict), 2 on a usage, input or configuration error.`,
 	example: `
 export MONGODB_ATLAS_CLIENT_ID=mdb_sa_id_... MONGODB_ATLAS_CLIENT_SECRET=mdb_sa_sk_...
 ` + progName + ` run --org 5f1a2b3c4d5e6f7a8b9c0d1e --from 2024-04 --to 2024-06 --out s3://my-lake/atlas-billing`,
@@ -125,6 +129,8 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		p := a.printer()
 		exp.Progress, exp.Now = p.event, a.Now
+		// Not job by job: the run fails at its end, with every job's result.
+		exp.Strict = false
 		start := a.Now()
 		runCtx := ctx
 		if r.timeout > 0 {
@@ -137,6 +143,9 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 			runErr = fmt.Errorf("stopped after --timeout %s: %w", r.timeout, runErr)
 		}
 		sum := summarize(results)
+		if runErr == nil && cfg.StrictWarnings {
+			runErr = export.WarningsError(sum.Warnings)
+		}
 		elapsed := a.Now().Sub(start)
 		sum.Event, sum.ElapsedSeconds, sum.Error = "summary", elapsed.Seconds(), errText(runErr)
 		p.JSON(sum)
@@ -150,13 +159,22 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 
 // summary is what a whole run did.
 type summary struct {
-	Event          string        `json:"event"`
-	Orgs           []string      `json:"orgs"`
-	Months         []string      `json:"months"`
-	Objects        []sink.Object `json:"objects"`
-	Totals         []total       `json:"usageTotals,omitempty"` // usage per month and service
-	ElapsedSeconds float64       `json:"elapsedSeconds"`
-	Error          string        `json:"error,omitempty"`
+	Event   string        `json:"event"`
+	Orgs    []string      `json:"orgs"`
+	Months  []string      `json:"months"`
+	Objects []sink.Object `json:"objects"`
+	Totals  []total       `json:"usageTotals,omitempty"` // usage per month and service
+	// Reconciliations check each invoice against its own totals.
+	Reconciliations []reconciliation `json:"reconciliations"`
+	Warnings        []export.Warning `json:"warnings"`
+	ElapsedSeconds  float64          `json:"elapsedSeconds"`
+	Error           string           `json:"error,omitempty"`
+}
+
+// reconciliation is one invoice's, with its org.
+type reconciliation struct {
+	OrgID string `json:"orgId"`
+	export.Reconciliation
 }
 
 // total is the usage of one service in one month, in dollars to the cent.
@@ -170,7 +188,7 @@ type total struct {
 // per month and service from what the normalizer summed while the usage streamed (the results'
 // UsageServices: exact decimals, added here with math/big).
 func summarize(results []export.Result) summary {
-	sum := summary{Orgs: []string{}, Months: []string{}, Objects: []sink.Object{}}
+	sum := summary{Orgs: []string{}, Months: []string{}, Objects: []sink.Object{}, Reconciliations: []reconciliation{}, Warnings: []export.Warning{}}
 	sums := map[total]*big.Rat{} // by month and service
 	for _, r := range results {
 		if r.OrgID == "" {
@@ -183,6 +201,10 @@ func summarize(results []export.Result) summary {
 			sum.Months = append(sum.Months, r.Period.Label())
 		}
 		sum.Objects = append(sum.Objects, r.Objects...)
+		sum.Warnings = append(sum.Warnings, r.Warnings...)
+		for _, rec := range r.Reconciliations {
+			sum.Reconciliations = append(sum.Reconciliations, reconciliation{OrgID: r.OrgID, Reconciliation: rec})
+		}
 		for service, amount := range r.UsageServices {
 			k := total{Month: r.Period.Label(), Service: service}
 			if sums[k] == nil {

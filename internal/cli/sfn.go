@@ -102,15 +102,17 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 
 // execution is one started execution and how it ended.
 type execution struct {
-	Month     string        `json:"month"`
-	Name      string        `json:"name"`
-	ARN       string        `json:"executionArn,omitempty"`
-	Status    string        `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
-	Error     string        `json:"error,omitempty"`
-	Cause     string        `json:"cause,omitempty"`
-	Objects   []sink.Object `json:"objects,omitempty"`
-	StartedAt string        `json:"startDate,omitempty"`
-	Seconds   float64       `json:"seconds,omitempty"`
+	Month   string        `json:"month"`
+	Name    string        `json:"name"`
+	ARN     string        `json:"executionArn,omitempty"`
+	Status  string        `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
+	Error   string        `json:"error,omitempty"`
+	Cause   string        `json:"cause,omitempty"`
+	Objects []sink.Object `json:"objects,omitempty"`
+	// Warnings are the jobs' warnings the output carries.
+	Warnings  []export.Warning `json:"warnings,omitempty"`
+	StartedAt string           `json:"startDate,omitempty"`
+	Seconds   float64          `json:"seconds,omitempty"`
 }
 
 func (e *execution) succeeded() bool { return e.Status == string(types.ExecutionStatusSucceeded) }
@@ -175,7 +177,7 @@ func follow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, ex *execut
 			}
 			if d.Status != types.ExecutionStatusRunning {
 				ex.Error, ex.Cause = aws.ToString(d.Error), aws.ToString(d.Cause)
-				ex.Objects = objectsIn(aws.ToString(d.Output))
+				ex.Objects, ex.Warnings = outputOf(aws.ToString(d.Output))
 				return
 			}
 		}
@@ -211,18 +213,23 @@ func awsError(err error) (code, msg string) {
 	return "Error", err.Error()
 }
 
-// objectsIn lists the objects of an execution's output: the state machine's summary, whose results
-// (one per job) each list what the job wrote.
-func objectsIn(output string) []sink.Object {
+// outputOf lists the objects and warnings of an execution's output: the state machine's summary,
+// whose results (one per job) each list what the job wrote and the warnings it gave.
+func outputOf(output string) ([]sink.Object, []export.Warning) {
 	var summary struct {
-		Results []struct{ Objects []sink.Object }
+		Results []struct {
+			Objects  []sink.Object
+			Warnings []export.Warning
+		}
 	}
 	_ = json.Unmarshal([]byte(output), &summary) // no output: no objects
 	var objs []sink.Object
+	var warnings []export.Warning
 	for _, r := range summary.Results {
 		objs = append(objs, r.Objects...)
+		warnings = append(warnings, r.Warnings...)
 	}
-	return objs
+	return objs, warnings
 }
 
 func defaultExecutionName(month, spec string, now time.Time) string {
@@ -313,7 +320,7 @@ func writeExecutionObjects(w io.Writer, ex *execution) {
 			skipped++
 		}
 	}
-	fmt.Fprintf(w, "execution %s (%s): SUCCEEDED: %d objects (%d unchanged), %s\n", ex.Name, ex.Month, len(ex.Objects), skipped, formatBytes(bytes))
+	fmt.Fprintf(w, "execution %s (%s): SUCCEEDED: %d objects (%d unchanged), %s, %d warning(s)\n", ex.Name, ex.Month, len(ex.Objects), skipped, formatBytes(bytes), len(ex.Warnings))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, o := range ex.Objects {
 		loc := o.Key
@@ -323,6 +330,9 @@ func writeExecutionObjects(w io.Writer, ex *execution) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d rows\n", loc, formatBytes(o.Bytes), o.Rows)
 	}
 	tw.Flush()
+	if len(ex.Warnings) > 0 {
+		writeWarnings(w, ex.Warnings)
+	}
 }
 
 var backfillCommand = &command{
@@ -424,17 +434,17 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 
 func writeBackfillTable(w io.Writer, results []*execution) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MONTH\tSTATUS\tOBJECTS\tEXECUTION\tERROR")
+	fmt.Fprintln(tw, "MONTH\tSTATUS\tOBJECTS\tWARNINGS\tEXECUTION\tERROR")
 	for _, ex := range results {
-		objs := "-"
+		objs, warnings := "-", "-"
 		if ex.succeeded() {
-			objs = fmt.Sprint(len(ex.Objects))
+			objs, warnings = fmt.Sprint(len(ex.Objects)), fmt.Sprint(len(ex.Warnings))
 		}
 		errText := ex.Error
 		if ex.Cause != "" {
 			errText += ": " + ex.Cause
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, objs, or(ex.Name, "-"), oneLine(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, objs, warnings, or(ex.Name, "-"), oneLine(errText))
 	}
 	tw.Flush()
 }

@@ -219,3 +219,63 @@ func must(s string, err error) string {
 	}
 	return s
 }
+
+// Strict: warnings become one Export.Warnings error that counts them by
+// name and quotes the first; no warnings, no error.
+func TestWarningsError(t *testing.T) {
+	if err := WarningsError(nil); err != nil {
+		t.Errorf("no warnings: %v", err)
+	}
+	ws := []Warning{
+		{Name: InvoiceUnreconciled, Message: "1.00 apart", OrgID: orgA, Period: "2024-06", InvoiceID: invA},
+		{Name: FocusUnavailable, Message: "404", OrgID: orgA, Period: "2024-06", InvoiceID: invA},
+		{Name: InvoiceUnreconciled, Message: "2.00 apart", OrgID: orgA, Period: "2024-07", InvoiceID: invA},
+	}
+	err := WarningsError(ws)
+	want := "3 warning(s) and warnings are set to fail the export (Focus.Unavailable x1, Invoice.Unreconciled x2); everything is stored; first: org " +
+		orgA + ", 2024-06, invoice " + invA + ": Invoice.Unreconciled: 1.00 apart"
+	if Name(err) != ExportWarnings || err.Error() != want {
+		t.Errorf("err = %v (%s)\nwant %s", err, Name(err), want)
+	}
+}
+
+// reportAtlas answers every report request with err.
+type reportAtlas struct {
+	countingAtlas
+	err error
+}
+
+func (r *reportAtlas) CreateInvoiceReport(context.Context, string, string) (atlas.Report, error) {
+	return atlas.Report{}, r.err
+}
+
+// FOCUS is an add-on: a report Atlas will not create (400, 403, 404) is a
+// Focus.Unavailable warning and the job goes on to READY; any other answer
+// still fails the step, by its name.
+func TestFocusRefusedIsAWarning(t *testing.T) {
+	for status, wantErr := range map[int]string{400: "", 403: "", 404: "", 401: AtlasUnauthorized, 429: AtlasRateLimited, 500: AtlasServerError} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			exp := newExporter(t, &reportAtlas{err: &atlas.Error{StatusCode: status, ErrorCode: "NOPE", Detail: "not for this invoice"}})
+			r := Result{OrgID: orgA, Period: period.Month(2024, time.June), Focus: true, Reports: []Report{{InvoiceID: invA, Month: "2024-06"}}}
+			r, err := exp.SubmitFocus(context.Background(), r)
+			if Name(err) != wantErr && !(wantErr == "" && err == nil) {
+				t.Fatalf("err = %v (%s), want %q", err, Name(err), wantErr)
+			}
+			if wantErr != "" {
+				return
+			}
+			if len(r.Warnings) != 1 || r.Warnings[0].Name != FocusUnavailable || r.Warnings[0].InvoiceID != invA || r.Warnings[0].Step != "focus-submit" ||
+				!strings.Contains(r.Warnings[0].Message, "not for this invoice") || r.Reports[0].State != StateUnavailable {
+				t.Fatalf("result %+v", r)
+			}
+			if r, err = exp.PollFocus(context.Background(), r); err != nil || r.Status != StatusReady {
+				t.Errorf("poll: %v, status %s, want READY with nothing to poll", err, r.Status)
+			}
+			exp.Strict = true
+			r.Attempt = 0
+			if _, err := exp.PollFocus(context.Background(), r); Name(err) != ExportWarnings {
+				t.Errorf("strict poll: %v, want %s", err, ExportWarnings)
+			}
+		})
+	}
+}

@@ -31,7 +31,7 @@ EVENT} goes to the function that takes it. EVENT is a JSON string, @FILE to read
 read it from stdin.
 
 The configuration is the functions' (ABX_BUCKET, ABX_PREFIX, ABX_SECRET_ARN, ABX_ATLAS_BASE_URL,
-ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_FOCUS_REPORTS, ABX_S3_ENDPOINT), read by the
+ABX_ORG_IDS, ABX_KMS_KEY_ID, ABX_MAX_POLL_ATTEMPTS, ABX_FOCUS_REPORTS, ABX_STRICT_WARNINGS, ABX_S3_ENDPOINT), read by the
 same rules, each overridden by its flag; ABX_BUCKET with ABX_PREFIX (default atlas-billing) stands for
 --out s3://BUCKET/PREFIX. Atlas credentials come from the MONGODB_ATLAS_* variables as for run, or the
 secret. The output is indented; with --json on one line, with --quiet not printed. On failure it prints

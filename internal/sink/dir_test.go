@@ -76,8 +76,8 @@ func TestDirRoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(got, body) {
 				t.Errorf("file holds %d bytes (%v), want the %d sent", len(got), err, len(body))
 			}
-			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
-				t.Errorf("mode %v, want 0644", fi.Mode().Perm())
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o666&^umask() {
+				t.Errorf("mode %v, want %v (0666 less the umask)", fi.Mode().Perm(), 0o666&^umask())
 			}
 			m := readDirMeta(t, root, key)
 			if m.SHA256 != hexSHA(body) || m.Bytes != int64(tt.size) || m.ContentType != "text/csv" || m.Metadata["org-id"] != "5f1a2b3c4d5e6f7a8b9c0d1e" || m.Metadata["rows"] != strconv.FormatInt(rows, 10) {

@@ -2,8 +2,8 @@ package statemachine_test
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,11 +14,14 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
-// The Glue tables must read what the code writes: columns in the order of
-// the files' header, partition keys that are key=value folders of the keys
-// internal/layout builds, and a location over the same folder.
+// The Glue tables must read what the code writes: the columns of the
+// Parquet files, in order, each with the Glue type of its Parquet type;
+// partition keys that are key=value folders of the keys internal/layout
+// builds, and a location over the same folder.
 
 const (
 	sampleOrg     = "5f1a2b3c4d5e6f7a8b9c0d1e"
@@ -28,34 +31,34 @@ const (
 
 type glueTable struct {
 	logicalID, condition string
-	header               func(t *testing.T) []string // the header of a file the code writes
+	file                 func(t *testing.T) []byte // a file the code writes
 	key                  func(l layout.Layout, p billing.Period) (string, error)
 }
 
 var glueTables = []glueTable{
 	{
 		logicalID: "UsageTable",
-		header: func(t *testing.T) []string {
+		file: func(t *testing.T) []byte {
 			raw := strings.Join([]string{"Invoice ID", "Organization ID", "Organization Name", "Project ID", "Project Name", "Cluster ID", "Cluster Name", "Service", "Usage Date", "Usage Amount"}, ",") +
 				"\n" + sampleInvoice + "," + sampleOrg + ",o,p,pn,c,cn,Clusters,2024-06-01,1.00\n"
 			var out bytes.Buffer
 			if _, err := normalize.Usage(&out, strings.NewReader(raw)); err != nil {
 				t.Fatal(err)
 			}
-			return firstRecord(t, out.Bytes())
+			return out.Bytes()
 		},
 		key: func(l layout.Layout, p billing.Period) (string, error) { return l.NormalizedUsage(sampleOrg, p) },
 	},
 	{
 		logicalID: "InvoiceLineItemsTable",
-		header: func(t *testing.T) []string {
-			raw := "Invoice Number," + sampleInvoice + ",\n\n" + strings.Join(atlassim.InvoiceColumns, ",") + "\n" +
-				"2024-06-02,2024-06-01,M30,,o,oid,p,pid,SKU,R,C,RS,,,h,1.00,1.00,0,1.00\n"
+		file: func(t *testing.T) []byte {
+			raw := "Invoice Number," + sampleInvoice + ",\n\n" + strings.Join(atlassim.InvoiceColumns, ",") + ",team\n" +
+				"2024-06-02,2024-06-01,M30,,o,oid,p,pid,SKU,R,C,RS,,,h,1.00,1.00,0,1.00,data\n"
 			var out bytes.Buffer
 			if _, err := normalize.Invoice(&out, strings.NewReader(raw), normalize.InvoiceInfo{ID: sampleInvoice, Status: "PAID"}); err != nil {
 				t.Fatal(err)
 			}
-			return firstRecord(t, out.Bytes())
+			return out.Bytes()
 		},
 		key: func(l layout.Layout, p billing.Period) (string, error) {
 			return l.NormalizedInvoice(sampleOrg, p, sampleInvoice)
@@ -65,7 +68,7 @@ var glueTables = []glueTable{
 		logicalID: "FocusTable", condition: "FocusReportsEnabled",
 		// The simulator's report (a subset of FOCUS 1.0's columns, in its
 		// own order) through the normalizer: all 43 columns, fixed order.
-		header: func(t *testing.T) []string {
+		file: func(t *testing.T) []byte {
 			now := time.Date(2024, time.July, 15, 0, 0, 0, 0, time.UTC)
 			sim, err := atlassim.New(atlassim.Config{InvoiceRows: 3, FirstMonth: "2024-06", Now: func() time.Time { return now }})
 			if err != nil {
@@ -79,7 +82,7 @@ var glueTables = []glueTable{
 			if _, err := normalize.Focus(&out, &raw); err != nil {
 				t.Fatal(err)
 			}
-			return firstRecord(t, out.Bytes())
+			return out.Bytes()
 		},
 		key: func(l layout.Layout, p billing.Period) (string, error) {
 			return l.NormalizedFocus(sampleOrg, p, sampleInvoice)
@@ -87,22 +90,67 @@ var glueTables = []glueTable{
 	},
 }
 
-func firstRecord(t *testing.T, b []byte) []string {
+// parquetColumns is the columns of a Parquet file as Glue declares them:
+// each top-level field's name and the Glue type that reads its Parquet type.
+func parquetColumns(t *testing.T, b []byte) (out []string) {
 	t.Helper()
-	rec, err := csv.NewReader(bytes.NewReader(b)).Read()
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		t.Fatalf("normalized output: %v", err)
+		t.Fatalf("normalized output is not Parquet: %v", err)
 	}
-	return rec
+	for _, fl := range f.Schema().Fields() {
+		out = append(out, fl.Name()+" "+glueType(t, fl))
+	}
+	return out
 }
 
-func names(t *testing.T, cols any) (out []string) {
+// glueType is the Glue (Hive) type of a Parquet node, as Athena's Parquet
+// SerDe maps them; a node of no such type fails the test.
+func glueType(t *testing.T, n parquet.Node) string {
 	t.Helper()
+	var lt format.LogicalTypeValue
+	if l := n.Type().LogicalType(); l != nil {
+		lt = l.Value
+	}
+	switch lt := lt.(type) {
+	case *format.StringType:
+		if n.Type().Kind() == parquet.ByteArray {
+			return "string"
+		}
+	case *format.DateType:
+		if n.Type().Kind() == parquet.Int32 {
+			return "date"
+		}
+	case *format.TimestampType:
+		if n.Type().Kind() == parquet.Int64 && lt.Unit.Value != nil && lt.Unit.Value.Duration() == time.Millisecond {
+			return "timestamp"
+		}
+	case *format.DecimalType:
+		// Physical types Athena reads a decimal from.
+		if k := n.Type().Kind(); k == parquet.Int64 || k == parquet.FixedLenByteArray {
+			return fmt.Sprintf("decimal(%d,%d)", lt.Precision, lt.Scale)
+		}
+	case *format.MapType:
+		kv := n.Fields()
+		if len(kv) == 1 && kv[0].Repeated() && len(kv[0].Fields()) == 2 {
+			return "map<" + glueType(t, kv[0].Fields()[0]) + "," + glueType(t, kv[0].Fields()[1]) + ">"
+		}
+	}
+	t.Errorf("Parquet node %s (%s) has no Glue type here", n.Type(), n.Type().Kind())
+	return "?"
+}
+
+// glueColumns is a Glue table's columns as "name type".
+func glueColumns(cols any) (out []string) {
+	for _, c := range list(cols) {
+		out = append(out, fmt.Sprint(dig(c, "Name"), " ", dig(c, "Type")))
+	}
+	return out
+}
+
+func names(cols any) (out []string) {
 	for _, c := range list(cols) {
 		name, _ := dig(c, "Name").(string)
-		if typ := dig(c, "Type"); typ != "string" {
-			t.Errorf("column %s has type %v, want string (OpenCSVSerde reads text)", name, typ)
-		}
 		out = append(out, name)
 	}
 	return out
@@ -139,11 +187,12 @@ func TestGlueTables(t *testing.T) {
 				t.Errorf("TableType = %v", dig(in, "TableType"))
 			}
 
-			// Columns: the header of the files, in order.
-			cols := names(t, dig(in, "StorageDescriptor", "Columns"))
-			if want := gt.header(t); !slices.Equal(cols, want) {
-				t.Errorf("columns = %v\nfile header = %v", cols, want)
+			// Columns: those of the files, in order, of the types Athena
+			// reads them with.
+			if got, want := glueColumns(dig(in, "StorageDescriptor", "Columns")), parquetColumns(t, gt.file(t)); !slices.Equal(got, want) {
+				t.Errorf("Glue columns:\n%q\nParquet file:\n%q", got, want)
 			}
+			cols := names(dig(in, "StorageDescriptor", "Columns"))
 			// goformation's typed view agrees (the property names are right).
 			if tt, ok := typed[gt.logicalID]; !ok || tt.TableInput == nil || tt.TableInput.StorageDescriptor == nil || len(tt.TableInput.StorageDescriptor.Columns) != len(cols) {
 				t.Errorf("goformation does not see the columns of %s", gt.logicalID)
@@ -156,7 +205,12 @@ func TestGlueTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			segs := strings.Split(key, "/")
-			parts := names(t, dig(in, "PartitionKeys"))
+			parts := names(dig(in, "PartitionKeys"))
+			for _, pk := range glueColumns(dig(in, "PartitionKeys")) {
+				if !strings.HasSuffix(pk, " string") {
+					t.Errorf("partition key %s: want a string (a folder name)", pk)
+				}
+			}
 			if len(parts) == 0 {
 				t.Fatal("no partition keys")
 			}
@@ -213,19 +267,24 @@ func TestGlueTables(t *testing.T) {
 			// Partition projection: no crawler, new months appear by themselves.
 			checkProjection(t, params, parts, p)
 
-			// CSV with a header row, quoted the way encoding/csv writes.
-			if params["skip.header.line.count"] != "1" {
-				t.Errorf("skip.header.line.count = %v, want \"1\"", params["skip.header.line.count"])
+			// Parquet, read by column name.
+			sd := dig(in, "StorageDescriptor")
+			for k, want := range map[string]string{
+				"InputFormat":  "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+				"OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+			} {
+				if got := dig(sd, k); got != want {
+					t.Errorf("%s = %v, want %s", k, got, want)
+				}
 			}
-			serde := dig(in, "StorageDescriptor", "SerdeInfo")
-			if lib := dig(serde, "SerializationLibrary"); lib != "org.apache.hadoop.hive.serde2.OpenCSVSerde" {
-				t.Errorf("SerDe = %v, want OpenCSVSerde (values hold quoted commas)", lib)
+			if lib := dig(sd, "SerdeInfo", "SerializationLibrary"); lib != "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" {
+				t.Errorf("SerDe = %v, want ParquetHiveSerDe", lib)
 			}
-			if dig(serde, "Parameters", "separatorChar") != "," || dig(serde, "Parameters", "quoteChar") != `"` {
-				t.Errorf("SerDe parameters = %v", dig(serde, "Parameters"))
+			if params["classification"] != "parquet" || params["skip.header.line.count"] != nil {
+				t.Errorf("classification %v, skip.header.line.count %v: want parquet and none", params["classification"], params["skip.header.line.count"])
 			}
-			if dig(in, "StorageDescriptor", "InputFormat") != "org.apache.hadoop.mapred.TextInputFormat" {
-				t.Errorf("InputFormat = %v", dig(in, "StorageDescriptor", "InputFormat"))
+			if !strings.HasSuffix(key, ".parquet") {
+				t.Errorf("the table reads %s: want a .parquet file", key)
 			}
 		})
 	}

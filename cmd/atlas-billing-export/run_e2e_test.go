@@ -38,7 +38,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if inv.Month != "2024-05" && inv.Month != "2024-06" {
 				continue
 			}
-			part := "/org_id=" + org.ID + "/billing_month=" + inv.Month + "/invoice_id=" + inv.ID + ".csv"
+			part := "/org_id=" + org.ID + "/billing_month=" + inv.Month + "/invoice_id=" + inv.ID
 			var raw, lineItems, focus, focusNorm bytes.Buffer
 			if err := sim.WriteInvoiceCSV(&raw, org.ID, inv.ID); err != nil {
 				t.Fatal(err)
@@ -52,10 +52,10 @@ func TestRunEndToEnd(t *testing.T) {
 			if _, err := normalize.Focus(&focusNorm, bytes.NewReader(focus.Bytes())); err != nil {
 				t.Fatal(err)
 			}
-			want["invoices"+part] = raw.Bytes()
-			want["invoice_line_items"+part] = lineItems.Bytes()
-			want["focus"+part] = focus.Bytes()
-			want["focus_normalized"+part] = focusNorm.Bytes()
+			want["invoices"+part+".csv"] = raw.Bytes()
+			want["invoice_line_items"+part+".parquet"] = lineItems.Bytes()
+			want["focus"+part+".csv"] = focus.Bytes()
+			want["focus_normalized"+part+".parquet"] = focusNorm.Bytes()
 		}
 		for _, m := range []string{"2024-05", "2024-06"} {
 			start, _ := time.Parse("2006-01", m)
@@ -67,9 +67,9 @@ func TestRunEndToEnd(t *testing.T) {
 			if _, err := normalize.Usage(&norm, bytes.NewReader(raw.Bytes())); err != nil {
 				t.Fatal(err)
 			}
-			part := "/org_id=" + org.ID + "/billing_month=" + m + "/usage.csv"
-			want["usage"+part] = raw.Bytes()
-			want["usage_normalized"+part] = norm.Bytes()
+			part := "/org_id=" + org.ID + "/billing_month=" + m + "/usage"
+			want["usage"+part+".csv"] = raw.Bytes()
+			want["usage_normalized"+part+".parquet"] = norm.Bytes()
 		}
 	}
 	// Per org and month: usage raw and normalized, the invoice raw and as

@@ -41,7 +41,7 @@ func (e *Exporter) normalized(ctx context.Context, key string, meta map[string]s
 			converted <- err
 		}()
 		obj, putErr := e.Store.Put(ctx, sink.Put{
-			Key: key, Body: pr, ContentType: "text/csv; charset=utf-8",
+			Key: key, Body: pr, ContentType: "application/vnd.apache.parquet",
 			// Called after EOF, so after conv returned and set st.
 			Meta: func() map[string]string {
 				m := maps.Clone(meta)

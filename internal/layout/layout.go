@@ -24,6 +24,7 @@ const (
 	NormalizedInvoiceFolder = "invoice_line_items"
 	FocusFolder             = "focus"
 	NormalizedFocusFolder   = "focus_normalized"
+	ManifestsFolder         = "_manifests"
 )
 
 // Layout builds keys under one prefix.
@@ -49,55 +50,69 @@ func New(prefix string) (Layout, error) {
 // Prefix is the cleaned prefix, without slashes at either end.
 func (l Layout) Prefix() string { return l.prefix }
 
+// Files are Atlas's CSVs as sent, and the normalized Parquet files made of
+// them (internal/normalize).
+const (
+	csvExt     = ".csv"
+	parquetExt = ".parquet"
+)
+
 // Usage is the key of one org's Cost Explorer usage for one month.
 func (l Layout) Usage(orgID string, p period.Period) (string, error) {
-	return l.perMonth(UsageFolder, orgID, p)
+	return l.perMonth(UsageFolder, orgID, p, "usage"+csvExt)
 }
 
 // Invoice is the key of one invoice CSV, partitioned by the month it bills.
 func (l Layout) Invoice(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice(InvoicesFolder, orgID, p, invoiceID)
+	return l.perInvoice(InvoicesFolder, orgID, p, invoiceID, csvExt)
 }
 
-// NormalizedUsage is the key of one org's usage for one month rewritten for
-// Athena (internal/normalize): same partitions as Usage, its own folder, so
-// one Glue table reads only normalized files.
+// NormalizedUsage is the key of one org's usage for one month as Parquet
+// (internal/normalize): same partitions as Usage, its own folder, so one
+// Glue table reads only normalized files.
 func (l Layout) NormalizedUsage(orgID string, p period.Period) (string, error) {
-	return l.perMonth(NormalizedUsageFolder, orgID, p)
+	return l.perMonth(NormalizedUsageFolder, orgID, p, "usage"+parquetExt)
 }
 
-// NormalizedInvoice is the key of one invoice's line items rewritten for
-// Athena (internal/normalize), next to the raw invoice's partitions.
+// NormalizedInvoice is the key of one invoice's line items as Parquet
+// (internal/normalize), next to the raw invoice's partitions.
 func (l Layout) NormalizedInvoice(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice(NormalizedInvoiceFolder, orgID, p, invoiceID)
+	return l.perInvoice(NormalizedInvoiceFolder, orgID, p, invoiceID, parquetExt)
 }
 
 // Focus is the key of one invoice's FOCUS report as Atlas generated it.
 func (l Layout) Focus(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice(FocusFolder, orgID, p, invoiceID)
+	return l.perInvoice(FocusFolder, orgID, p, invoiceID, csvExt)
 }
 
-// NormalizedFocus is the key of one invoice's FOCUS report rewritten for
-// Athena (internal/normalize): FOCUS 1.0's columns in a fixed order.
+// NormalizedFocus is the key of one invoice's FOCUS report as Parquet
+// (internal/normalize): FOCUS 1.0's columns and data types.
 func (l Layout) NormalizedFocus(orgID string, p period.Period, invoiceID string) (string, error) {
-	return l.perInvoice(NormalizedFocusFolder, orgID, p, invoiceID)
+	return l.perInvoice(NormalizedFocusFolder, orgID, p, invoiceID, parquetExt)
 }
 
-func (l Layout) perMonth(folder, orgID string, p period.Period) (string, error) {
+// Manifest is the key of the manifest of one org's month: what the export
+// wrote for it (internal/export). Its folder starts with "_", which Athena
+// skips, and is no table's.
+func (l Layout) Manifest(orgID string, p period.Period) (string, error) {
+	return l.perMonth(ManifestsFolder, orgID, p, "manifest.json")
+}
+
+func (l Layout) perMonth(folder, orgID string, p period.Period, name string) (string, error) {
 	if err := atlas.ValidateOrgID(orgID); err != nil {
 		return "", err
 	}
-	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "usage.csv"), nil
+	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), name), nil
 }
 
-func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID string) (string, error) {
+func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID, ext string) (string, error) {
 	if err := atlas.ValidateOrgID(orgID); err != nil {
 		return "", err
 	}
 	if err := atlas.ValidateInvoiceID(invoiceID); err != nil {
 		return "", err
 	}
-	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+".csv"), nil
+	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+ext), nil
 }
 
 // Staging is where uploads land before they are complete, never a final key.

@@ -47,13 +47,15 @@ func TestDerivedKeys(t *testing.T) {
 		want string
 	}{
 		{"NormalizedUsage", func() (string, error) { return l.NormalizedUsage(org, p) },
-			"exports/usage_normalized/org_id=" + org + "/billing_month=2025-01/usage.csv"},
+			"exports/usage_normalized/org_id=" + org + "/billing_month=2025-01/usage.parquet"},
 		{"NormalizedInvoice", func() (string, error) { return l.NormalizedInvoice(org, p, inv) },
-			"exports/invoice_line_items/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
+			"exports/invoice_line_items/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".parquet"},
 		{"Focus", func() (string, error) { return l.Focus(org, p, inv) },
 			"exports/focus/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
 		{"NormalizedFocus", func() (string, error) { return l.NormalizedFocus(org, p, inv) },
-			"exports/focus_normalized/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".csv"},
+			"exports/focus_normalized/org_id=" + org + "/billing_month=2025-01/invoice_id=" + inv + ".parquet"},
+		{"Manifest", func() (string, error) { return l.Manifest(org, p) },
+			"exports/_manifests/org_id=" + org + "/billing_month=2025-01/manifest.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.key()
@@ -74,6 +76,7 @@ func TestDerivedKeys(t *testing.T) {
 		func() (string, error) { return l.NormalizedInvoice(org, p, inv) },
 		func() (string, error) { return l.Focus(org, p, inv) },
 		func() (string, error) { return l.NormalizedFocus(org, p, inv) },
+		func() (string, error) { return l.Manifest(org, p) },
 	}
 	seen := map[string]bool{}
 	for _, key := range keys {

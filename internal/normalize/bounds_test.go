@@ -17,7 +17,7 @@ func gzipOfField(t *testing.T, size int) []byte {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	chunk := []byte(strings.Repeat("x", 1<<20))
-	_, err := zw.Write([]byte("BilledCost,Tags\n1.00,\"a\"\n2.00,\""))
+	_, err := zw.Write([]byte("BilledCost,ServiceName\n1.00,\"a\"\n2.00,\""))
 	for written := 0; err == nil && written < size; written += len(chunk) {
 		_, err = zw.Write(chunk)
 	}

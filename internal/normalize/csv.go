@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -40,10 +38,11 @@ type csvReader struct {
 	scan int   // buf[r:scan] is known to hold no '\n'
 	err  error // src's error, returned once buf is used up
 
-	line      int // lines read
-	recLine   int // the first line of the last record
-	recBytes  int // raw bytes of the record being read
-	fieldsPer int // 0: as many as the first record; -1: any
+	line      int  // lines read
+	recLine   int  // the first line of the last record
+	recUTF8   bool // the last record is valid UTF-8
+	recBytes  int  // raw bytes of the record being read
+	fieldsPer int  // 0: as many as the first record; -1: any
 
 	maxRecord, maxColumns int // MaxRecordBytes and MaxColumns, smaller in tests
 
@@ -129,6 +128,8 @@ func (cr *csvReader) took(line []byte) ([]byte, error) {
 		line[n-2] = '\n'
 		line = line[:n-1]
 	}
+	// Once per line, rather than per field: unquoting keeps UTF-8 valid.
+	cr.recUTF8 = cr.recUTF8 && utf8.Valid(line)
 	return line, nil
 }
 
@@ -144,7 +145,7 @@ func lengthNL(b []byte) int {
 func (cr *csvReader) Read() ([][]byte, error) {
 	var line []byte
 	for {
-		cr.recBytes = 0
+		cr.recBytes, cr.recUTF8 = 0, true
 		var err error
 		line, err = cr.readLine()
 		if err != nil {
@@ -277,85 +278,4 @@ fields:
 		start = end
 	}
 	return nil
-}
-
-// needsQuote marks the bytes that make encoding/csv's Writer quote a field.
-var needsQuote = [256]bool{',': true, '"': true, '\r': true, '\n': true}
-
-// appendField appends s as one CSV field, quoted exactly when encoding/csv's
-// Writer quotes it, so the output is what it wrote.
-func appendField(b, s []byte) []byte {
-	if !fieldNeedsQuotes(s) {
-		return append(b, s...)
-	}
-	b = append(b, '"')
-	for {
-		i := bytes.IndexByte(s, '"')
-		if i < 0 {
-			b = append(b, s...)
-			return append(b, '"')
-		}
-		b = append(b, s[:i+1]...)
-		b = append(b, '"')
-		s = s[i+1:]
-	}
-}
-
-func fieldNeedsQuotes(s []byte) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for _, c := range s {
-		if needsQuote[c] {
-			return true
-		}
-	}
-	if len(s) == 2 && s[0] == '\\' && s[1] == '.' {
-		return true // as encoding/csv, for Postgres's end-of-data marker
-	}
-	if s[0] < utf8.RuneSelf {
-		return asciiSpace[s[0]]
-	}
-	r, _ := utf8.DecodeRune(s)
-	return unicode.IsSpace(r)
-}
-
-var asciiSpace = [256]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
-
-// appendRecord appends fields as one CSV line.
-func appendRecord(b []byte, fields ...string) []byte {
-	for i, f := range fields {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendField(b, []byte(f))
-	}
-	return append(b, '\n')
-}
-
-// output buffers what a normalizer writes, passing it on in large writes.
-type output struct {
-	w   io.Writer
-	b   []byte
-	err error
-}
-
-func newOutput(w io.Writer) *output { return &output{w: w, b: make([]byte, 0, bufSize+4096)} }
-
-// end finishes a record: the buffer goes out once it is full enough.
-func (o *output) end() error {
-	if len(o.b) >= bufSize {
-		return o.flush()
-	}
-	return nil
-}
-
-func (o *output) flush() error {
-	if o.err == nil && len(o.b) > 0 {
-		if _, err := o.w.Write(o.b); err != nil {
-			o.err = fmt.Errorf("writing: %w", err)
-		}
-		o.b = o.b[:0]
-	}
-	return o.err
 }

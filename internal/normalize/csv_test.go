@@ -122,16 +122,3 @@ func TestCSVReaderBounds(t *testing.T) {
 		})
 	}
 }
-
-// The output is quoted exactly as encoding/csv's Writer quotes.
-func TestAppendField(t *testing.T) {
-	for _, s := range []string{"", "a", "a,b", `a"b`, "a\nb", "a\rb", " a", "\ta", "\u00a0a", "\u2003a", `\.`, `\.x`, "é", "a ", `""`} {
-		var want bytes.Buffer
-		w := csv.NewWriter(&want)
-		_ = w.Write([]string{s, "x"})
-		w.Flush()
-		if got := string(appendRecord(nil, s, "x")); got != want.String() {
-			t.Errorf("appendRecord(%q) = %q, encoding/csv writes %q", s, got, want.String())
-		}
-	}
-}

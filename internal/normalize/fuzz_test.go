@@ -2,32 +2,32 @@ package normalize_test
 
 import (
 	"bytes"
-	"encoding/csv"
 	"math/big"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 )
 
 // checkOutput is what any successful normalization guarantees: the output
-// re-parses strictly (every record as wide as the header) with Rows records
-// after the header, one record per line (what Athena's SerDe needs), and the
-// amounts in amountCol (if any) sum to Stats.Amount.
+// is a Parquet file of the columns in header with Rows rows, every string
+// valid UTF-8, and the amounts in amountCol (if any) sum to Stats.Amount.
 func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, amountCol string) {
 	t.Helper()
-	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-	if err != nil {
-		t.Fatalf("output does not re-parse: %v\n%q", err, out)
-	}
+	recs := records(t, out)
 	if int64(len(recs)) != st.Rows+1 {
 		t.Fatalf("%d records, Stats.Rows = %d", len(recs), st.Rows)
 	}
 	if !slices.Equal(recs[0], header) {
 		t.Fatalf("header = %q", recs[0])
 	}
-	if n := int64(bytes.Count(out, []byte("\n"))); n != st.Rows+1 {
-		t.Fatalf("%d lines for %d records: a value holds a line break", n, st.Rows+1)
+	for _, r := range recs[1:] {
+		for i, v := range r {
+			if !utf8.ValidString(v) {
+				t.Fatalf("%s %q is not valid UTF-8", header[i], v)
+			}
+		}
 	}
 	if amountCol == "" {
 		return // no amount summed
@@ -92,7 +92,7 @@ func FuzzUsageJSON(f *testing.F) {
 // checkServices: the usage per service in the output is Stats.Services.
 func checkServices(t *testing.T, out []byte, st normalize.Stats) {
 	t.Helper()
-	recs, _ := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	recs := records(t, out)
 	svc, amt := slices.Index(recs[0], "service"), slices.Index(recs[0], "usage_amount")
 	want := map[string]*big.Rat{}
 	for _, r := range recs[1:] {
@@ -112,7 +112,7 @@ func checkServices(t *testing.T, out []byte, st normalize.Stats) {
 	}
 }
 
-// FuzzFocus: the same for FOCUS reports, whose costs are kept as given.
+// FuzzFocus: the same for FOCUS reports.
 func FuzzFocus(f *testing.F) {
 	f.Add([]byte("BilledCost,ServiceName,Tags\n12.50,Clusters,\"{\"\"a\"\": \"\"b\r\nc\"\"}\"\n"))
 	f.Add([]byte("\xef\xbb\xbfbilledcost\r\n1\r\n"))

@@ -1,10 +1,11 @@
 // Package normalize rewrites Atlas's billing files (invoice, usage and FOCUS
-// CSVs, usage JSON) as files Athena reads directly: one header row of
-// snake_case names, then one record per line item, every record the same
-// width, money as canonical plain decimals, dates as YYYY-MM-DD, no line
-// breaks inside values. It streams: memory does not grow with the file, and
-// a record over MaxRecordBytes is refused before it is held. A file it
-// cannot rewrite is a *Warning: the caller keeps Atlas's file as sent.
+// CSVs, usage JSON) as Parquet files Athena reads directly: columns of
+// snake_case names with real types (money and quantities as exact
+// decimals, dates as DATE, FOCUS's date-times as TIMESTAMP, tags as a
+// map), one row per line item. It streams: memory does not grow with the
+// file (row groups of a bounded size), and a record over MaxRecordBytes is
+// refused before it is held. A file it cannot rewrite is a *Warning: the
+// caller keeps Atlas's file as sent.
 //
 // The org id and the billing month are not columns of the files: they are the
 // partition keys of the S3 keys (internal/layout) and so columns of the Glue
@@ -15,13 +16,13 @@ package normalize
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -39,15 +40,18 @@ type Stats struct {
 	Preamble Preamble
 }
 
-// kind says how a column's values are rewritten.
+// kind says how a column's values are read and written (parquet.go has
+// each kind's Parquet type). Empty is NULL, except for amount.
 type kind int
 
 const (
-	text    kind = iota // kept as given, line breaks turned into spaces
-	date                // YYYY-MM-DD, empty allowed
-	number              // canonical decimal, empty allowed
-	percent             // canonical decimal, an optional trailing "%" dropped, empty allowed
-	amount              // canonical decimal, required, summed in Stats.Amount
+	text      kind = iota // a string, kept as given (invalid UTF-8 as U+FFFD)
+	date                  // DATE
+	timestamp             // TIMESTAMP, milliseconds, UTC
+	number                // DECIMAL(38,24)
+	percent               // DECIMAL(38,24), an optional trailing "%" dropped
+	amount                // DECIMAL(18,2), required, summed in Stats.Amount
+	tags                  // MAP<STRING,STRING>: a FOCUS Tags JSON object, or an invoice's extra columns
 )
 
 // column maps one Atlas column to its normalized name.
@@ -110,36 +114,38 @@ const usageRequired = "Usage Amount"
 // need not have them all, nor in this order: a column it lacks is empty
 // (FOCUS makes many of them optional, and Atlas has no commitment
 // discounts), one it adds (a later FOCUS version's, or a provider's "x_"
-// column) stays in the raw file only. Values are kept as given, on one line.
+// column) stays in the raw file only. Each has FOCUS 1.0's data type:
+// Decimal, DateTime (a timestamp), KeyValueFormat (Tags, a JSON object, as
+// a map) or String.
 var focusColumns = []column{
 	{"AvailabilityZone", "availabilityzone", text, nil},
-	{"BilledCost", "billedcost", text, nil},
+	{"BilledCost", "billedcost", number, nil},
 	{"BillingAccountId", "billingaccountid", text, nil},
 	{"BillingAccountName", "billingaccountname", text, nil},
 	{"BillingCurrency", "billingcurrency", text, nil},
-	{"BillingPeriodEnd", "billingperiodend", text, nil},
-	{"BillingPeriodStart", "billingperiodstart", text, nil},
+	{"BillingPeriodEnd", "billingperiodend", timestamp, nil},
+	{"BillingPeriodStart", "billingperiodstart", timestamp, nil},
 	{"ChargeCategory", "chargecategory", text, nil},
 	{"ChargeClass", "chargeclass", text, nil},
 	{"ChargeDescription", "chargedescription", text, nil},
 	{"ChargeFrequency", "chargefrequency", text, nil},
-	{"ChargePeriodEnd", "chargeperiodend", text, nil},
-	{"ChargePeriodStart", "chargeperiodstart", text, nil},
+	{"ChargePeriodEnd", "chargeperiodend", timestamp, nil},
+	{"ChargePeriodStart", "chargeperiodstart", timestamp, nil},
 	{"CommitmentDiscountCategory", "commitmentdiscountcategory", text, nil},
 	{"CommitmentDiscountId", "commitmentdiscountid", text, nil},
 	{"CommitmentDiscountName", "commitmentdiscountname", text, nil},
 	{"CommitmentDiscountStatus", "commitmentdiscountstatus", text, nil},
 	{"CommitmentDiscountType", "commitmentdiscounttype", text, nil},
-	{"ConsumedQuantity", "consumedquantity", text, nil},
+	{"ConsumedQuantity", "consumedquantity", number, nil},
 	{"ConsumedUnit", "consumedunit", text, nil},
-	{"ContractedCost", "contractedcost", text, nil},
-	{"ContractedUnitPrice", "contractedunitprice", text, nil},
-	{"EffectiveCost", "effectivecost", text, nil},
+	{"ContractedCost", "contractedcost", number, nil},
+	{"ContractedUnitPrice", "contractedunitprice", number, nil},
+	{"EffectiveCost", "effectivecost", number, nil},
 	{"InvoiceIssuerName", "invoiceissuername", text, nil},
-	{"ListCost", "listcost", text, nil},
-	{"ListUnitPrice", "listunitprice", text, nil},
+	{"ListCost", "listcost", number, nil},
+	{"ListUnitPrice", "listunitprice", number, nil},
 	{"PricingCategory", "pricingcategory", text, nil},
-	{"PricingQuantity", "pricingquantity", text, nil},
+	{"PricingQuantity", "pricingquantity", number, nil},
 	{"PricingUnit", "pricingunit", text, nil},
 	{"ProviderName", "providername", text, nil},
 	{"PublisherName", "publishername", text, nil},
@@ -154,7 +160,7 @@ var focusColumns = []column{
 	{"SkuPriceId", "skupriceid", text, nil},
 	{"SubAccountId", "subaccountid", text, nil},
 	{"SubAccountName", "subaccountname", text, nil},
-	{"Tags", "tags", text, nil},
+	{"Tags", "tags", tags, nil},
 }
 
 // focusRequired is the one column a file must have to be taken for FOCUS:
@@ -168,28 +174,25 @@ const focusRequired = "BilledCost"
 // price is still a charge a user must see and the amount reconciles.
 var invoiceRequired = []string{"Date", "SKU", "Amount"}
 
-// invoicePrefix are the columns Invoice adds before the line-item columns.
-var invoicePrefix = []string{"invoice_id", "invoice_status"}
+// invoiceTable is every column of normalized invoice line items: the
+// invoice's id and status, the line-item columns, then tags: the columns
+// the invoice has beyond invoiceColumns (resource tags appear as extra
+// columns), column name -> value, blank values left out.
+var invoiceTable = slices.Concat(
+	[]column{{"", "invoice_id", text, nil}, {"", "invoice_status", text, nil}},
+	invoiceColumns,
+	[]column{{"", "tags", tags, nil}},
+)
 
-// tagsColumn is the last column of a normalized invoice: the columns the
-// invoice has beyond invoiceColumns (resource tags appear as extra
-// columns) as one JSON object, column name -> value, names sorted, blank
-// values left out; {} when there are none.
-const tagsColumn = "tags"
-
-// InvoiceColumns is the header of a normalized invoice: the invoice's id and
-// status, the line-item columns in snake_case, then tags. The Glue table
-// of invoice line items declares exactly these columns, in this order.
-var InvoiceColumns = slices.Concat(invoicePrefix, names(invoiceColumns), []string{tagsColumn})
-
-// UsageColumns is the header of normalized usage. The Glue table of usage
-// declares exactly these columns, in this order.
-var UsageColumns = names(usageColumns)
-
-// FocusColumns is the header of a normalized FOCUS report: the FOCUS 1.0
-// column names in lower case, as Athena shows them. The Glue table of FOCUS
-// declares exactly these columns, in this order.
-var FocusColumns = names(focusColumns)
+// The columns of each normalized file, in order. The Glue tables declare
+// exactly these, with the types of the files' Parquet schema.
+var (
+	InvoiceColumns = names(invoiceTable)
+	UsageColumns   = names(usageColumns)
+	// FocusColumns are FOCUS 1.0's names in lower case, as Athena shows
+	// them and AWS Data Exports' FOCUS table has them.
+	FocusColumns = names(focusColumns)
+)
 
 func names(cs []column) []string {
 	out := make([]string, len(cs))
@@ -207,13 +210,9 @@ type InvoiceInfo struct {
 	Status string
 }
 
-// bufSize is the output buffer: large enough that a multipart upload behind w
-// sees few small writes.
-const bufSize = 64 << 10
-
 // Invoice reads a raw invoice CSV from r (a key/value preamble of any length,
 // read as CSV, then the line items under a header found by its names) and
-// writes to w the header InvoiceColumns and one record per line item.
+// writes to w a Parquet file of InvoiceColumns, one row per line item.
 // A file that cannot be normalized is a *Warning naming the line item and
 // the column (any other error is a read or write failure); what was written
 // before it is then incomplete and must be dropped.
@@ -235,11 +234,10 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	if status == "" {
 		status, _ = ir.preamble.Value("Invoice Status")
 	}
+	// The same two values on every row: set once, never copied.
+	id, stat := []byte(inv.ID), appendUTF8(nil, bytes.TrimSpace([]byte(status)))
+	out := newTable[invoiceRow](w, invoiceTable)
 	m := newMapping(invoiceColumns, ir.header, true)
-	out := newOutput(w)
-	out.b = appendRecord(out.b, InvoiceColumns...)
-	prefix := append(appendField(nil, []byte(inv.ID)), ',')
-	prefix = append(appendText(prefix, bytes.TrimSpace([]byte(status))), ',')
 	for {
 		rec, err := ir.next()
 		if err == io.EOF {
@@ -252,15 +250,19 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 		if len(rec) != len(ir.header) {
 			return st, &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("%s: %s has %d fields, want %d", where, item(), len(rec), len(ir.header))}
 		}
-		out.b = append(out.b, prefix...)
-		if out.b, err = m.appendRow(out.b, rec, &st); err != nil {
+		out.begin()
+		out.setBytes(0, id)
+		if len(stat) > 0 {
+			out.setBytes(1, stat)
+		}
+		if err := m.row(out, 2, rec, ir.cr.recUTF8, &st); err != nil {
 			return st, &Warning{Name: ValueWarning, Msg: where + ": " + item(), Err: err}
 		}
 		if err := out.end(); err != nil {
 			return st, fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	if err := out.flush(); err != nil {
+	if err := out.close(); err != nil {
 		return st, fmt.Errorf("%s: %w", where, err)
 	}
 	return st, nil
@@ -283,20 +285,20 @@ func isInvoiceHeader(rec [][]byte) bool {
 }
 
 // Usage reads a Cost Explorer usage CSV from r (a header row, then one record
-// per usage line) and writes to w the header UsageColumns and the records.
+// per usage line) and writes to w a Parquet file of UsageColumns.
 // Columns are found by their header name (see usageColumns), so Atlas may
 // reorder or rename them; a column Atlas adds is left out (the raw file
 // keeps it), a missing one is empty, except Usage Amount, which must be there.
 func Usage(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(w, r, "normalize: usage", usageColumns, usageRequired)
+	return byName(newTable[usageRow](w, usageColumns), r, "normalize: usage", usageColumns, usageRequired)
 }
 
 // Focus reads a FOCUS report CSV from r (a header row, then one record per
-// charge) and writes to w the header FocusColumns and the records: columns
-// found by name, missing ones empty, added ones left out (see focusColumns).
+// charge) and writes to w a Parquet file of FocusColumns: columns found by
+// name, missing ones NULL, added ones left out (see focusColumns).
 // A file without a BilledCost column is a Warning.
 func Focus(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(w, r, "normalize: FOCUS report", focusColumns, focusRequired)
+	return byName(newTable[focusRow](w, focusColumns), r, "normalize: FOCUS report", focusColumns, focusRequired)
 }
 
 // named reports whether a header field names c: its name or one of its
@@ -327,9 +329,9 @@ func nameKey(s string) string {
 }
 
 // byName reads a CSV whose first row names its columns and writes cols, in
-// their order, found by name (column.named). A column missing from the file
-// is empty, except required, whose absence is a Warning.
-func byName(w io.Writer, r io.Reader, where string, cols []column, required string) (Stats, error) {
+// their order, found by name (column.named), to out. A column missing from
+// the file is NULL, except required, whose absence is a Warning.
+func byName(out rowWriter, r io.Reader, where string, cols []column, required string) (Stats, error) {
 	var st Stats
 	cr := newCSVReader(r, 0) // every record as wide as the header
 	header, err := cr.Read()
@@ -347,8 +349,6 @@ func byName(w io.Writer, r io.Reader, where string, cols []column, required stri
 	if i := slices.IndexFunc(cols, func(c column) bool { return c.atlas == required }); m.src[i] < 0 {
 		return st, &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("%s: header has no %q column", where, required)}
 	}
-	out := newOutput(w)
-	out.b = appendRecord(out.b, names(cols)...)
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -357,14 +357,15 @@ func byName(w io.Writer, r io.Reader, where string, cols []column, required stri
 		if err != nil {
 			return st, csvProblem(fmt.Sprintf("%s: reading record %d", where, st.Rows+1), err)
 		}
-		if out.b, err = m.appendRow(out.b, rec, &st); err != nil {
+		out.begin()
+		if err := m.row(out, 0, rec, cr.recUTF8, &st); err != nil {
 			return st, &Warning{Name: ValueWarning, Msg: fmt.Sprintf("%s: line %d", where, cr.recLine), Err: err}
 		}
 		if err := out.end(); err != nil {
 			return st, fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	if err := out.flush(); err != nil {
+	if err := out.close(); err != nil {
 		return st, fmt.Errorf("%s: %w", where, err)
 	}
 	st.Services = m.services()
@@ -392,7 +393,8 @@ type mapping struct {
 	src      []int       // src[i]: the field of cols[i], -1 if none
 	withTags bool        // a tags column follows cols
 	tags     []tagColumn // fields carried into the tags column, by name
-	json     []byte      // scratch for the tags
+	scratch  []byte      // a canonical decimal
+	utf8     bool        // the record being written is known to be valid UTF-8
 	service  int         // the index in cols of the service column, -1 if none
 	totals   map[string]*Sum
 }
@@ -425,72 +427,135 @@ func newMapping(cols []column, header []string, tags bool) *mapping {
 			h = strings.TrimSpace(h)
 			if !used[j] && h != "" && !seen[h] { // a name twice: the first
 				seen[h] = true
-				m.tags = append(m.tags, tagColumn{h, j})
+				m.tags = append(m.tags, tagColumn{string(appendUTF8(nil, []byte(h))), j})
 			}
 		}
-		slices.SortFunc(m.tags, func(a, b tagColumn) int { return strings.Compare(a.name, b.name) })
 	}
 	return m
 }
 
-// appendRow appends one normalized record of rec, adding to st.
-func (m *mapping) appendRow(b []byte, rec [][]byte, st *Stats) ([]byte, error) {
-	var amt []byte // the amount as written
+// row writes one record of rec to out, its columns from the first-th on,
+// adding to st. utf8 says that rec is known to be valid UTF-8.
+func (m *mapping) row(out rowWriter, first int, rec [][]byte, utf8 bool, st *Stats) error {
+	m.utf8 = utf8
+	var amt []byte // the amount, canonical
 	for i, c := range m.cols {
-		if i > 0 {
-			b = append(b, ',')
-		}
 		var v []byte
 		if m.src[i] >= 0 {
 			v = rec[m.src[i]]
 		}
-		start := len(b)
-		var err error
-		if b, err = appendValue(b, c.kind, v); err != nil {
-			return b, fmt.Errorf("%s %s: %w", c.name, shown(v), err)
-		}
-		if c.kind == amount {
-			amt = b[start:]
-			st.Amount.add(amt)
+		if err := m.value(out, first+i, c.kind, v, &amt); err != nil {
+			return fmt.Errorf("%s %s: %w", c.name, shown(v), err)
 		}
 	}
 	if m.withTags {
-		b = append(b, ',')
-		b = appendField(b, m.tagsJSON(rec))
+		if t := m.tagsOf(rec); t != nil {
+			out.setTags(first+len(m.cols), t)
+		}
 	}
-	if m.service >= 0 && amt != nil {
-		var svc []byte
-		if f := m.src[m.service]; f >= 0 {
-			svc = flat(rec[f])
+	if amt != nil {
+		st.Amount.add(amt)
+		if m.service >= 0 {
+			var svc []byte
+			if f := m.src[m.service]; f >= 0 {
+				svc = rec[f]
+			}
+			if !m.utf8 {
+				svc = appendUTF8(nil, svc) // the service as written
+			}
+			t := m.totals[string(svc)]
+			if t == nil {
+				t = &Sum{}
+				m.totals[string(svc)] = t
+			}
+			t.add(amt)
 		}
-		t := m.totals[string(svc)]
-		if t == nil {
-			t = &Sum{}
-			m.totals[string(svc)] = t
-		}
-		t.add(amt)
 	}
 	st.Rows++
-	return append(b, '\n'), nil
+	return nil
 }
 
-// tagsJSON is the tags of rec as a JSON object.
-func (m *mapping) tagsJSON(rec [][]byte) []byte {
-	b := append(m.json[:0], '{')
-	for _, t := range m.tags {
-		v := rec[t.field]
+// value writes one field, of column i, to out. An amount's canonical form
+// is left in *amt, valid until the next value.
+func (m *mapping) value(out rowWriter, i int, k kind, v []byte, amt *[]byte) error {
+	switch k {
+	case text:
+		out.setText(i, v, m.utf8)
+	case date:
+		days, ok, err := dateOf(v)
+		if ok {
+			out.setDate(i, days)
+		}
+		return err
+	case timestamp:
+		ms, ok, err := timestampOf(v)
+		if ok {
+			out.setTime(i, ms)
+		}
+		return err
+	case number, percent:
+		t := bytes.TrimSpace(v)
+		if k == percent {
+			t = bytes.TrimSpace(bytes.TrimSuffix(t, []byte{'%'}))
+		}
+		if len(t) == 0 {
+			return nil // e.g. a credit has no unit price
+		}
+		d, err := m.decimal(t)
+		if err != nil {
+			return err
+		}
+		b, err := decimal128(d)
+		if err == nil {
+			out.setDecimal(i, b)
+		}
+		return err
+	case amount:
+		if len(bytes.TrimSpace(v)) == 0 {
+			return errors.New("is empty")
+		}
+		d, err := m.decimal(v)
+		if err != nil {
+			return err
+		}
+		c, err := cents(d)
+		if err == nil {
+			out.setCents(i, c)
+			*amt = d
+		}
+		return err
+	case tags:
+		t, err := jsonTags(v)
+		if err == nil && t != nil {
+			out.setTags(i, t)
+		}
+		return err
+	}
+	return nil
+}
+
+// decimal is v as a canonical decimal, in m's scratch buffer.
+func (m *mapping) decimal(v []byte) ([]byte, error) {
+	var err error
+	m.scratch, err = appendDecimal(m.scratch[:0], v)
+	return m.scratch, err
+}
+
+// tagsOf is the tags of rec: the value of each tag column, blank ones
+// left out; nil when there are none.
+func (m *mapping) tagsOf(rec [][]byte) map[string]string {
+	var t map[string]string
+	for _, c := range m.tags {
+		v := rec[c.field]
 		if len(bytes.TrimSpace(v)) == 0 {
 			continue
 		}
-		if len(b) > 1 {
-			b = append(b, ',')
+		if t == nil {
+			t = make(map[string]string, len(m.tags))
 		}
-		b = appendJSONString(b, t.name)
-		b = append(b, ':')
-		b = appendJSONString(b, string(v))
+		t[c.name] = string(appendUTF8(nil, v))
 	}
-	m.json = append(b, '}')
-	return m.json
+	return t
 }
 
 func (m *mapping) services() map[string]Sum {
@@ -504,64 +569,31 @@ func (m *mapping) services() map[string]Sum {
 	return out
 }
 
-// appendValue appends one field normalized.
-func appendValue(b []byte, k kind, v []byte) ([]byte, error) {
-	switch k {
-	case date:
-		return appendISODate(b, v)
-	case number, percent:
-		t := bytes.TrimSpace(v)
-		if k == percent {
-			t = bytes.TrimSpace(bytes.TrimSuffix(t, []byte{'%'}))
-		}
-		if len(t) == 0 {
-			return b, nil // e.g. a credit has no unit price
-		}
-		return appendDecimal(b, t)
-	case amount:
-		if len(bytes.TrimSpace(v)) == 0 {
-			return b, errors.New("is empty")
-		}
-		return appendDecimal(b, v)
+// jsonTags reads a FOCUS Tags value, a JSON object: each key and its value,
+// a string as given, any other JSON value as its JSON text (null as "").
+// Empty is no tags (nil).
+func jsonTags(v []byte) (map[string]string, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return nil, nil
 	}
-	return appendText(b, v), nil
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it (without its HTML escaping): invalid UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || dec.More() || obj == nil {
+		return nil, errors.New("is not a JSON object")
+	}
+	t := make(map[string]string, len(obj))
+	for k, x := range obj {
+		switch x := x.(type) {
+		case string:
+			t[k] = x
+		case nil:
+			t[k] = ""
 		default:
-			b = append(b, s[i:i+size]...)
+			b, _ := json.Marshal(x) // a decoded value always marshals
+			t[k] = string(b)
 		}
-		i += size
 	}
-	return append(b, '"')
+	return t, nil
 }

@@ -90,10 +90,7 @@ func TestInvoiceAddsUpToTheInvoiceJSON(t *testing.T) {
 			if st.Rows != rows[inv.ID] {
 				t.Errorf("Stats.Rows = %d, the invoice has %d line items", st.Rows, rows[inv.ID])
 			}
-			recs, err := csv.NewReader(&out).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
+			recs := records(t, out.Bytes())
 			if int64(len(recs)) != rows[inv.ID]+1 || !slices.Equal(recs[0], normalize.InvoiceColumns) {
 				t.Fatalf("normalized file has %d records, want header + %d", len(recs), rows[inv.ID])
 			}
@@ -144,17 +141,19 @@ func TestUsageFromSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := csv.NewReader(&out).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := records(t, out.Bytes())
 	if st.Rows != int64(len(rawRecs)-1) || st.Rows < 1000 || len(recs) != len(rawRecs) || !slices.Equal(recs[0], normalize.UsageColumns) {
 		t.Fatalf("Stats.Rows %d, %d records; want the %d rows served and a header", st.Rows, len(recs), len(rawRecs)-1)
 	}
-	// The simulator already writes canonical values: rows pass through unchanged.
+	// The simulator writes ISO dates and plain decimals: every value comes
+	// back as sent, the amount as the same number.
+	amt := len(atlassim.UsageColumns) - 1
 	for i := range recs[1:] {
-		if !slices.Equal(recs[i+1], rawRecs[i+1]) {
-			t.Fatalf("record %d = %q, raw %q", i+1, recs[i+1], rawRecs[i+1])
+		got, raw := recs[i+1], rawRecs[i+1]
+		a, _ := new(big.Rat).SetString(got[amt])
+		b, _ := new(big.Rat).SetString(raw[amt])
+		if !slices.Equal(got[:amt], raw[:amt]) || a == nil || b == nil || a.Cmp(b) != 0 {
+			t.Fatalf("record %d = %q, raw %q", i+1, got, raw)
 		}
 	}
 	pos, neg := centsOf(t, rawRecs[1:], len(atlassim.UsageColumns)-1)
@@ -226,7 +225,7 @@ func TestInvoiceStreams(t *testing.T) {
 	if st.Rows != inv.Rows || amountCents(st) != inv.SubtotalCents-inv.CreditsCents {
 		t.Errorf("stats %+v, want %d rows and %d cents", st, inv.Rows, inv.SubtotalCents-inv.CreditsCents)
 	}
-	if out.n < size/2 {
+	if out.n < size/20 {
 		t.Errorf("wrote %d bytes from a %d-byte invoice", out.n, size)
 	}
 	t.Logf("%d rows, %d bytes out, heap peak %d KiB", st.Rows, out.n, peak>>10)

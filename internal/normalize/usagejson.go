@@ -69,8 +69,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 	if err := ur.delim('{', "the result is not a JSON object"); err != nil {
 		return st, err
 	}
-	out := newOutput(w)
-	out.b = appendRecord(out.b, UsageColumns...)
+	out := newTable[usageRow](w, usageColumns)
 	found := false
 	for ur.dec.More() {
 		ur.bound()
@@ -98,7 +97,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 	if !found {
 		return st, &Warning{Name: LayoutWarning, Msg: `normalize: usage JSON: no "usageDetails"`}
 	}
-	if err := out.flush(); err != nil {
+	if err := out.close(); err != nil {
 		return st, err
 	}
 	st.Services = m.services()
@@ -106,7 +105,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 }
 
 // details reads the usageDetails array (or null) and writes its records.
-func (ur *usageReader) details(out *output, m *mapping, st *Stats) error {
+func (ur *usageReader) details(out rowWriter, m *mapping, st *Stats) error {
 	ur.bound()
 	tok, err := ur.token()
 	if err != nil || tok == nil {
@@ -120,8 +119,9 @@ func (ur *usageReader) details(out *output, m *mapping, st *Stats) error {
 		if err := ur.detail(); err != nil {
 			return err
 		}
-		var err error
-		if out.b, err = m.appendRow(out.b, ur.rec, st); err != nil {
+		out.begin()
+		// encoding/json decodes invalid UTF-8 as U+FFFD.
+		if err := m.row(out, 0, ur.rec, true, st); err != nil {
 			return &Warning{Name: ValueWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d", ur.item), Err: err}
 		}
 		if err := out.end(); err != nil {

@@ -2,10 +2,12 @@ package normalize_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func TestUsageJSONMatchesCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(fromJSON.Bytes(), fromCSV.Bytes()) {
-		t.Errorf("from JSON:\n%.500s\nfrom CSV:\n%.500s", fromJSON.Bytes(), fromCSV.Bytes())
+		t.Errorf("from JSON:\n%q\nfrom CSV:\n%q", records(t, fromJSON.Bytes())[:3], records(t, fromCSV.Bytes())[:3])
 	}
 	if got.Rows < 1000 || got.Rows != want.Rows || got.Amount.String() != want.Amount.String() || len(got.Services) < 2 ||
 		!maps.EqualFunc(got.Services, want.Services, func(a, b normalize.Sum) bool { return a.String() == b.String() }) {
@@ -49,28 +51,28 @@ func TestUsageJSONMatchesCSV(t *testing.T) {
 
 func TestUsageJSON(t *testing.T) {
 	const spec = `{"invoiceId":"iid","organizationId":"oid","organizationName":"Test 2","service":"Clusters","usageAmount":1018.39,"usageDate":"2024-06-01"}`
-	header := strings.Join(normalize.UsageColumns, ",") + "\n"
 	for _, tc := range []struct {
 		name     string
 		in       string
-		want     string // the records after the header
+		want     string // the rows, as CSV
 		services map[string]string
 		err      string
 		warning  string
 	}{
 		{name: "the public clients' fields", in: `{"usageDetails":[` + spec + `]}`,
 			want: "iid,oid,Test 2,,,,,Clusters,2024-06-01,1018.39\n", services: map[string]string{"Clusters": "1018.39"}},
+		{name: "a fraction of a cent", in: `{"usageDetails":[{"usageAmount":6.035E-7}]}`, err: `usage_amount "6.035E-7": has 10 decimals`, warning: normalize.ValueWarning},
 		{
 			name: "keys in any case and order, more keys, values of every kind",
 			in: `{"x":{"a":[1,{"b":2}]}, "usageDetails":[
-				{"UsageAmount":"6.035E-7","SERVICE":"Data Transfer","usage_date":"06/02/2024","extra":{"k":[1,2]},"clusterName":null,"projectName":true,"invoiceId":"first","invoiceId":"second"},
+				{"UsageAmount":"1E-2","SERVICE":"Data Transfer","usage_date":"06/02/2024","extra":{"k":[1,2]},"clusterName":null,"projectName":true,"invoiceId":"first","invoiceId":"second"},
 				{"usageAmount":-12.5e0,"service":"Data Transfer","usageDate":"2024-06-03T10:00:00Z","organizationName":"Zürich \"Ödön\", Inc.\nAG"},
 				{"usageAmount":"1,000.00"}
 			], "after": "x"}`,
-			want: "first,,,,true,,,Data Transfer,2024-06-02,0.0000006035\n" +
-				",,\"Zürich \"\"Ödön\"\", Inc. AG\",,,,,Data Transfer,2024-06-03,-12.5\n" +
-				",,,,,,,,,1000.00\n",
-			services: map[string]string{"Data Transfer": "-12.4999993965", "": "1000.00"},
+			want: "first,,,,true,,,Data Transfer,2024-06-02,0.01\n" +
+				",,\"Zürich \"\"Ödön\"\", Inc.\nAG\",,,,,Data Transfer,2024-06-03,-12.5\n" +
+				",,,,,,,,,1000\n",
+			services: map[string]string{"Data Transfer": "-12.49", "": "1000.00"},
 		},
 		{name: "no usage", in: `{"usageDetails":[]}`, services: nil},
 		{name: "null usage", in: ` {"usageDetails":null} `, services: nil},
@@ -95,8 +97,13 @@ func TestUsageJSON(t *testing.T) {
 			if !wantErr(t, err, tc.err, tc.warning) {
 				return
 			}
-			if got := out.String(); got != header+tc.want {
-				t.Errorf("output:\n%s\nwant:\n%s", got, header+tc.want)
+			want, err := csv.NewReader(strings.NewReader(tc.want)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := records(t, out.Bytes())
+			if !slices.Equal(recs[0], normalize.UsageColumns) || !slices.EqualFunc(recs[1:], want, slices.Equal) {
+				t.Errorf("rows:\n%q\nwant:\n%q", recs, want)
 			}
 			services := map[string]string{}
 			for k, v := range st.Services {
@@ -105,7 +112,7 @@ func TestUsageJSON(t *testing.T) {
 			if len(services) != len(tc.services) || !maps.Equal(services, tc.services) && tc.services != nil {
 				t.Errorf("services = %v, want %v", services, tc.services)
 			}
-			if st.Rows != int64(strings.Count(tc.want, "\n")) {
+			if st.Rows != int64(len(want)) {
 				t.Errorf("Rows = %d", st.Rows)
 			}
 		})

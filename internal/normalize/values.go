@@ -2,8 +2,10 @@ package normalize
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 )
@@ -270,42 +272,98 @@ var dateLayouts = []string{"2006-01-02", "1/2/2006", "January 2, 2006", "Jan 2, 
 // Atlas's billing days are UTC days.
 var zonedLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00"}
 
-// appendISODate appends s as YYYY-MM-DD; an empty s stays empty.
-func appendISODate(dst, s []byte) ([]byte, error) {
+// dateOf reads a date: ISO, US (MM/DD/YYYY), long ("June 1, 2024") or an
+// ISO date-time (its UTC day), as days since 1970-01-01 (Parquet's DATE).
+// ok is false for an empty value (NULL).
+func dateOf(s []byte) (days int32, ok bool, err error) {
 	t := bytes.TrimSpace(s)
 	if len(t) == 0 {
-		return dst, nil
+		return 0, false, nil
 	}
-	if isISODate(t) {
-		return append(dst, t...), nil
+	if len(t) == 10 && t[4] == '-' && t[7] == '-' {
+		if y, m, d, ok := isoDate(t); ok {
+			return civilDays(y, m, d), true, nil
+		}
 	}
 	if y, m, d, ok := usDate(t); ok {
-		return appendYMD(dst, y, m, d), nil
+		return civilDays(y, m, d), true, nil
 	}
 	str := string(t)
 	for _, l := range dateLayouts {
 		if d, err := time.Parse(l, str); err == nil {
-			return d.AppendFormat(dst, time.DateOnly), nil
+			return civilDays(d.Date()), true, nil
 		}
 	}
 	for _, l := range zonedLayouts {
 		if d, err := time.Parse(l, str); err == nil {
-			return d.UTC().AppendFormat(dst, time.DateOnly), nil
+			return civilDays(d.UTC().Date()), true, nil
 		}
 	}
-	return dst, errors.New("not a date (want YYYY-MM-DD, MM/DD/YYYY, an ISO date-time or \"January 2, 2006\")")
+	return 0, false, errors.New("not a date (want YYYY-MM-DD, MM/DD/YYYY, an ISO date-time or \"January 2, 2006\")")
 }
 
-// isISODate is the common case, YYYY-MM-DD, checked without time.Parse,
-// which dominated the cost of a row.
-func isISODate(t []byte) bool {
-	if len(t) != 10 || t[4] != '-' || t[7] != '-' {
-		return false
+// civilDays is the number of days from 1970-01-01 to y-m-d (proleptic
+// Gregorian), without time.Date, which dominated the cost of a row.
+func civilDays[M ~int](y int, m M, d int) int32 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (int(m) + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int32(era*146097 + doe - 719468)
+}
+
+// timestampOf reads a date-time as FOCUS writes it (ISO 8601 in UTC,
+// "2024-06-01T00:00:00Z"), or with another offset, or a bare date
+// (midnight UTC), as milliseconds since 1970 UTC (Parquet's
+// TIMESTAMP(MILLIS)). A fraction of a millisecond is refused, not
+// rounded. ok is false for an empty value (NULL).
+func timestampOf(s []byte) (ms int64, ok bool, err error) {
+	t := bytes.TrimSpace(s)
+	if len(t) == 0 {
+		return 0, false, nil
+	}
+	// The common case, without time.Parse.
+	if len(t) == 20 && t[10] == 'T' && t[13] == ':' && t[16] == ':' && t[19] == 'Z' {
+		y, mo, d, ok1 := isoDate(t[:10])
+		h, ok2 := num(t[11:13])
+		mi, ok3 := num(t[14:16])
+		sec, ok4 := num(t[17:19])
+		if ok1 && ok2 && ok3 && ok4 && h < 24 && mi < 60 && sec < 60 {
+			return (int64(civilDays(y, mo, d))*86400 + int64(h*3600+mi*60+sec)) * 1000, true, nil
+		}
+	}
+	str := string(t)
+	for _, l := range timestampLayouts {
+		if v, err := time.Parse(l, str); err == nil {
+			if v.Nanosecond()%int(time.Millisecond) != 0 {
+				return 0, false, errors.New("has a fraction of a millisecond")
+			}
+			return v.UnixMilli(), true, nil
+		}
+	}
+	return 0, false, errors.New("not a date-time (want ISO 8601, such as 2024-06-01T00:00:00Z)")
+}
+
+// timestampLayouts are the date-time forms taken besides the fast one; one
+// without a zone is UTC.
+var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", time.DateOnly}
+
+// isoDate reads YYYY-MM-DD (t is 10 bytes long).
+func isoDate(t []byte) (y, m, d int, ok bool) {
+	if t[4] != '-' || t[7] != '-' {
+		return 0, 0, 0, false
 	}
 	y, ok1 := num(t[:4])
 	m, ok2 := num(t[5:7])
 	d, ok3 := num(t[8:])
-	return ok1 && ok2 && ok3 && validDay(y, m, d)
+	return y, m, d, ok1 && ok2 && ok3 && validDay(y, m, d)
 }
 
 // usDate reads MM/DD/YYYY (or M/D/YYYY) without time.Parse.
@@ -350,46 +408,13 @@ func validDay(y, m, d int) bool {
 	return m >= 1 && m <= 12 && d >= 1 && d <= days
 }
 
-func appendYMD(dst []byte, y, m, d int) []byte {
-	return append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10))
-}
-
-// appendText appends a text value on one line as a CSV field.
-func appendText(dst, s []byte) []byte {
-	for _, c := range s {
-		if needsQuote[c] { // a line break among them
-			return appendField(dst, flat(s))
-		}
+// appendUTF8 appends s with its invalid UTF-8 bytes as U+FFFD: a
+// Parquet STRING is UTF-8, and a reader may refuse a file that is not.
+func appendUTF8(dst, s []byte) []byte {
+	if utf8.Valid(s) {
+		return append(dst, s...)
 	}
-	if len(s) > 0 && (asciiSpace[s[0]] || s[0] >= utf8.RuneSelf || s[0] == '\\') {
-		return appendField(dst, s)
-	}
-	return append(dst, s...)
-}
-
-// flat puts a text value on one line: Athena's CSV SerDe splits records on
-// line breaks even inside quotes, so an embedded "\r\n", "\r" or "\n"
-// becomes one space. Without line breaks, s itself comes back.
-func flat(s []byte) []byte {
-	if bytes.IndexByte(s, '\n') < 0 && bytes.IndexByte(s, '\r') < 0 {
-		return s
-	}
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\r':
-			if i+1 < len(s) && s[i+1] == '\n' {
-				i++
-			}
-			out = append(out, ' ')
-		case '\n':
-			out = append(out, ' ')
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
+	return append(dst, bytes.ToValidUTF8(s, []byte("\uFFFD"))...)
 }
 
 // shown quotes a value for an error message, cut to a readable length.
@@ -404,4 +429,108 @@ func shown[T string | []byte](v T) string {
 		return fmt.Sprintf("%q...", s[:cut])
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// decimal128 is d, a canonical decimal (appendDecimal's output), as the
+// unscaled value of a DECIMAL(38,24): 16 bytes, big-endian two's
+// complement, as Parquet stores it. A value with more decimals or integer
+// digits than that holds is an error, never rounded.
+func decimal128(d []byte) ([16]byte, error) {
+	var b [16]byte
+	hi, lo, neg, err := unscaled(d, DecimalPrecision, DecimalScale)
+	if err != nil {
+		return b, err
+	}
+	if neg {
+		var borrow uint64
+		lo, borrow = bits.Sub64(0, lo, 0)
+		hi, _ = bits.Sub64(0, hi, borrow)
+	}
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return b, nil
+}
+
+// cents is d, a canonical decimal, as the unscaled value of a
+// DECIMAL(18,2); see decimal128.
+func cents(d []byte) (int64, error) {
+	_, lo, neg, err := unscaled(d, CentsPrecision, CentsScale)
+	if neg {
+		return -int64(lo), err
+	}
+	return int64(lo), err
+}
+
+var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// unscaled is d times 10^scale as a 128-bit magnitude and a sign, if d has
+// at most scale decimals (trailing zeros aside) and precision-scale integer
+// digits, so that it is below 10^38 < 2^127.
+func unscaled(d []byte, precision, scale int) (hi, lo uint64, neg bool, err error) {
+	if len(d) > 0 && d[0] == '-' {
+		neg, d = true, d[1:]
+	}
+	ip, fp, _ := bytes.Cut(d, []byte{'.'})
+	if len(ip) == 1 && ip[0] == '0' {
+		ip = nil
+	}
+	if len(fp) > scale {
+		if !allZeros(fp[scale:]) {
+			return 0, 0, false, fmt.Errorf("has %d decimals, more than the %d of DECIMAL(%d,%d)", len(bytes.TrimRight(fp, "0")), scale, precision, scale)
+		}
+		fp = fp[:scale]
+	}
+	if len(ip) > precision-scale {
+		return 0, 0, false, fmt.Errorf("has %d integer digits, more than the %d of DECIMAL(%d,%d)", len(ip), precision-scale, precision, scale)
+	}
+	var a accumulator
+	a.digits(ip)
+	a.digits(fp)
+	a.zeros(scale - len(fp))
+	a.fold()
+	return a.hi, a.lo, neg, nil
+}
+
+// accumulator builds a 128-bit value from decimal digits, 19 at a time.
+type accumulator struct {
+	hi, lo uint64
+	cur    uint64 // the digits not yet folded in
+	n      int    // how many
+}
+
+func (a *accumulator) digits(s []byte) {
+	for _, c := range s {
+		a.cur = a.cur*10 + uint64(c-'0')
+		if a.n++; a.n == 19 {
+			a.fold()
+		}
+	}
+}
+
+func (a *accumulator) zeros(k int) {
+	a.fold()
+	for k > 0 {
+		m := min(k, 19)
+		a.mul(pow10u[m])
+		k -= m
+	}
+}
+
+// fold adds the pending digits: (hi, lo) = (hi, lo) x 10^n + cur.
+func (a *accumulator) fold() {
+	if a.n == 0 {
+		return
+	}
+	a.mul(pow10u[a.n])
+	var carry uint64
+	a.lo, carry = bits.Add64(a.lo, a.cur, 0)
+	a.hi += carry
+	a.cur, a.n = 0, 0
+}
+
+// mul multiplies by m; the caller's digit counts keep it under 2^127.
+func (a *accumulator) mul(m uint64) {
+	h, l := bits.Mul64(a.lo, m)
+	a.hi = a.hi*m + h
+	a.lo = l
 }

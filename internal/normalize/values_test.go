@@ -2,10 +2,12 @@ package normalize
 
 import (
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 )
@@ -168,28 +170,93 @@ func TestISODate(t *testing.T) {
 		{"", ""},
 		{"   ", ""},
 	} {
-		b, err := appendISODate(nil, []byte(tc.in))
-		if got := string(b); err != nil || got != tc.want {
-			t.Errorf("isoDate(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		days, ok, err := dateOf([]byte(tc.in))
+		got := ""
+		if ok {
+			got = time.Unix(int64(days)*86400, 0).UTC().Format(time.DateOnly)
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("dateOf(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"2024-13-01", "31/12/2024", "2024/06/01", "yesterday", "20240601", "2024-06-31", "02/29/2023", "1900-02-29", "06/01/24", "6/1/2024x", "2024-06-01T25:00:00"} {
-		if got, err := appendISODate(nil, []byte(bad)); err == nil {
-			t.Errorf("appendISODate(%q) = %q, want an error", bad, got)
+		if days, _, err := dateOf([]byte(bad)); err == nil {
+			t.Errorf("dateOf(%q) = %d, want an error", bad, days)
 		}
 	}
 }
 
-func TestFlat(t *testing.T) {
+// civilDays agrees with time.Date over four centuries and more.
+func TestCivilDays(t *testing.T) {
+	for d := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2500; d = d.AddDate(0, 0, 1) {
+		if got, want := civilDays(d.Date()), int32(d.Unix()/86400); got != want {
+			t.Fatalf("civilDays(%s) = %d, want %d", d.Format(time.DateOnly), got, want)
+		}
+	}
+}
+
+func TestTimestamp(t *testing.T) {
 	for in, want := range map[string]string{
-		"a\nb":        "a b",
-		"a\r\nb":      "a b",
-		"a\rb":        "a b",
-		"no breaks":   "no breaks",
-		"Café, \"x\"": "Café, \"x\"",
+		"2024-06-01T00:00:00Z":        "2024-06-01T00:00:00Z",
+		" 2024-06-30T23:59:59Z ":      "2024-06-30T23:59:59Z",
+		"2024-06-01T00:00:00.123Z":    "2024-06-01T00:00:00.123Z",
+		"2024-06-01T01:30:00+02:00":   "2024-05-31T23:30:00Z",
+		"2024-06-01T00:00:00":         "2024-06-01T00:00:00Z", // no zone: UTC, as FOCUS asks
+		"2024-06-01 00:00:00.5":       "2024-06-01T00:00:00.5Z",
+		"2024-06-01":                  "2024-06-01T00:00:00Z",
+		"2024-02-29T12:00:00.000000Z": "2024-02-29T12:00:00Z",
+		"":                            "",
 	} {
-		if got := string(flat([]byte(in))); got != want {
-			t.Errorf("flat(%q) = %q, want %q", in, got, want)
+		ms, ok, err := timestampOf([]byte(in))
+		got := ""
+		if ok {
+			got = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+		}
+		if err != nil || got != want {
+			t.Errorf("timestampOf(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"2024-06-01T24:00:00Z", "2024-06-31T00:00:00Z", "June 1, 2024", "1717200000", "2024-06-01T00:00:00.0005Z"} {
+		if ms, _, err := timestampOf([]byte(bad)); err == nil {
+			t.Errorf("timestampOf(%q) = %d, want an error", bad, ms)
+		}
+	}
+}
+
+// The unscaled values of DECIMAL(38,24) and DECIMAL(18,2), against
+// math/big, and the limits of each.
+func TestDecimalEncoding(t *testing.T) {
+	for _, s := range []string{"0", "1", "-1", "0.0000006035", "12.96", "-0.01", "99999999999999.999999999999999999999999",
+		"-99999999999999.999999999999999999999999", "1.500000000000000000000000000000", "12345678901234.5678", "0.000000000000000000000001"} {
+		b, err := decimal128([]byte(s))
+		if err != nil {
+			t.Errorf("decimal128(%s): %v", s, err)
+			continue
+		}
+		r, _ := new(big.Rat).SetString(s)
+		want := new(big.Int).Mul(r.Num(), new(big.Int).Exp(big.NewInt(10), big.NewInt(DecimalScale), nil))
+		want.Quo(want, r.Denom())
+		got := new(big.Int).SetBytes(b[:])
+		if b[0]&0x80 != 0 {
+			got.Sub(got, new(big.Int).Lsh(big.NewInt(1), 128))
+		}
+		if got.Cmp(want) != 0 {
+			t.Errorf("decimal128(%s) = %s, want %s", s, got, want)
+		}
+	}
+	for _, s := range []string{"100000000000000", "0.0000000000000000000000001", "-100000000000000.5"} {
+		if _, err := decimal128([]byte(s)); err == nil {
+			t.Errorf("decimal128(%s) fits, want an error", s)
+		}
+	}
+	for s, want := range map[string]int64{"0": 0, "12.96": 1296, "-0.01": -1, "1.50000": 150, "9999999999999999.99": 999999999999999999, "-9999999999999999.99": -999999999999999999} {
+		if got, err := cents([]byte(s)); err != nil || got != want {
+			t.Errorf("cents(%s) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"0.001", "10000000000000000", "1.005"} {
+		if _, err := cents([]byte(s)); err == nil {
+			t.Errorf("cents(%s) fits, want an error", s)
 		}
 	}
 }
@@ -219,7 +286,7 @@ func TestSourceColumns(t *testing.T) {
 			}
 		}
 	}
-	if n := len(InvoiceColumns); n != len(invoicePrefix)+len(invoiceColumns)+1 || InvoiceColumns[0] != "invoice_id" || InvoiceColumns[n-2] != "amount" || InvoiceColumns[n-1] != "tags" {
+	if n := len(InvoiceColumns); n != 2+len(invoiceColumns)+1 || InvoiceColumns[0] != "invoice_id" || InvoiceColumns[n-2] != "amount" || InvoiceColumns[n-1] != "tags" {
 		t.Errorf("InvoiceColumns = %v", InvoiceColumns)
 	}
 }
@@ -227,10 +294,10 @@ func TestSourceColumns(t *testing.T) {
 func TestISODateFast(t *testing.T) {
 	for in, ok := range map[string]bool{
 		"2024-06-01": true, "2024-02-29": true, "2023-02-29": false, "2024-13-01": false, "2024-00-01": false,
-		"2024-06-31": false, "2024-6-01": false, "2024-06-0a": false, "2024/06/01": false, "1900-02-29": false, "2000-02-29": true,
+		"2024-06-31": false, "2024-6-01x": false, "2024-06-0a": false, "2024/06/01": false, "1900-02-29": false, "2000-02-29": true,
 	} {
-		if got := isISODate([]byte(in)); got != ok {
-			t.Errorf("isISODate(%q) = %v, want %v", in, got, ok)
+		if _, _, _, got := isoDate([]byte(in)); got != ok {
+			t.Errorf("isoDate(%q) = %v, want %v", in, got, ok)
 		}
 	}
 }

@@ -103,7 +103,7 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 	clock := &clockedAtlas{Atlas: client, query: q, waited: map[string]time.Duration{}}
 	exp := &export.Exporter{
 		Atlas:       clock,
-		Store:       sink.NewS3(p.w.s3.Client, p.w.bucket, sink.S3Options{StagingPrefix: lay.Staging(), Logger: discard}),
+		Store:       sink.NewS3(p.w.s3.Client, p.w.bucket, sink.S3Options{Logger: discard}),
 		Layout:      lay,
 		MaxAttempts: 200, // the fixed policy needs 60 polls for 600 s
 		Focus:       focus,

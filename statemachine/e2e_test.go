@@ -19,6 +19,7 @@ import (
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // TestEndToEnd runs the deployed definition in aws-local-stepfunctions with
@@ -74,13 +75,15 @@ func TestEndToEnd(t *testing.T) {
 					if r.OrgID != w.Orgs[i] || r.Period.Month != month || r.Error != nil {
 						t.Errorf("result %d = %s %s (error %v), want %s %s", i, r.OrgID, r.Period.Month, r.Error, w.Orgs[i], month)
 					}
-					checkObjects(t, w, r.Objects, expected(t, w, r.OrgID, month, true))
+					want := expected(t, w, r.OrgID, month, true)
+					checkObjects(t, w, r.Objects, want)
 					for _, o := range r.Objects {
 						listed = append(listed, o.Key)
 					}
+					listed = append(listed, checkManifest(t, w, r.OrgID, month, want))
 				}
 				slices.Sort(listed)
-				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 16 {
+				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 18 {
 					t.Errorf("bucket holds\n%s\nthe output lists\n%s", strings.Join(got, "\n"), strings.Join(listed, "\n"))
 				}
 			},
@@ -299,9 +302,6 @@ func TestEndToEnd(t *testing.T) {
 			if elapsed < tt.minElapsed {
 				t.Errorf("run took %v, less than the %v of Retry-After the simulator asked for", elapsed, tt.minElapsed)
 			}
-			if keys := w.StagingKeys(t); len(keys) != 0 {
-				t.Errorf("staging objects left: %v", keys)
-			}
 			if n := w.OpenUploads(t); n != 0 {
 				t.Errorf("%d multipart uploads left open", n)
 			}
@@ -355,6 +355,40 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 		}
 	}
 	return out
+}
+
+// checkManifest checks that the manifest of an org's month lists exactly
+// the objects its job wrote, as they are, and returns its key.
+func checkManifest(t *testing.T, w *e2e.World, org, month string, want map[string]stored) string {
+	t.Helper()
+	p, _ := billing.Parse(month, time.Time{})
+	key := must(t)(w.Layout.Manifest(org, p))
+	var m export.Manifest
+	if err := json.Unmarshal(w.Object(t, key), &m); err != nil {
+		t.Fatalf("manifest %s: %v", key, err)
+	}
+	if m.Version != export.ManifestVersion || m.OrgID != org || m.BillingMonth != month || len(m.Objects) != len(want) {
+		t.Errorf("manifest %s: version %d, %s %s, %d objects; want %d", key, m.Version, m.OrgID, m.BillingMonth, len(m.Objects), len(want))
+	}
+	for _, e := range m.Objects {
+		exp, ok := want[e.Key]
+		sum := sha256.Sum256(exp.body)
+		h := w.S3.Head(t, w.Bucket, e.Key)
+		if !ok || h == nil || e.SHA256 != hex.EncodeToString(sum[:]) || e.Bytes != int64(len(exp.body)) || e.Rows != exp.rows || e.ETag != aws.ToString(h.ETag) {
+			t.Errorf("manifest entry %+v: not the object stored", e)
+		}
+		if strings.Contains(e.Key, "/invoices/") {
+			i := slices.IndexFunc(w.Sim.Invoices(org), func(inv atlassim.Invoice) bool { return inv.ID == e.InvoiceID })
+			if i < 0 {
+				t.Fatalf("manifest entry %+v: no such invoice", e)
+			}
+			inv := w.Sim.Invoices(org)[i]
+			if e.InvoiceStatus != inv.Status || e.InvoiceUpdated != inv.Updated.UTC().Format(time.RFC3339Nano) {
+				t.Errorf("manifest entry %+v: want invoice status %s, updated %s", e, inv.Status, inv.Updated)
+			}
+		}
+	}
+	return key
 }
 
 // normalized is what internal/normalize makes of raw.

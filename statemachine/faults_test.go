@@ -490,13 +490,43 @@ var faultRows = []faultRow{
 	{
 		name: "access denied on every write", world: "s3", input: "1org",
 		setup: injectS3(s3Rule{Ops: s3Writes, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"}),
-		want:  expect{err: export.StorageError, retried: 4, exact: map[string]int{s3Req(s3PutObject): 5, s3Req(s3CopyObject): 0, atlasReq(atlassim.OpListInvoices): 0}},
+		// The usage CSV is refused (a single PutObject, once per attempt);
+		// its normalized form, never committed, sends nothing.
+		want: expect{err: export.StorageError, retried: 4, exact: map[string]int{s3Req(s3PutObject): 5, s3Req(s3CopyObject): 0, atlasReq(atlassim.OpListInvoices): 0}},
 	},
 	{
-		// Uploaded to staging, refused at the commit (once per attempt):
-		// the staging objects go.
-		name: "access denied on the commit (CopyObject)", world: "s3", input: "1org",
-		setup: injectS3(s3Rule{Ops: []string{s3CopyObject}, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"}),
-		want:  expect{err: export.StorageError, retried: 4, exact: map[string]int{s3Req(s3CopyObject): 5, atlasReq(atlassim.OpListInvoices): 0}},
+		// The invoice's parts went straight to its key, but it is refused
+		// at the commit (once per attempt): its upload is aborted, and its
+		// normalized form is never committed.
+		name: "access denied on completing an upload (CompleteMultipartUpload)", world: "s3", input: "1org",
+		setup: injectS3(s3Rule{Ops: []string{s3CompleteUpload}, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"}),
+		want: expect{err: export.StorageError, retried: 4, exact: map[string]int{
+			s3Req(s3CompleteUpload): 5, s3Req(s3AbortUpload): 5, s3Req(s3CopyObject): 0, atlasReq(atlassim.OpGetInvoiceCSV): 5}},
+	},
+	{
+		// Every attempt breaks off mid-body, after parts of the invoice went
+		// to its key: both objects of the pair keep their previous versions,
+		// and no upload stays open.
+		name: "connection reset mid-body (invoice CSV), every attempt, over a previous export", world: "s3", input: "1org",
+		previous: func(t *testing.T, fw *faultWorld) map[string][]byte {
+			org := fw.Orgs[0]
+			inv := fw.Invoice(t, org, june)
+			p, _ := billingperiod.Parse(june, time.Time{})
+			lineItems, _ := fw.Layout.NormalizedInvoice(org, p, inv.ID)
+			return map[string][]byte{
+				fw.InvoiceKey(t, org, june, inv.ID): []byte("the previous export of this invoice\n"),
+				lineItems:                           []byte("its previous line items\n"),
+			}
+		},
+		setup: injectAtlas(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.Reset, After: 11 << 20, Times: 5}),
+		want: expect{err: export.AtlasStreamBroken, retried: 4, exact: map[string]int{
+			atlasReq(atlassim.OpGetInvoiceCSV): 5, s3Req(s3CompleteUpload): 0, s3Req(s3CopyObject): 0}},
+		check: func(t *testing.T, fw *faultWorld, got outcome) {
+			// Parts were sent before each break: each upload was aborted.
+			if got.counts[s3Req(s3UploadPart)] == 0 || got.counts[s3Req(s3AbortUpload)] != got.counts[s3Req(s3CreateUpload)] {
+				t.Errorf("%d parts sent, %d uploads started, %d aborted: want parts, and every upload aborted",
+					got.counts[s3Req(s3UploadPart)], got.counts[s3Req(s3CreateUpload)], got.counts[s3Req(s3AbortUpload)])
+			}
+		},
 	},
 }

@@ -606,11 +606,14 @@ func TestTemplateIAM(t *testing.T) {
 			s := deploy(t, "abx-dev", tc.params)
 			prefix := s.params["Prefix"].(string)
 			bucketARN := "arn:aws:s3:::" + tc.bucket
-			objects, staging := bucketARN+"/"+prefix+"/*", bucketARN+"/"+prefix+"/_staging/*"
+			objects := bucketARN + "/" + prefix + "/*"
 			// What may be granted on each resource; nothing else may appear.
+			// Deletes: only normalized files (a stale one goes).
 			allowed := map[string][]string{
-				objects:                       {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
-				staging:                       {"s3:DeleteObject"},
+				objects: {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
+				bucketARN + "/" + prefix + "/usage_normalized/*":   {"s3:DeleteObject"},
+				bucketARN + "/" + prefix + "/invoice_line_items/*": {"s3:DeleteObject"},
+				bucketARN + "/" + prefix + "/focus_normalized/*":   {"s3:DeleteObject"},
 				testSecret:                    {"secretsmanager:GetSecretValue"},
 				dataKey:                       {"kms:Decrypt", "kms:GenerateDataKey"},
 				secretKey:                     {"kms:Decrypt"},
@@ -677,9 +680,15 @@ func TestTemplateIAM(t *testing.T) {
 				if sawSecretKey {
 					need = append(need, "kms:Decrypt "+secretKey)
 				}
+				deletes := map[string][]string{ // the normalized files each writes
+					"PollFunction":         {"usage_normalized", "focus_normalized"},
+					"FetchInvoiceFunction": {"invoice_line_items"},
+				}
+				for _, folder := range deletes[id] {
+					need = append(need, "s3:DeleteObject "+bucketARN+"/"+prefix+"/"+folder+"/*")
+				}
 				if id != "SubmitFunction" {
-					need = append(need, "s3:PutObject "+objects, "s3:GetObject "+objects,
-						"s3:AbortMultipartUpload "+objects, "s3:DeleteObject "+staging)
+					need = append(need, "s3:PutObject "+objects, "s3:GetObject "+objects, "s3:AbortMultipartUpload "+objects)
 					if sawDataKey {
 						need = append(need, "kms:Decrypt "+dataKey, "kms:GenerateDataKey "+dataKey)
 					}

@@ -77,6 +77,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if len(want) != 24 {
 		t.Fatalf("expected 24 files, the simulator has %d", len(want))
 	}
+	const manifests = 4 // _manifests/org_id=.../billing_month=.../manifest.json
 
 	// check compares the summary and the stored files with want; keys in the
 	// summary carry prefix.
@@ -115,17 +116,17 @@ func TestRunEndToEnd(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(key)))
 			return b
 		})
-		// Nothing else in the folder but the metadata.
+		// Nothing else in the folder but a manifest per org and month.
 		var files []string
 		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && !strings.Contains(p, "/.meta/") {
+			if err == nil && !d.IsDir() {
 				files = append(files, p)
 			}
 			return nil
 		})
 		sort.Strings(files)
-		if len(files) != len(want) {
-			t.Errorf("%d files in the folder, want %d: %v", len(files), len(want), files)
+		if len(files) != len(want)+manifests {
+			t.Errorf("%d files in the folder, want %d: %v", len(files), len(want)+manifests, files)
 		}
 		// A second run rewrites nothing.
 		again := run(t, atlasEnv, append(args, "--out", dir)...)
@@ -150,8 +151,8 @@ func TestRunEndToEnd(t *testing.T) {
 		}, atlasEnv...)
 		res := run(t, env, append(args, "--out", "s3://"+bucket+"/lake/atlas", "--s3-endpoint", s3.Endpoint)...)
 		check(t, res, "lake/atlas/", func(key string) []byte { return s3.Get(t, bucket, "lake/atlas/"+key) })
-		if keys := s3.Keys(t, bucket, ""); len(keys) != len(want) {
-			t.Errorf("bucket holds %d keys, want %d: %v", len(keys), len(want), keys)
+		if keys := s3.Keys(t, bucket, ""); len(keys) != len(want)+manifests {
+			t.Errorf("bucket holds %d keys, want %d: %v", len(keys), len(want)+manifests, keys)
 		}
 		if n := s3.OpenMultipartUploads(t, bucket); n != 0 {
 			t.Errorf("%d open multipart uploads", n)

@@ -255,25 +255,11 @@ func (w *World) Run(t testing.TB, input any) sfntest.Result {
 	return sfntest.Run(t, Definition(t), input, w.Routes().Handle, w.sfn)
 }
 
-// FinalKeys lists the keys under the export prefix, staging area excluded.
+// FinalKeys lists the keys under the export prefix: every object a reader
+// may see (uploads go straight to their final keys).
 func (w *World) FinalKeys(t testing.TB) []string {
 	t.Helper()
-	staging := w.Layout.Staging() + "/"
-	var out []string
-	for _, k := range w.S3.Keys(t, w.Bucket, w.Layout.Prefix()+"/") {
-		if !strings.HasPrefix(k, staging) {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// StagingKeys lists the keys left in the staging area (there should be none
-// once a step has returned, whether it succeeded or not).
-func (w *World) StagingKeys(t testing.TB) []string {
-	t.Helper()
-	keys := w.S3.Keys(t, w.Bucket, w.Layout.Staging()+"/")
+	keys := w.S3.Keys(t, w.Bucket, w.Layout.Prefix()+"/")
 	slices.Sort(keys)
 	return keys
 }

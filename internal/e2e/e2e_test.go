@@ -66,8 +66,7 @@ func TestKeys(t *testing.T) {
 	w := e2e.New(t, e2e.Options{})
 	org := w.Orgs[0]
 	final := w.UsageKey(t, org, "2024-06")
-	staging := w.Layout.Staging() + "/upload-1"
-	for _, k := range []string{final, staging, "elsewhere/x.csv"} {
+	for _, k := range []string{final, "elsewhere/x.csv"} {
 		_, err := w.S3.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(w.Bucket), Key: aws.String(k), Body: strings.NewReader("x")})
 		if err != nil {
 			t.Fatal(err)
@@ -75,9 +74,6 @@ func TestKeys(t *testing.T) {
 	}
 	if got := w.FinalKeys(t); !slices.Equal(got, []string{final}) {
 		t.Errorf("FinalKeys = %v, want [%s]", got, final)
-	}
-	if got := w.StagingKeys(t); !slices.Equal(got, []string{staging}) {
-		t.Errorf("StagingKeys = %v, want [%s]", got, staging)
 	}
 	if got := w.KeysUnder(t, "usage/org_id="+org+"/"); !slices.Equal(got, []string{final}) {
 		t.Errorf("KeysUnder = %v", got)

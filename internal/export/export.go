@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
@@ -33,9 +32,16 @@ type Atlas interface {
 	DownloadReport(ctx context.Context, r atlas.Report) (io.ReadCloser, error)
 }
 
-// Store keeps an object under a key, streaming it.
+// Store keeps objects under keys, streaming them (internal/sink).
 type Store interface {
-	Put(ctx context.Context, p sink.Put) (sink.Object, error)
+	Bucket() string
+	// Create starts an object at key: nothing shows there before Commit.
+	Create(ctx context.Context, key string, opt sink.Options) (sink.Upload, error)
+	// ETag tells the object under key from another one ("" if none).
+	ETag(ctx context.Context, key string) (string, error)
+	// Open reads the object under key, sink.ErrNotFound if there is none.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Exporter runs the steps.
@@ -279,7 +285,7 @@ func (e *Exporter) Submit(ctx context.Context, j Job) (Job, error) {
 
 // Poll asks once whether the query is ready. Still processing: the job comes
 // back with the next wait. Ready: the result is streamed into the store.
-func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
+func (e *Exporter) Poll(ctx context.Context, j Job) (_ Job, err error) {
 	if err := j.validate(); err != nil {
 		return Job{}, err
 	}
@@ -311,29 +317,37 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (Job, error) {
 	if err != nil {
 		return Job{}, &Error{Name: InputInvalid, Msg: "normalized usage key", Err: err}
 	}
-	meta := map[string]string{
-		"source": "atlas-cost-explorer", "org-id": j.OrgID, "billing-month": j.Period.Label(),
-		"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
-	}
 	// The CSV's layout is not documented (the spec's example has no header
 	// row): it is stored as sent, and the normalized usage is made from the
 	// JSON form of the same result, whose schema the spec gives. Both go
 	// through one pair upload, so they are stored together or not at all.
-	var norm enriched
-	obj, err := e.store(ctx, key, u.Body, e.normalized(ctx, normKey, meta, e.usageJSON(ctx, j), &norm), meta)
+	where := fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period)
+	mf := &jobManifest{e: e, orgID: j.OrgID, p: j.Period}
+	defer mf.done(ctx, &err)
+	m, err := mf.get(ctx)
 	if err != nil {
-		return Job{}, wrap(err, fmt.Sprintf("org %s, %s: storing the Cost Explorer usage", j.OrgID, j.Period))
+		return Job{}, wrap(err, where)
 	}
-	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, norm.obj
-	j.UsageServices, j.UsageTotal = services(norm.stats), ""
-	if norm.obj != nil {
-		j.UsageTotal = norm.stats.Amount.String()
+	s, err := e.storePair(ctx, m, u.Body, pair{
+		raw: key, norm: normKey, conv: e.usageJSON(ctx, j),
+		meta: map[string]string{
+			"source": sourceUsage, "org-id": j.OrgID, "billing-month": j.Period.Label(),
+			"period-start": j.Period.StartDate(), "period-end": j.Period.EndDate(),
+		},
+		entry: Entry{Source: sourceUsage},
+	})
+	if err != nil {
+		return Job{}, wrap(err, where)
 	}
-	j.Warnings = e.warned(j.Warnings, norm.warn, j.OrgID, j.Period, "", "poll")
-	for _, o := range []*sink.Object{&obj, norm.obj} {
-		if o != nil {
-			e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: o})
-		}
+	obj := s.raw
+	j.Status, j.WaitSeconds, j.Usage, j.UsageNormalized = StatusReady, 0, &obj, s.norm
+	j.UsageServices, j.UsageTotal = services(s.stats), ""
+	if s.norm != nil {
+		j.UsageTotal = s.stats.Amount.String()
+	}
+	j.Warnings = e.warned(j.Warnings, s.warn, j.OrgID, j.Period, "", "poll")
+	for _, o := range s.objects() {
+		e.report(Event{OrgID: j.OrgID, Period: j.Period, Step: "object", Object: &o})
 	}
 	log.Info("cost explorer usage stored", "attempt", j.Attempt, "key", obj.Key, "bytes", obj.Bytes, "rows", obj.Rows, "skipped", obj.Skipped)
 	return j, nil
@@ -402,7 +416,7 @@ func (r *readErr) Read(p []byte) (int, error) {
 // FetchInvoices stores the CSV of every invoice of the job's month (and the
 // pending one when asked, or the one invoice named) and lists every object
 // of the job, the usage included.
-func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
+func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (_ Result, err error) {
 	if err := j.validate(); err != nil {
 		return Result{}, err
 	}
@@ -420,9 +434,11 @@ func (e *Exporter) FetchInvoices(ctx context.Context, j Job) (Result, error) {
 			res.Objects = append(res.Objects, *o)
 		}
 	}
+	mf := &jobManifest{e: e, orgID: j.OrgID, p: j.Period}
+	defer mf.done(ctx, &err)
 	for _, inv := range invoices {
 		month := period.Of(inv.StartDate)
-		objs, warn, rec, err := e.storeInvoice(ctx, j, inv)
+		objs, warn, rec, err := e.storeInvoice(ctx, j, mf, inv)
 		if err != nil {
 			return Result{}, err
 		}
@@ -528,10 +544,10 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 
 // storeInvoice stores the raw CSV and, from the same stream, its normalized
 // line items, or says why they could not be. The line items are reconciled
-// with the invoice's totals on the way; the raw object's metadata says
-// whether they were (reconciled=true|false, false too when they could not
-// be read).
-func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, *Reconciliation, error) {
+// with the invoice's totals on the way; the manifest's record of the raw
+// invoice says whether they were (reconciled true or false, false too when
+// they could not be read).
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, *Reconciliation, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
 	// An invoice is filed under the month it bills, which for the pending
 	// one may not be the job's month.
@@ -544,40 +560,38 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, inv atlas.Invoice) (
 	if err != nil {
 		return nil, nil, nil, &Error{Name: AtlasError, Msg: where + ": normalized key", Err: err}
 	}
+	m, err := mf.get(ctx)
+	if err != nil {
+		return nil, nil, nil, wrap(err, where)
+	}
 	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
 	if err != nil {
 		return nil, nil, nil, wrap(err, where+": downloading the invoice CSV")
 	}
 	defer body.Close()
-	meta := map[string]string{
-		"source": "atlas-invoice-csv", "org-id": j.OrgID, "billing-month": month.Label(),
-		"period-start": month.StartDate(), "period-end": month.EndDate(),
-		"invoice-id": inv.ID, "invoice-status": inv.StatusName,
-	}
-	toLineItems := func(w io.Writer, r io.Reader) (normalize.Stats, error) {
-		return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
-	}
-	var norm enriched
 	var rec *Reconciliation
-	count := e.normalized(ctx, normKey, meta, toLineItems, &norm)
-	reconciled := func(r io.Reader) (int64, error) {
-		n, err := count(r)
-		// The normalized object took its metadata before this; the raw
-		// one takes it after the count, so it sees this.
-		meta["reconciled"] = "false"
-		if err == nil && norm.obj != nil {
-			c := reconcile(inv, norm.stats)
-			rec = &c
-			meta["reconciled"] = strconv.FormatBool(c.Reconciled)
-		}
-		return n, err
-	}
-	obj, err := e.store(ctx, key, body, reconciled, meta)
+	s, err := e.storePair(ctx, m, body, pair{
+		raw: key, norm: normKey,
+		meta: map[string]string{
+			"source": sourceInvoice, "org-id": j.OrgID, "billing-month": month.Label(),
+			"period-start": month.StartDate(), "period-end": month.EndDate(),
+			"invoice-id": inv.ID, "invoice-status": inv.StatusName,
+		},
+		conv: func(w io.Writer, r io.Reader) (normalize.Stats, error) {
+			return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
+		},
+		entry: Entry{Source: sourceInvoice, InvoiceID: inv.ID, InvoiceStatus: inv.StatusName, InvoiceUpdated: updated(inv.Updated)},
+		settle: func(raw *Entry, st normalize.Stats, read bool) {
+			ok := false
+			if read {
+				c := reconcile(inv, st)
+				rec, ok = &c, c.Reconciled
+			}
+			raw.Reconciled = &ok
+		},
+	})
 	if err != nil {
 		return nil, nil, nil, wrap(err, where+": storing the invoice CSV")
 	}
-	if norm.obj == nil {
-		return []sink.Object{obj}, norm.warn, nil, nil
-	}
-	return []sink.Object{obj, *norm.obj}, nil, rec, nil
+	return s.objects(), s.warn, rec, nil
 }

@@ -2,16 +2,12 @@ package export
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -169,104 +165,6 @@ func TestPollExhausted(t *testing.T) {
 	if a.calls != 4 { // one submit, three polls
 		t.Errorf("calls = %d, want 4", a.calls)
 	}
-}
-
-type brokenReader struct{ n int }
-
-func (b *brokenReader) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	n := copy(p, strings.Repeat("a,b\n", 1024))
-	n = min(n, b.n)
-	b.n -= n
-	return n, nil
-}
-
-type drainStore struct{ err error }
-
-func (d drainStore) Put(_ context.Context, p sink.Put) (sink.Object, error) {
-	n, err := io.Copy(io.Discard, p.Body)
-	if err != nil {
-		return sink.Object{}, err
-	}
-	if d.err != nil {
-		return sink.Object{}, d.err
-	}
-	meta := p.Meta()
-	return sink.Object{Key: p.Key, Bytes: n, SHA256: meta["rows"]}, nil
-}
-
-func TestStoreNamesWhatBroke(t *testing.T) {
-	ctx := context.Background()
-	exp := newExporter(t, nil)
-
-	exp.Store = drainStore{}
-	obj, err := exp.store(ctx, "k", strings.NewReader("h1,h2\n1,\"a,\nb\"\n2,c\n"), countCSVRows, map[string]string{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if obj.Rows != 2 || obj.SHA256 != "2" { // the metadata saw the count too
-		t.Errorf("rows = %d, meta rows = %s, want 2", obj.Rows, obj.SHA256)
-	}
-
-	_, err = exp.store(ctx, "k", &brokenReader{n: 1 << 20}, countCSVRows, map[string]string{})
-	if Name(err) != AtlasStreamBroken {
-		t.Errorf("broken body: %v (%s), want %s", err, Name(err), AtlasStreamBroken)
-	}
-
-	exp.Store = drainStore{err: errors.New("503 Slow Down")}
-	_, err = exp.store(ctx, "k", strings.NewReader("h\n1\n"), countCSVRows, map[string]string{})
-	if Name(err) != StorageError {
-		t.Errorf("store failure: %v (%s), want %s", err, Name(err), StorageError)
-	}
-
-	// A bucket in another region: no retry helps, the stack is misplaced.
-	exp.Store = drainStore{err: &sink.RegionError{Bucket: "b", Region: "eu-west-1", ClientRegion: "us-east-1"}}
-	_, err = exp.store(ctx, "k", strings.NewReader("h\n1\n"), countCSVRows, map[string]string{})
-	if Name(err) != ConfigInvalid || !strings.Contains(err.Error(), "eu-west-1") {
-		t.Errorf("bucket elsewhere: %v (%s), want %s naming the region", err, Name(err), ConfigInvalid)
-	}
-	var out enriched
-	_, err = exp.normalized(ctx, "k", map[string]string{}, func(w io.Writer, r io.Reader) (normalize.Stats, error) {
-		_, err := io.Copy(w, r)
-		return normalize.Stats{}, err
-	}, &out)(strings.NewReader("h\n1\n"))
-	if Name(err) != ConfigInvalid {
-		t.Errorf("normalized, bucket elsewhere: %v (%s), want %s", err, Name(err), ConfigInvalid)
-	}
-
-	exp.Store = drainStore{}
-	_, err = exp.store(ctx, "k", strings.NewReader("Invoice Number,1,\n\nnot,the,header\n"), invoiceLineItems, map[string]string{})
-	if Name(err) != AtlasError {
-		t.Errorf("unparseable invoice: %v (%s), want %s", err, Name(err), AtlasError)
-	}
-}
-
-// countCSVRows counts the records after the header row: a plain row
-// counter for the store tests.
-func countCSVRows(r io.Reader) (int64, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	var n int64
-	for {
-		_, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return max(n-1, 0), nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
-}
-
-// invoiceLineItems counts an invoice's line items as the export does: by
-// normalizing it.
-func invoiceLineItems(r io.Reader) (int64, error) {
-	st, err := normalize.Invoice(io.Discard, r, normalize.InvoiceInfo{ID: "65ab0c1d2e3f4a5b6c7d8e9f"})
-	return st.Rows, err
 }
 
 // A job whose usage object is not where Poll writes it is refused: the

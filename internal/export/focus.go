@@ -8,7 +8,6 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -128,7 +127,7 @@ func (e *Exporter) unavailable(r *Result, rep *Report, step, why string) {
 // A report whose URL expired first is requested again (a few times at most,
 // then the job fails with Atlas.ReportFailed: the report exists, but could
 // not be fetched); a FAILED report is a Focus.Unavailable warning.
-func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
+func (e *Exporter) PollFocus(ctx context.Context, r Result) (_ Result, err error) {
 	if err := r.validate(); err != nil {
 		return Result{}, err
 	}
@@ -138,13 +137,15 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 		return Result{}, &Error{Name: PollAttemptsExhausted, Msg: fmt.Sprintf("org %s, %s: FOCUS reports still not ready after %d polls", r.OrgID, r.Period, r.Attempt)}
 	}
 	r.Attempt++
+	mf := &jobManifest{e: e, orgID: r.OrgID, p: r.Period}
+	defer mf.done(ctx, &err)
 	pending := 0
 	for i := range r.Reports {
 		rep := &r.Reports[i]
 		if rep.State == StateStored || rep.State == StateUnavailable {
 			continue
 		}
-		done, err := e.pollReport(ctx, &r, rep)
+		done, err := e.pollReport(ctx, &r, mf, rep)
 		if err != nil {
 			return Result{}, err
 		}
@@ -164,7 +165,7 @@ func (e *Exporter) PollFocus(ctx context.Context, r Result) (Result, error) {
 }
 
 // pollReport reports whether rep is stored after this poll.
-func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool, error) {
+func (e *Exporter) pollReport(ctx context.Context, r *Result, mf *jobManifest, rep *Report) (bool, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", r.OrgID, r.Period, rep.InvoiceID)
 	got, err := e.Atlas.GetInvoiceReport(ctx, r.OrgID, rep.InvoiceID, rep.ReportID)
 	if err != nil {
@@ -195,6 +196,10 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 	if err != nil {
 		return false, &Error{Name: InputInvalid, Msg: where + ": normalized FOCUS key", Err: err}
 	}
+	m, err := mf.get(ctx)
+	if err != nil {
+		return false, wrap(err, where)
+	}
 	body, err := e.Atlas.DownloadReport(ctx, got)
 	if atlas.IsExpired(err) {
 		// Too late for this URL: ask for the report again.
@@ -210,28 +215,26 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, rep *Report) (bool
 		return false, wrap(err, where+": downloading the FOCUS report")
 	}
 	defer body.Close()
-	// No report id: each run asks for a new report, and a metadata value
-	// that changes every time would rewrite unchanged files (sameContent).
-	meta := map[string]string{
-		"source": "atlas-focus", "org-id": r.OrgID, "billing-month": month.Label(),
-		"period-start": month.StartDate(), "period-end": month.EndDate(),
-		"invoice-id": rep.InvoiceID,
-	}
 	// The report as Atlas made it, and from the same stream its rows with
-	// FOCUS 1.0's columns in a fixed order: Athena reads CSV columns by
-	// position, so the table must not depend on Atlas's column order.
-	var norm enriched
-	obj, err := e.store(ctx, key, body, e.normalized(ctx, normKey, meta, normalize.Focus, &norm), meta)
+	// FOCUS 1.0's columns and types, whatever Atlas's order. No report id in
+	// the metadata: each run asks for a new report.
+	s, err := e.storePair(ctx, m, body, pair{
+		raw: key, norm: normKey, conv: normalize.Focus,
+		meta: map[string]string{
+			"source": sourceFocus, "org-id": r.OrgID, "billing-month": month.Label(),
+			"period-start": month.StartDate(), "period-end": month.EndDate(),
+			"invoice-id": rep.InvoiceID,
+		},
+		entry: Entry{Source: sourceFocus, InvoiceID: rep.InvoiceID},
+	})
 	if err != nil {
 		return false, wrap(err, where+": storing the FOCUS report")
 	}
 	rep.State = StateStored
-	r.Warnings = e.warned(r.Warnings, norm.warn, r.OrgID, month, rep.InvoiceID, "focus-poll")
-	for _, o := range []*sink.Object{&obj, norm.obj} {
-		if o != nil {
-			r.Objects = append(r.Objects, *o)
-			e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: o})
-		}
+	r.Warnings = e.warned(r.Warnings, s.warn, r.OrgID, month, rep.InvoiceID, "focus-poll")
+	for _, o := range s.objects() {
+		r.Objects = append(r.Objects, o)
+		e.report(Event{OrgID: r.OrgID, Period: r.Period, Step: "object", Object: &o})
 	}
 	return true, nil
 }

@@ -22,8 +22,8 @@ const (
 	// are stored; that invoice has no FOCUS report.
 	FocusUnavailable = "Focus.Unavailable"
 	// InvoiceUnreconciled: an invoice's line items do not add up to its own
-	// totals. Both files are stored; the raw one's metadata says
-	// reconciled=false.
+	// totals. Both files are stored; the manifest's record of the raw one
+	// says "reconciled": false.
 	InvoiceUnreconciled = "Invoice.Unreconciled"
 )
 

@@ -156,16 +156,16 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 			} else if res.UsageServices != nil || j.UsageTotal != "" {
 				t.Errorf("usage services = %v, total %q for usage not normalized", res.UsageServices, j.UsageTotal)
 			}
-			// The raw invoice says whether it reconciled; one whose line
-			// items could not be read did not.
-			meta, err := os.ReadFile(filepath.Join(dir, ".meta", must(exp.Layout.Invoice(orgA, p, invA))+".json"))
+			// The manifest's record of the raw invoice says whether it
+			// reconciled; one whose line items could not be read did not.
+			m, err := exp.Manifest(ctx, orgA, p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			invoiceRead := normalized[must(exp.Layout.NormalizedInvoice(orgA, p, invA))]
 			reconciled := invoiceRead && tc.subtotal == 100
-			if want := `"reconciled": "` + strconv.FormatBool(reconciled) + `"`; !strings.Contains(string(meta), want) {
-				t.Errorf("invoice metadata %s, want %s", meta, want)
+			if e, ok := m.Invoice(invA); !ok || e.Reconciled == nil || *e.Reconciled != reconciled {
+				t.Errorf("manifest entry of the invoice %+v, %v; want reconciled %v", e, ok, reconciled)
 			}
 			if n := len(res.Reconciliations); n != map[bool]int{true: 1}[invoiceRead] {
 				t.Fatalf("reconciliations %+v", res.Reconciliations)

@@ -85,7 +85,7 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 				o.UsePathStyle = true
 			}
 		})
-		store = sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID, StagingPrefix: lay.Staging()})
+		store = sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID})
 	}
 	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: atlasclient.UserAgent(frontEnd)})
 	return &export.Exporter{

@@ -114,6 +114,3 @@ func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID, ext
 	}
 	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+ext), nil
 }
-
-// Staging is where uploads land before they are complete, never a final key.
-func (l Layout) Staging() string { return path.Join(l.prefix, "_staging") }

@@ -2,173 +2,207 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"strings"
+	"strconv"
+	"sync"
 )
-
-// metaDir is the folder under a Dir's root holding each object's metadata.
-const metaDir = ".meta"
 
 // Dir stores objects as files under a root folder, with the same keys as S3
 // (the command-line tool's default). Each file is written to a temporary
-// file in its folder, synced and renamed into place; its metadata goes to
-// {root}/.meta/{key}.json. Every file operation goes through an os.Root, so
-// no symbolic link inside the folder leads a write outside it; files and
-// folders are created 0666 and 0777 less the process umask, as any tool's.
+// file in its folder, synced and renamed into place in Commit. Every file
+// operation goes through an os.Root, so no symbolic link inside the folder
+// leads a write outside it; files and folders are created 0666 and 0777
+// less the process umask, as any command's. Metadata is not kept (the
+// export's manifest lists what it wrote).
 type Dir struct {
-	root string
+	dir string
+
+	mu   sync.Mutex
+	root *os.Root // opened on first use
 }
 
-// NewDir returns a sink writing under root (created on first Put).
-func NewDir(root string) *Dir { return &Dir{root: root} }
+// NewDir returns a sink writing under dir (created on first use).
+func NewDir(dir string) *Dir { return &Dir{dir: dir} }
 
-type dirMeta struct {
-	SHA256      string            `json:"sha256"`
-	Bytes       int64             `json:"bytes"`
-	ContentType string            `json:"contentType,omitempty"`
-	Metadata    map[string]string `json:"metadata"`
+// open creates the folder if need be and opens it, once.
+func (d *Dir) open() (*os.Root, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.root != nil {
+		return d.root, nil
+	}
+	if err := os.MkdirAll(d.dir, 0o777); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	d.root = root
+	return root, nil
 }
 
-// Put stores p under root/p.Key, skipping it when the stored metadata has the
-// same sha256 (and metadata) and the file is there. On error the final file is
-// unchanged and no temporary file is left.
-func (d *Dir) Put(ctx context.Context, p Put) (Object, error) {
-	if err := ValidateKey(p.Key); err != nil {
-		return Object{}, err
-	}
-	if p.Key == metaDir || strings.HasPrefix(p.Key, metaDir+"/") {
-		return Object{}, fmt.Errorf("sink: key %q is under the metadata folder", p.Key)
-	}
-	if p.Body == nil {
-		return Object{}, fmt.Errorf("sink: put %s: no body", p.Key)
+// Create starts the file of key as a temporary file in its folder.
+func (d *Dir) Create(ctx context.Context, key string, opt Options) (Upload, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
 	}
 	root, err := d.open()
 	if err != nil {
-		return Object{}, fmt.Errorf("sink: put %s: %w", p.Key, err)
+		return nil, fmt.Errorf("sink: create %s: %w", key, err)
 	}
-	defer root.Close()
-	obj, err := d.put(ctx, root, p)
+	dir := path.Dir(key)
+	if err := root.MkdirAll(dir, 0o777); err != nil {
+		return nil, fmt.Errorf("sink: create %s: %w", key, err)
+	}
+	tmp := path.Join(dir, ".tmp-"+randomID())
+	// 0666: the umask decides, as for any file a command writes.
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
-		return Object{}, fmt.Errorf("sink: put %s: %w", p.Key, err)
+		return nil, fmt.Errorf("sink: create %s: %w", key, err)
 	}
-	return obj, nil
+	return &dirUpload{d: d, root: root, ctx: ctx, key: key, tmp: tmp, f: f, digest: newDigest()}, nil
 }
 
-// open creates the root folder if need be and opens it.
-func (d *Dir) open() (*os.Root, error) {
-	if err := os.MkdirAll(d.root, 0o777); err != nil {
+// Bucket is the folder written to: what an Object's Bucket says.
+func (d *Dir) Bucket() string { return d.dir }
+
+// ETag is the size and modification time of the file of key ("" if there
+// is none): a file renamed into place has a new one.
+func (d *Dir) ETag(_ context.Context, key string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	root, err := d.open()
+	if err != nil {
+		return "", err
+	}
+	fi, err := root.Stat(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sink: stat %s: %w", key, err)
+	}
+	return etag(fi), nil
+}
+
+func etag(fi fs.FileInfo) string {
+	return strconv.FormatInt(fi.Size(), 10) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 16)
+}
+
+// Open reads the file of key: ErrNotFound if there is none.
+func (d *Dir) Open(_ context.Context, key string) (io.ReadCloser, error) {
+	if err := ValidateKey(key); err != nil {
 		return nil, err
 	}
-	return os.OpenRoot(d.root)
+	root, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	f, err := root.Open(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sink: open %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sink: open %s: %w", key, err)
+	}
+	return f, nil
 }
 
-func (d *Dir) put(ctx context.Context, root *os.Root, p Put) (Object, error) {
-	metaPath := path.Join(metaDir, p.Key+".json")
-	if err := root.MkdirAll(path.Dir(p.Key), 0o777); err != nil {
-		return Object{}, err
+// Delete removes the file of key; a key without one is no error.
+func (d *Dir) Delete(_ context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
 	}
-	tmp, body, err := writeTemp(ctx, root, path.Dir(p.Key), p.Body)
+	root, err := d.open()
 	if err != nil {
-		return Object{}, err
+		return err
 	}
-	defer root.Remove(tmp) // gone after the rename; removes it on every other path
-
-	sum := body.sum()
-	meta, err := p.metadata(sum)
-	if err != nil {
-		return Object{}, err
+	if err := root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sink: delete %s: %w", key, err)
 	}
-	obj := Object{Bucket: d.root, Key: p.Key, Bytes: body.n, SHA256: sum, Rows: rows(meta)}
-
-	if stored, ok := readMeta(root, metaPath); ok && sameContent(stored.Metadata, meta) && stored.Bytes == body.n {
-		if fi, err := root.Stat(p.Key); err == nil && fi.Mode().IsRegular() && fi.Size() == body.n {
-			obj.Skipped = true
-			return obj, nil
-		}
-	}
-
-	// Drop the old metadata first: a crash between the rename and the new
-	// metadata then leaves no metadata (rewritten next run), never metadata
-	// that vouches for other bytes.
-	if err := root.Remove(metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Object{}, err
-	}
-	if err := root.Rename(tmp, p.Key); err != nil {
-		return Object{}, err
-	}
-	if err := syncDir(root, path.Dir(p.Key)); err != nil {
-		return Object{}, err
-	}
-	b, err := json.MarshalIndent(dirMeta{SHA256: sum, Bytes: body.n, ContentType: p.ContentType, Metadata: meta}, "", "  ")
-	if err != nil {
-		return Object{}, err
-	}
-	if err := writeFileAtomic(root, metaPath, b); err != nil {
-		return Object{}, fmt.Errorf("metadata: %w", err)
-	}
-	return obj, nil
+	return syncDir(root, path.Dir(key))
 }
 
-// writeTemp streams r into a new temporary file in dir, synced and closed,
-// and returns its name (under root).
-func writeTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (string, *hashingReader, error) {
-	name := path.Join(dir, ".tmp-"+randomID())
-	// 0666: the umask decides, as for any file a command writes.
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return "", nil, err
+type dirUpload struct {
+	d    *Dir
+	root *os.Root
+	ctx  context.Context
+	key  string
+	tmp  string
+	f    *os.File // nil once finished
+	digest
+	err error
+}
+
+func (u *dirUpload) Sum() (string, int64) { return u.sum() }
+
+func (u *dirUpload) Write(p []byte) (int, error) {
+	if u.f == nil {
+		return 0, fmt.Errorf("sink: upload of %s is finished", u.key)
 	}
-	body := newHashingReader(ctx, r)
-	_, err = io.Copy(f, body)
-	if body.err != nil {
-		err = fmt.Errorf("read body: %w", body.err)
+	if u.err == nil {
+		u.err = u.ctx.Err()
+	}
+	if u.err != nil {
+		return 0, u.err
+	}
+	n, err := u.f.Write(p)
+	u.add(p[:n])
+	if err != nil {
+		u.err = fmt.Errorf("sink: write %s: %w", u.key, err)
+	}
+	return n, u.err
+}
+
+// Commit syncs the temporary file and renames it over the key's.
+func (u *dirUpload) Commit() (Object, error) {
+	if u.f == nil {
+		return Object{}, fmt.Errorf("sink: upload of %s is finished", u.key)
+	}
+	err := u.err
+	if err == nil {
+		err = u.ctx.Err()
 	}
 	if err == nil {
-		err = f.Sync()
+		err = u.f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := u.f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		root.Remove(name)
-		return "", nil, err
+	u.f = nil
+	if err == nil {
+		err = u.root.Rename(u.tmp, u.key)
 	}
-	return name, body, nil
+	if err == nil {
+		err = syncDir(u.root, path.Dir(u.key))
+	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = u.root.Stat(u.key)
+	}
+	if err != nil {
+		u.root.Remove(u.tmp)
+		return Object{}, fmt.Errorf("sink: commit %s: %w", u.key, err)
+	}
+	sha, n := u.sum()
+	return Object{Bucket: u.d.dir, Key: u.key, Bytes: n, SHA256: sha, ETag: etag(fi)}, nil
 }
 
-func readMeta(root *os.Root, name string) (dirMeta, bool) {
-	var m dirMeta
-	b, err := root.ReadFile(name)
-	if err != nil || json.Unmarshal(b, &m) != nil {
-		return m, false
+// Abort removes the temporary file.
+func (u *dirUpload) Abort() {
+	if u.f == nil {
+		return
 	}
-	if m.Metadata == nil {
-		return m, false
-	}
-	m.Metadata[MetaSHA256] = m.SHA256
-	return m, true
-}
-
-func writeFileAtomic(root *os.Root, name string, b []byte) error {
-	dir := path.Dir(name)
-	if err := root.MkdirAll(dir, 0o777); err != nil {
-		return err
-	}
-	tmp, _, err := writeTemp(context.Background(), root, dir, strings.NewReader(string(b)))
-	if err != nil {
-		return err
-	}
-	if err := root.Rename(tmp, name); err != nil {
-		root.Remove(tmp)
-		return err
-	}
-	return syncDir(root, dir)
+	u.f.Close()
+	u.f = nil
+	u.root.Remove(u.tmp)
 }
 
 // syncDir makes a rename in dir durable.

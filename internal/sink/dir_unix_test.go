@@ -27,14 +27,12 @@ func TestDirUmask(t *testing.T) {
 		syscall.Umask(mask)
 		root := t.TempDir()
 		const key = "atlas-billing/usage/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/usage.csv"
-		if _, err := NewDir(root).Put(testCtx(t), Put{Key: key, Body: strings.NewReader("a\n")}); err != nil {
+		if _, err := put(testCtx(t), NewDir(root), key, strings.NewReader("a\n"), Options{}); err != nil {
 			t.Fatal(err)
 		}
 		for name, want := range map[string]fs.FileMode{
-			key:                         0o666 &^ fs.FileMode(mask),
-			".meta/" + key + ".json":    0o666 &^ fs.FileMode(mask),
-			"atlas-billing/usage":       fs.ModeDir | 0o777&^fs.FileMode(mask),
-			".meta/atlas-billing/usage": fs.ModeDir | 0o777&^fs.FileMode(mask),
+			key:                   0o666 &^ fs.FileMode(mask),
+			"atlas-billing/usage": fs.ModeDir | 0o777&^fs.FileMode(mask),
 		} {
 			fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(name)))
 			if err != nil {
@@ -48,7 +46,7 @@ func TestDirUmask(t *testing.T) {
 }
 
 // A symbolic link inside the output folder never leads a write outside it:
-// not a folder of a key, not the key itself, not the metadata folder.
+// not a folder of a key, not the key itself.
 func TestDirSymlinkEscape(t *testing.T) {
 	outside := t.TempDir()
 	target := filepath.Join(outside, "target.csv")
@@ -60,7 +58,7 @@ func TestDirSymlinkEscape(t *testing.T) {
 		fails               bool
 	}{
 		{"folder of the key", "atlas-billing", outside, "atlas-billing/usage/usage.csv", true},
-		{"metadata folder", ".meta", outside, "usage/usage.csv", true},
+		{"a deeper folder", "usage", outside, "usage/org_id=x/usage.csv", true},
 		{"parent of the root", "up", "..", "up/usage.csv", true},
 		// Renamed over: the link is replaced, what it pointed to is untouched.
 		{"the key itself", "usage.csv", target, "usage.csv", false},
@@ -71,7 +69,7 @@ func TestDirSymlinkEscape(t *testing.T) {
 			if err := os.Symlink(tt.to, filepath.Join(root, tt.link)); err != nil {
 				t.Fatal(err)
 			}
-			_, err := NewDir(root).Put(testCtx(t), Put{Key: tt.key, Body: strings.NewReader("a,b\n1,2\n")})
+			_, err := put(testCtx(t), NewDir(root), tt.key, strings.NewReader("a,b\n1,2\n"), Options{})
 			if tt.fails && err == nil {
 				t.Errorf("Put(%s) through a link to %s succeeded", tt.key, tt.to)
 			}

@@ -33,45 +33,28 @@ func data(n int, seed uint64) []byte {
 // reader hides bytes.Reader's Seek, like an HTTP response body.
 func reader(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }
 
-// failingReader yields the first n bytes of b, then err.
-type failingReader struct {
-	r   io.Reader
-	err error
+// store is what both sinks are.
+type store interface {
+	Bucket() string
+	Create(ctx context.Context, key string, opt Options) (Upload, error)
+	ETag(ctx context.Context, key string) (string, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	Delete(ctx context.Context, key string) error
 }
 
-func failAfter(b []byte, n int, err error) io.Reader {
-	return &failingReader{r: bytes.NewReader(b[:n]), err: err}
-}
+var _, _ store = (*S3)(nil), (*Dir)(nil)
 
-func (f *failingReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if err == io.EOF {
-		return n, f.err
+// put stores body under key: Create, copy, Commit (Abort on error).
+func put(ctx context.Context, s store, key string, body io.Reader, opt Options) (Object, error) {
+	u, err := s.Create(ctx, key, opt)
+	if err != nil {
+		return Object{}, err
 	}
-	return n, err
-}
-
-// lineCounter counts '\n' in what passes through: the caller-side row count
-// that Put.Meta reports after the body was read.
-type lineCounter struct {
-	r     io.Reader
-	lines int64
-}
-
-func (c *lineCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.lines += int64(bytes.Count(p[:n], []byte{'\n'}))
-	return n, err
-}
-
-func (c *lineCounter) meta(extra map[string]string) func() map[string]string {
-	return func() map[string]string {
-		m := map[string]string{"rows": strconv.FormatInt(c.lines, 10)}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
+	if _, err := io.Copy(u, body); err != nil {
+		u.Abort()
+		return Object{}, err
 	}
+	return u.Commit()
 }
 
 // csvData returns about n bytes of CSV-like lines.

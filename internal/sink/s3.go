@@ -1,22 +1,18 @@
 package sink
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -25,43 +21,36 @@ import (
 
 // Defaults and limits of S3.
 const (
-	// An export streams two uploads at once (a file and its normalized
-	// form); each holds about (Concurrency+1) x PartSize, so these keep a
-	// Lambda's memory flat and small whatever the file's size.
-	DefaultPartSize      = 5 << 20 // bytes per uploaded part
-	MinPartSize          = 5 << 20 // S3's minimum for all parts but the last
-	DefaultConcurrency   = 2       // parts in flight
-	DefaultStagingPrefix = "_staging"
+	DefaultPartSize    = 5 << 20 // bytes per uploaded part
+	MinPartSize        = 5 << 20 // S3's minimum for all parts but the last
+	DefaultConcurrency = 2       // parts of one upload in flight
 
-	maxCopySize   = 5 << 30   // largest CopyObject S3 accepts
-	copyPartSize  = 512 << 20 // parts of a multipart copy beyond that
 	maxParts      = 10000
+	firstBuffer   = 64 << 10         // a small object never costs a whole part
 	cleanupBudget = 30 * time.Second // for aborts and deletes after a failure
 )
 
-// S3Options configures an S3 sink. Memory use is about
-// (Concurrency+3) x PartSize whatever the object size.
+// S3Options configures an S3 sink. An upload holds at most Concurrency+1
+// parts of PartSize bytes, whatever the object's size.
 type S3Options struct {
-	KMSKeyID      string // SSE-KMS with this key; empty: SSE-S3 (AES256)
-	PartSize      int64  // default DefaultPartSize, at least MinPartSize
-	Concurrency   int    // default DefaultConcurrency
-	StagingPrefix string // where uploads land before the copy; default DefaultStagingPrefix
-	Logger        *slog.Logger
+	KMSKeyID    string // SSE-KMS with this key; empty: SSE-S3 (AES256)
+	PartSize    int64  // default DefaultPartSize, at least MinPartSize
+	Concurrency int    // default DefaultConcurrency
+	Logger      *slog.Logger
 }
 
-// S3 stores objects in one bucket: each Put streams the body to a fresh
-// staging key, then copies it to the final key (an atomic server-side step)
-// unless the final key already holds the same content, and deletes the
-// staging object.
+// S3 stores objects in one bucket, each straight at its final key: a
+// multipart upload that completes in Commit (a single PutObject there for an
+// object under one part). S3 shows a key's new object only once its upload
+// completes, so a reader sees the previous object or the new one, whole.
+// The SDK's transfer manager is not used: it completes an upload as soon as
+// the body ends, and a pair of uploads must wait for each other.
 type S3 struct {
-	client  *s3.Client
-	tm      *transfermanager.Client
-	bucket  string
-	opt     S3Options
-	optErr  error
-	log     *slog.Logger
-	copyMax int64 // CopyObject limit; lowered by tests to reach the multipart copy
-	copyPS  int64 // part size of a multipart copy
+	client *s3.Client
+	bucket string
+	opt    S3Options
+	optErr error
+	log    *slog.Logger
 
 	regionMu   sync.Mutex
 	regionDone bool  // the bucket's region is known (or S3 would not say)
@@ -79,7 +68,7 @@ func (e *RegionError) Error() string {
 		e.Bucket, e.Region, e.ClientRegion, e.Region, e.ClientRegion)
 }
 
-// NewS3 returns a sink writing to bucket. Invalid options make every Put fail.
+// NewS3 returns a sink writing to bucket. Invalid options make every call fail.
 func NewS3(client *s3.Client, bucket string, opt S3Options) *S3 {
 	if opt.PartSize == 0 {
 		opt.PartSize = DefaultPartSize
@@ -87,11 +76,7 @@ func NewS3(client *s3.Client, bucket string, opt S3Options) *S3 {
 	if opt.Concurrency <= 0 {
 		opt.Concurrency = DefaultConcurrency
 	}
-	if opt.StagingPrefix == "" {
-		opt.StagingPrefix = DefaultStagingPrefix
-	}
-	opt.StagingPrefix = strings.TrimSuffix(opt.StagingPrefix, "/")
-	s := &S3{client: client, bucket: bucket, opt: opt, log: opt.Logger, copyMax: maxCopySize, copyPS: copyPartSize}
+	s := &S3{client: client, bucket: bucket, opt: opt, log: opt.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -100,109 +85,81 @@ func NewS3(client *s3.Client, bucket string, opt S3Options) *S3 {
 		s.optErr = errors.New("sink: no bucket")
 	case opt.PartSize < MinPartSize:
 		s.optErr = fmt.Errorf("sink: part size %d is under S3's minimum %d", opt.PartSize, MinPartSize)
-	default:
-		if err := ValidateKey(opt.StagingPrefix); err != nil {
-			s.optErr = fmt.Errorf("sink: staging prefix: %w", err)
-		}
 	}
-	s.tm = transfermanager.New(client, func(o *transfermanager.Options) {
-		o.PartSizeBytes = opt.PartSize
-		// The first part is buffered up to this threshold: keep it at one
-		// part so memory stays (Concurrency+1) part buffers plus that one.
-		o.MultipartUploadThreshold = opt.PartSize
-		o.Concurrency = opt.Concurrency
-		// Abort a failed upload with a fresh context, even if ctx was cancelled.
-		o.FailTimeout = cleanupBudget
-	})
 	return s
 }
 
-// Put stores p under p.Key. On error nothing new is left under the final key
-// (a previous object stays as it was), no multipart upload stays open and the
-// staging object is deleted (best effort); a body error is wrapped.
-func (s *S3) Put(ctx context.Context, p Put) (Object, error) {
+// Create starts an object at key. Nothing is sent before the first part is
+// full; parts upload in the background, Concurrency at a time, and Write
+// waits when they are all busy.
+func (s *S3) Create(ctx context.Context, key string, opt Options) (Upload, error) {
 	if s.optErr != nil {
-		return Object{}, s.optErr
+		return nil, s.optErr
 	}
-	if err := ValidateKey(p.Key); err != nil {
-		return Object{}, err
+	if err := ValidateKey(key); err != nil {
+		return nil, err
 	}
-	if p.Key == s.opt.StagingPrefix || strings.HasPrefix(p.Key, s.opt.StagingPrefix+"/") {
-		return Object{}, fmt.Errorf("sink: key %q is under the staging prefix", p.Key)
-	}
-	if p.Body == nil {
-		return Object{}, fmt.Errorf("sink: put %s: no body", p.Key)
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("sink: %s: %w", key, err)
 	}
 	if err := s.checkRegion(ctx); err != nil {
-		return Object{}, err
+		return nil, err
 	}
-	// One flat level: an S3 server on a file system (versitygw) removes a
-	// staging directory left empty by a concurrent delete, and an upload
-	// that has to create a directory inside it then fails with a 409.
-	staging := path.Join(s.opt.StagingPrefix, randomID()+"-"+path.Base(p.Key))
-
-	obj, err := s.put(ctx, p, staging)
-	// The staging object goes in every case; after a failure ctx may be
-	// done, so cleanup gets its own bounded context.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
-	defer cancel()
-	if _, derr := s.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &staging}); derr != nil && !isNotFound(derr) {
-		// The result stands; a lifecycle rule on the staging prefix sweeps leftovers.
-		s.log.Warn("sink: staging object not deleted", "bucket", s.bucket, "key", staging, "err", derr)
-	}
-	return obj, err
+	ctx, cancel := context.WithCancel(ctx)
+	return &s3Upload{
+		s: s, key: key, opt: opt, ctx: ctx, cancel: cancel, digest: newDigest(),
+		buf: make([]byte, 0, firstBuffer), slots: make(chan struct{}, s.opt.Concurrency),
+	}, nil
 }
 
-func (s *S3) put(ctx context.Context, p Put, staging string) (Object, error) {
-	body := newHashingReader(ctx, p.Body)
-	in := &transfermanager.UploadObjectInput{
-		Bucket: &s.bucket,
-		Key:    &staging,
-		// Not an io.Seeker, whatever p.Body is: read once, in order, in parts.
-		Body: body,
+// Bucket is the bucket written to.
+func (s *S3) Bucket() string { return s.bucket }
+
+// ETag is the entity tag of the object under key, "" if there is none.
+func (s *S3) ETag(ctx context.Context, key string) (string, error) {
+	if err := s.checkRegion(ctx); err != nil {
+		return "", err
 	}
-	if p.ContentType != "" {
-		in.ContentType = &p.ContentType
-	}
-	// Staging objects are encrypted like final ones: a bucket policy may
-	// refuse any unencrypted put.
-	if s.opt.KMSKeyID != "" {
-		in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryptionAwsKms, &s.opt.KMSKeyID
-	} else {
-		in.ServerSideEncryption = tmtypes.ServerSideEncryptionAes256
-	}
-	if _, err := s.tm.UploadObject(ctx, in); err != nil {
-		s.abort(ctx, staging, err)
-		if body.err != nil {
-			return Object{}, fmt.Errorf("sink: read body for %s: %w", p.Key, body.err)
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		// Without s3:ListBucket, S3 answers 403 for a missing key: take it
+		// as absent; a real denial fails the writes that follow.
+		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
+			return "", nil
 		}
-		return Object{}, fmt.Errorf("sink: upload %s to staging: %w", p.Key, err)
+		return "", fmt.Errorf("sink: head %s: %w", key, err)
 	}
+	return aws.ToString(out.ETag), nil
+}
 
-	sum := body.sum()
-	meta, err := p.metadata(sum)
-	if err != nil {
-		return Object{}, fmt.Errorf("sink: put %s: %w", p.Key, err)
+// Open reads the object under key: ErrNotFound if there is none (or, as
+// for ETag, if S3 will not say).
+func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := s.checkRegion(ctx); err != nil {
+		return nil, err
 	}
-	obj := Object{Bucket: s.bucket, Key: p.Key, Bytes: body.n, SHA256: sum, Rows: rows(meta)}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
+			return nil, fmt.Errorf("sink: get %s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("sink: get %s: %w", key, err)
+	}
+	return out.Body, nil
+}
 
-	stored, err := s.head(ctx, p.Key)
-	if err != nil {
-		return Object{}, err
+// Delete removes the object under key; a key without one is no error.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
 	}
-	if stored != nil && sameContent(stored, meta) {
-		obj.Skipped = true
-		return obj, nil
+	if err := s.checkRegion(ctx); err != nil {
+		return err
 	}
-	if body.n > s.copyMax {
-		err = s.multipartCopy(ctx, staging, p, meta, body.n)
-	} else {
-		err = s.copy(ctx, staging, p, meta)
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("sink: delete %s: %w", key, err)
 	}
-	if err != nil {
-		return Object{}, err
-	}
-	return obj, nil
+	return nil
 }
 
 // checkRegion asks once which region the bucket is in. The question is
@@ -236,59 +193,6 @@ func (s *S3) checkRegion(ctx context.Context) error {
 	return s.regionErr
 }
 
-// abort makes sure a failed upload leaves no open multipart upload. The
-// transfer manager already aborts (with FailTimeout's fresh context); this
-// covers an abort that itself failed. NoSuchUpload means it is gone.
-func (s *S3) abort(ctx context.Context, key string, err error) {
-	var mpu interface{ UploadID() string }
-	if !errors.As(err, &mpu) || mpu.UploadID() == "" {
-		return
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
-	defer cancel()
-	id := mpu.UploadID()
-	_, aerr := s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
-	if aerr != nil && !isNotFound(aerr) {
-		s.log.Warn("sink: multipart upload not aborted", "bucket", s.bucket, "key", key, "uploadId", id, "err", aerr)
-	}
-}
-
-// head returns the final key's metadata, or nil if there is no object.
-func (s *S3) head(ctx context.Context, key string) (map[string]string, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	if err != nil {
-		// Without s3:ListBucket, S3 answers 403 for a missing key: treat it
-		// as absent; a real denial fails the copy that follows.
-		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("sink: head %s: %w", key, err)
-	}
-	return out.Metadata, nil
-}
-
-func (s *S3) copySource(staging string) *string {
-	return aws.String(url.PathEscape(s.bucket) + "/" + escapeKey(staging))
-}
-
-func (s *S3) copy(ctx context.Context, staging string, p Put, meta map[string]string) error {
-	in := &s3.CopyObjectInput{
-		Bucket:            &s.bucket,
-		Key:               &p.Key,
-		CopySource:        s.copySource(staging),
-		MetadataDirective: types.MetadataDirectiveReplace,
-		Metadata:          meta,
-	}
-	if p.ContentType != "" {
-		in.ContentType = &p.ContentType
-	}
-	in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
-	if _, err := s.client.CopyObject(ctx, in); err != nil {
-		return fmt.Errorf("sink: copy staging to %s: %w", p.Key, err)
-	}
-	return nil
-}
-
 func (s *S3) sse() (types.ServerSideEncryption, *string) {
 	if s.opt.KMSKeyID != "" {
 		return types.ServerSideEncryptionAwsKms, aws.String(s.opt.KMSKeyID)
@@ -296,76 +200,222 @@ func (s *S3) sse() (types.ServerSideEncryption, *string) {
 	return types.ServerSideEncryptionAes256, nil
 }
 
-// multipartCopy copies objects over CopyObject's 5 GiB limit part by part,
-// server side; the final key appears only when the upload completes.
-func (s *S3) multipartCopy(ctx context.Context, staging string, p Put, meta map[string]string, size int64) error {
-	partSize := max(s.copyPS, (size+maxParts-1)/maxParts)
-	create := &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &p.Key, Metadata: meta}
-	if p.ContentType != "" {
-		create.ContentType = &p.ContentType
-	}
-	create.ServerSideEncryption, create.SSEKMSKeyId = s.sse()
-	mpu, err := s.client.CreateMultipartUpload(ctx, create)
-	if err != nil {
-		return fmt.Errorf("sink: start multipart copy to %s: %w", p.Key, err)
-	}
+// s3Upload is one object on its way: the part being filled, the parts in
+// flight, and the multipart upload once there is one.
+type s3Upload struct {
+	s      *S3
+	key    string
+	opt    Options
+	ctx    context.Context // of the parts; cancelled by Abort
+	cancel context.CancelFunc
+	digest
 
-	n := int((size + partSize - 1) / partSize)
-	parts := make([]types.CompletedPart, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, s.opt.Concurrency)
-	var wg sync.WaitGroup
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			first := int64(i) * partSize
-			last := min(first+partSize, size) - 1
-			out, err := s.client.UploadPartCopy(cctx, &s3.UploadPartCopyInput{
-				Bucket:          &s.bucket,
-				Key:             &p.Key,
-				UploadId:        mpu.UploadId,
-				PartNumber:      aws.Int32(int32(i + 1)),
-				CopySource:      s.copySource(staging),
-				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("part %d: %w", i+1, err)
-				cancel()
-				return
-			}
-			parts[i] = types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(int32(i + 1))}
-		}()
+	buf      []byte // the part being filled
+	free     [][]byte
+	part     int32 // parts sent
+	uploadID string
+	slots    chan struct{} // a token per part in flight
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	parts []types.CompletedPart
+	err   error // the first failure of a part
+	done  bool  // committed or aborted
+}
+
+func (u *s3Upload) Sum() (string, int64) { return u.sum() }
+
+func (u *s3Upload) Write(p []byte) (int, error) {
+	if err := u.failed(); err != nil {
+		return 0, err
 	}
-	wg.Wait()
-	err = errors.Join(errs...)
-	if err == nil {
-		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket: &s.bucket, Key: &p.Key, UploadId: mpu.UploadId,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
-	}
-	if err != nil {
-		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
-		defer acancel()
-		if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &p.Key, UploadId: mpu.UploadId}); aerr != nil && !isNotFound(aerr) {
-			s.log.Warn("sink: multipart copy not aborted", "bucket", s.bucket, "key", p.Key, "err", aerr)
+	u.add(p)
+	n := len(p)
+	for len(p) > 0 {
+		if len(u.buf) == cap(u.buf) && cap(u.buf) < int(u.s.opt.PartSize) {
+			// Grow the first buffer up to a part: a small object stays small.
+			grown := make([]byte, len(u.buf), min(2*cap(u.buf), int(u.s.opt.PartSize)))
+			copy(grown, u.buf)
+			u.buf = grown
 		}
-		return fmt.Errorf("sink: multipart copy to %s: %w", p.Key, err)
+		k := copy(u.buf[len(u.buf):cap(u.buf)], p)
+		u.buf, p = u.buf[:len(u.buf)+k], p[k:]
+		if len(u.buf) == int(u.s.opt.PartSize) && len(p) > 0 {
+			// Full, with more to come: the last part goes in Commit, which
+			// may make it a single PutObject.
+			if err := u.send(); err != nil {
+				return n - len(p), err
+			}
+		}
 	}
+	return n, nil
+}
+
+func (u *s3Upload) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return fmt.Errorf("sink: upload of %s is finished", u.key)
+	}
+	return u.err
+}
+
+func (u *s3Upload) fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+	}
+}
+
+// send uploads the full buffer as the next part, in the background, once a
+// slot is free.
+func (u *s3Upload) send() error {
+	if u.uploadID == "" {
+		in := &s3.CreateMultipartUploadInput{
+			Bucket: &u.s.bucket, Key: &u.key, Metadata: u.opt.Metadata,
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		}
+		if u.opt.ContentType != "" {
+			in.ContentType = &u.opt.ContentType
+		}
+		in.ServerSideEncryption, in.SSEKMSKeyId = u.s.sse()
+		out, err := u.s.client.CreateMultipartUpload(u.ctx, in)
+		if err != nil {
+			return fmt.Errorf("sink: start the upload of %s: %w", u.key, err)
+		}
+		u.uploadID = aws.ToString(out.UploadId)
+	}
+	if u.part == maxParts {
+		return fmt.Errorf("sink: %s: more than %d parts of %d bytes", u.key, maxParts, u.s.opt.PartSize)
+	}
+	select {
+	case u.slots <- struct{}{}:
+	case <-u.ctx.Done():
+		return fmt.Errorf("sink: upload %s: %w", u.key, u.ctx.Err())
+	}
+	if err := u.failed(); err != nil {
+		<-u.slots
+		return err
+	}
+	u.part++
+	num, body := u.part, u.buf
+	if n := len(u.free); n > 0 {
+		u.buf, u.free = u.free[n-1][:0], u.free[:n-1]
+	} else {
+		u.buf = make([]byte, 0, u.s.opt.PartSize)
+	}
+	u.wg.Go(func() {
+		defer func() { <-u.slots }()
+		out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
+			Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.uploadID, PartNumber: aws.Int32(num),
+			Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		u.free = append(u.free, body)
+		if err != nil {
+			if u.err == nil {
+				u.err = fmt.Errorf("sink: upload part %d of %s: %w", num, u.key, err)
+			}
+			return
+		}
+		u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32, PartNumber: aws.Int32(num)})
+	})
 	return nil
 }
 
-// escapeKey URL-encodes each segment of a key for x-amz-copy-source.
-func escapeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+// Commit sends the last part and completes the upload, or puts an object
+// smaller than a part in one request.
+func (u *s3Upload) Commit() (Object, error) {
+	if err := u.failed(); err != nil {
+		u.Abort()
+		return Object{}, err
 	}
-	return strings.Join(segs, "/")
+	sha, n := u.sum()
+	obj := Object{Bucket: u.s.bucket, Key: u.key, Bytes: n, SHA256: sha}
+	var err error
+	if u.uploadID == "" {
+		obj.ETag, err = u.put()
+	} else {
+		obj.ETag, err = u.complete()
+	}
+	if err != nil {
+		u.Abort()
+		return Object{}, err
+	}
+	u.finish()
+	return obj, nil
+}
+
+func (u *s3Upload) put() (string, error) {
+	in := &s3.PutObjectInput{
+		Bucket: &u.s.bucket, Key: &u.key, Body: bytes.NewReader(u.buf), Metadata: u.opt.Metadata,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	}
+	if u.opt.ContentType != "" {
+		in.ContentType = &u.opt.ContentType
+	}
+	in.ServerSideEncryption, in.SSEKMSKeyId = u.s.sse()
+	out, err := u.s.client.PutObject(u.ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("sink: put %s: %w", u.key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+func (u *s3Upload) complete() (string, error) {
+	if len(u.buf) > 0 {
+		if err := u.send(); err != nil {
+			return "", err
+		}
+	}
+	u.wg.Wait()
+	if err := u.failed(); err != nil {
+		return "", err
+	}
+	parts := slices.SortedFunc(slices.Values(u.parts), func(a, b types.CompletedPart) int {
+		return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber))
+	})
+	out, err := u.s.client.CompleteMultipartUpload(u.ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return "", fmt.Errorf("sink: complete the upload of %s: %w", u.key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// Abort stops the parts in flight and aborts the multipart upload, with a
+// context of its own: the caller's may be done. The bucket's lifecycle rule
+// sweeps an upload whose abort failed too.
+func (u *s3Upload) Abort() {
+	u.mu.Lock()
+	done := u.done
+	u.mu.Unlock()
+	if done {
+		return
+	}
+	u.cancel()
+	u.wg.Wait()
+	if u.uploadID != "" {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(u.ctx), cleanupBudget)
+		defer cancel()
+		_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.uploadID})
+		if err != nil && !isNotFound(err) {
+			u.s.log.Warn("sink: multipart upload not aborted", "bucket", u.s.bucket, "key", u.key, "uploadId", u.uploadID, "err", err)
+		}
+	}
+	u.finish()
+}
+
+func (u *s3Upload) finish() {
+	u.cancel()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.done = true
+	u.buf, u.free = nil, nil
 }
 
 func isNotFound(err error) bool {
@@ -385,10 +435,4 @@ func httpStatus(err error) int {
 		return re.HTTPStatusCode()
 	}
 	return 0
-}
-
-func randomID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,19 +1,20 @@
-// Package sink stores streamed exports: to S3 through a staging key and a
-// server-side copy (S3), or to a local folder with the same keys (Dir). A
-// final key only ever holds a complete object, and storing the same content
-// again is skipped.
+// Package sink stores streamed exports under their final keys: in S3 (S3)
+// or in a local folder with the same keys (Dir). An object is written
+// through an Upload: its bytes go out as they come (multipart parts, a
+// temporary file) and nothing shows under the key until Commit, which puts
+// the whole object there at once; Abort leaves the key as it was. A caller
+// writing objects that go together (a file and its normalized form)
+// commits them only once every stream has ended (internal/export).
 package sink
 
 import (
-	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"maps"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -24,22 +25,37 @@ type Object struct {
 	Key     string `json:"key"`
 	Bytes   int64  `json:"bytes"`
 	SHA256  string `json:"sha256"` // hex
-	Rows    int64  `json:"rows"`   // from the "rows" metadata, if the caller set it
+	Rows    int64  `json:"rows"`   // set by the caller: data rows, headers excluded
 	Skipped bool   `json:"skipped"`
+	// ETag tells one stored version of the key from another: S3's entity
+	// tag, or a file's size and modification time.
+	ETag string `json:"-"`
 }
 
-// Put is one object to store.
-type Put struct {
-	Key  string
-	Body io.Reader
-	// Meta is called after Body was fully read, so it can include counts
-	// computed while streaming. The sink adds "sha256".
-	Meta        func() map[string]string
+// Options is what an object carries besides its bytes, known before them.
+type Options struct {
 	ContentType string
+	// Metadata is S3 user metadata (x-amz-meta-*): lower-case names,
+	// printable ASCII values, 2 KiB in all. A folder keeps none.
+	Metadata map[string]string
 }
 
-// MetaSHA256 is the metadata key holding the content's hex SHA-256.
-const MetaSHA256 = "sha256"
+// Upload is an object being written. Its bytes stream out as they are
+// written; what the key holds changes only in Commit.
+type Upload interface {
+	io.Writer
+	// Sum is the hex SHA-256 and the size of what was written so far.
+	Sum() (sha string, n int64)
+	// Commit puts what was written under the key, whole; on error the key
+	// holds what it held before. The upload is finished either way.
+	Commit() (Object, error)
+	// Abort drops what was written: the key keeps what it held. It may
+	// follow a failed Commit, or another Abort.
+	Abort()
+}
+
+// ErrNotFound is the error of Open for a key that holds no object.
+var ErrNotFound = errors.New("sink: no such object")
 
 // maxMetaBytes is S3's limit on user-defined metadata (keys plus values).
 const maxMetaBytes = 2 << 10
@@ -75,30 +91,25 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// metadata calls p.Meta, checks the result and adds the sha256.
-func (p Put) metadata(sum string) (map[string]string, error) {
-	m := map[string]string{}
-	if p.Meta != nil {
-		maps.Copy(m, p.Meta())
-	}
-	m[MetaSHA256] = sum
+// validate checks the metadata as S3 takes it.
+func (o Options) validate() error {
 	size := 0
-	for k, v := range m {
+	for k, v := range o.Metadata {
 		if !validMetaKey(k) {
-			return nil, fmt.Errorf("sink: metadata key %q: want lower-case letters, digits and '-'", k)
+			return fmt.Errorf("sink: metadata key %q: want lower-case letters, digits and '-'", k)
 		}
 		for _, r := range v {
 			if r < 0x20 || r > 0x7e {
 				// S3 metadata travels in HTTP headers: keep it printable ASCII.
-				return nil, fmt.Errorf("sink: metadata %q: value has the character %U (printable ASCII only)", k, r)
+				return fmt.Errorf("sink: metadata %q: value has the character %U (printable ASCII only)", k, r)
 			}
 		}
 		size += len(k) + len(v)
 	}
 	if size > maxMetaBytes {
-		return nil, fmt.Errorf("sink: metadata is %d bytes, over S3's %d", size, maxMetaBytes)
+		return fmt.Errorf("sink: metadata is %d bytes, over S3's %d", size, maxMetaBytes)
 	}
-	return m, nil
+	return nil
 }
 
 func validMetaKey(k string) bool {
@@ -113,57 +124,23 @@ func validMetaKey(k string) bool {
 	return true
 }
 
-// rows reads the caller's "rows" metadata, if any.
-func rows(meta map[string]string) int64 {
-	n, _ := strconv.ParseInt(meta["rows"], 10, 64)
-	return n
+// digest is the SHA-256 and size of the bytes written to it.
+type digest struct {
+	h hash.Hash
+	n int64
 }
 
-// sameContent is the skip rule: the stored object has our sha256 and the
-// same value for every metadata key we would write (so a changed invoice
-// status with identical bytes still updates the object).
-func sameContent(stored, want map[string]string) bool {
-	if stored[MetaSHA256] == "" {
-		return false
-	}
-	for k, v := range want {
-		if stored[k] != v {
-			return false
-		}
-	}
-	return true
+func newDigest() digest { return digest{h: sha256.New()} }
+
+func (d *digest) add(p []byte) {
+	d.h.Write(p)
+	d.n += int64(len(p))
 }
 
-// hashingReader computes the SHA-256 and size of what passes through it and
-// remembers the body's own error, so that it can be reported (wrapped) even
-// when a library flattens it into a string. It stops when ctx is done.
-type hashingReader struct {
-	ctx context.Context
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	err error // first error from r other than io.EOF
-}
+func (d *digest) sum() (string, int64) { return hex.EncodeToString(d.h.Sum(nil)), d.n }
 
-func newHashingReader(ctx context.Context, r io.Reader) *hashingReader {
-	return &hashingReader{ctx: ctx, r: r, h: sha256.New()}
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
-
-func (h *hashingReader) Read(p []byte) (int, error) {
-	if h.err != nil {
-		return 0, h.err
-	}
-	if err := h.ctx.Err(); err != nil {
-		h.err = err
-		return 0, err
-	}
-	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	if err != nil && err != io.EOF {
-		h.err = err
-	}
-	return n, err
-}
-
-func (h *hashingReader) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }

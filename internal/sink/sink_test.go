@@ -40,7 +40,7 @@ func TestMetadata(t *testing.T) {
 		meta map[string]string
 		ok   bool
 	}{
-		{"layout keys", map[string]string{"source": "invoice", "org-id": "5f1a", "billing-month": "2024-06", "rows": "12"}, true},
+		{"layout keys", map[string]string{"source": "invoice", "org-id": "5f1a", "billing-month": "2024-06", "invoice-status": "PAID"}, true},
 		{"none", nil, true},
 		{"upper-case key", map[string]string{"Org-Id": "x"}, false},
 		{"space in key", map[string]string{"org id": "x"}, false},
@@ -50,13 +50,8 @@ func TestMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Put{Meta: func() map[string]string { return tt.meta }}
-			m, err := p.metadata("abc")
-			if (err == nil) != tt.ok {
-				t.Fatalf("metadata() error = %v, want ok=%v", err, tt.ok)
-			}
-			if err == nil && m[MetaSHA256] != "abc" {
-				t.Errorf("sha256 = %q, want abc", m[MetaSHA256])
+			if err := (Options{Metadata: tt.meta}).validate(); (err == nil) != tt.ok {
+				t.Fatalf("validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
 	}

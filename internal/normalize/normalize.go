@@ -237,6 +237,7 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	// The same two values on every row: set once, never copied.
 	id, stat := []byte(inv.ID), appendUTF8(nil, bytes.TrimSpace([]byte(status)))
 	out := newTable[invoiceRow](w, invoiceTable)
+	defer out.stop()
 	m := newMapping(invoiceColumns, ir.header, true)
 	for {
 		rec, err := ir.next()
@@ -332,6 +333,7 @@ func nameKey(s string) string {
 // their order, found by name (column.named), to out. A column missing from
 // the file is NULL, except required, whose absence is a Warning.
 func byName(out rowWriter, r io.Reader, where string, cols []column, required string) (Stats, error) {
+	defer out.stop()
 	var st Stats
 	cr := newCSVReader(r, 0) // every record as wide as the header
 	header, err := cr.Read()

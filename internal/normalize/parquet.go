@@ -207,36 +207,69 @@ type rowWriter interface {
 	setTags(i int, m map[string]string)
 	end() error
 	close() error // the rest and the file's footer
+	stop()        // gives up: after it, nothing more is written
 }
 
-// table writes rows of T as a Parquet file, in batches. The values of a
-// batch live in buffers of its own until the batch is written; an append
-// that moves a buffer leaves the values already pointed to where they were.
+// table writes rows of T as a Parquet file, in batches: one is filled
+// while the one before it is encoded by a goroutine of its own (two stages
+// of one stream, on two cores when there are). The values of a batch live
+// in buffers of its own until the batch is encoded; an append that moves a
+// buffer leaves the values already pointed to where they were.
 type table[T any] struct {
 	w     *parquet.GenericWriter[T]
 	slots []slot
-	rows  []T
-	n     int            // rows of the batch before the current one
-	cur   unsafe.Pointer // the current row
+	b     *batch[T]      // being filled
+	cur   unsafe.Pointer // its current row
 
+	full, free chan *batch[T]
+	done       chan error // the encoder's first error, once full is closed
+	stopped    bool
+}
+
+type batch[T any] struct {
+	rows  []T
+	n     int // rows filled
 	bytes []byte
 	ints  []int64
 	dates []int32
 	decs  [][16]byte
+	err   error // set by the encoder: it failed on this batch or before
 }
 
 func newTable[T any](w io.Writer, cols []column) *table[T] {
-	return &table[T]{
+	t := &table[T]{
 		w:     parquet.NewGenericWriter[T](w, writerOptions(cols)...),
 		slots: bind[T](cols),
-		rows:  make([]T, batchRows),
+		b:     &batch[T]{rows: make([]T, batchRows)},
+		full:  make(chan *batch[T], 1),
+		free:  make(chan *batch[T], 1),
+		done:  make(chan error, 1),
 	}
+	t.free <- &batch[T]{rows: make([]T, batchRows)}
+	go t.encode()
+	return t
+}
+
+// encode writes the batches it is given, in order, and hands each back.
+func (t *table[T]) encode() {
+	var err error
+	for b := range t.full {
+		if err == nil && b.n > 0 {
+			if _, werr := t.w.Write(b.rows[:b.n]); werr != nil {
+				err = fmt.Errorf("writing Parquet: %w", werr)
+			}
+		}
+		b.n, b.err = 0, err
+		b.bytes, b.ints, b.dates, b.decs = b.bytes[:0], b.ints[:0], b.dates[:0], b.decs[:0]
+		t.free <- b
+	}
+	t.done <- err
 }
 
 func (t *table[T]) begin() {
 	var zero T
-	t.rows[t.n] = zero
-	t.cur = unsafe.Pointer(&t.rows[t.n])
+	t.b.rows[t.b.n] = zero
+	t.cur = unsafe.Pointer(&t.b.rows[t.b.n])
 }
 
 func (t *table[T]) field(i int) unsafe.Pointer { return unsafe.Add(t.cur, t.slots[i].off) }
@@ -245,30 +278,34 @@ func (t *table[T]) setText(i int, v []byte, utf8 bool) {
 	if len(v) == 0 {
 		return // NULL
 	}
-	start := len(t.bytes)
+	b := t.b
+	start := len(b.bytes)
 	if utf8 {
-		t.bytes = append(t.bytes, v...)
+		b.bytes = append(b.bytes, v...)
 	} else {
-		t.bytes = appendUTF8(t.bytes, v)
+		b.bytes = appendUTF8(b.bytes, v)
 	}
-	t.setBytes(i, t.bytes[start:len(t.bytes):len(t.bytes)])
+	t.setBytes(i, b.bytes[start:len(b.bytes):len(b.bytes)])
 }
 
 func (t *table[T]) setBytes(i int, v []byte) { *(*[]byte)(t.field(i)) = v }
 
 func (t *table[T]) setDate(i int, days int32) {
-	t.dates = append(t.dates, days)
-	*(**int32)(t.field(i)) = &t.dates[len(t.dates)-1]
+	b := t.b
+	b.dates = append(b.dates, days)
+	*(**int32)(t.field(i)) = &b.dates[len(b.dates)-1]
 }
 
 func (t *table[T]) setTime(i int, ms int64) {
-	t.ints = append(t.ints, ms)
-	*(**int64)(t.field(i)) = &t.ints[len(t.ints)-1]
+	b := t.b
+	b.ints = append(b.ints, ms)
+	*(**int64)(t.field(i)) = &b.ints[len(b.ints)-1]
 }
 
 func (t *table[T]) setDecimal(i int, d [16]byte) {
-	t.decs = append(t.decs, d)
-	*(**[16]byte)(t.field(i)) = &t.decs[len(t.decs)-1]
+	b := t.b
+	b.decs = append(b.decs, d)
+	*(**[16]byte)(t.field(i)) = &b.decs[len(b.decs)-1]
 }
 
 func (t *table[T]) setCents(i int, v int64) { *(*int64)(t.field(i)) = v }
@@ -276,30 +313,44 @@ func (t *table[T]) setCents(i int, v int64) { *(*int64)(t.field(i)) = v }
 func (t *table[T]) setTags(i int, m map[string]string) { *(*map[string]string)(t.field(i)) = m }
 
 func (t *table[T]) end() error {
-	t.n++
-	if t.n == len(t.rows) {
+	t.b.n++
+	if t.b.n == len(t.b.rows) {
 		return t.flush()
 	}
 	return nil
 }
 
+// flush hands the batch to the encoder and takes the other one, once it is
+// encoded: an error of the encoder shows here, a batch late.
 func (t *table[T]) flush() error {
-	if t.n > 0 {
-		if _, err := t.w.Write(t.rows[:t.n]); err != nil {
-			return fmt.Errorf("writing Parquet: %w", err)
-		}
-	}
-	t.n = 0
-	t.bytes, t.ints, t.dates, t.decs = t.bytes[:0], t.ints[:0], t.dates[:0], t.decs[:0]
-	return nil
+	t.full <- t.b
+	t.b = <-t.free
+	return t.b.err
 }
 
+// close writes the rest and the file's footer.
 func (t *table[T]) close() error {
 	if err := t.flush(); err != nil {
+		t.stop()
+		return err
+	}
+	t.stopped = true
+	close(t.full)
+	if err := <-t.done; err != nil {
 		return err
 	}
 	if err := t.w.Close(); err != nil {
 		return fmt.Errorf("writing Parquet: %w", err)
 	}
 	return nil
+}
+
+// stop ends the encoder of a table given up on (a warning, a failure):
+// what it wrote is incomplete, and dropped by the caller.
+func (t *table[T]) stop() {
+	if !t.stopped {
+		t.stopped = true
+		close(t.full)
+		<-t.done
+	}
 }

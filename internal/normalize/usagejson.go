@@ -70,6 +70,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 		return st, err
 	}
 	out := newTable[usageRow](w, usageColumns)
+	defer out.stop()
 	found := false
 	for ur.dec.More() {
 		ur.bound()

@@ -26,8 +26,9 @@ const (
 	DefaultConcurrency = 2       // parts of one upload in flight
 
 	maxParts      = 10000
-	firstBuffer   = 64 << 10         // a small object never costs a whole part
-	cleanupBudget = 30 * time.Second // for aborts and deletes after a failure
+	firstBuffer   = 64 << 10               // a small object never costs a whole part
+	cleanupBudget = 30 * time.Second       // for aborts and deletes after a failure
+	abortAgain    = 500 * time.Millisecond // before a second abort
 )
 
 // S3Options configures an S3 sink. An upload holds at most Concurrency+1
@@ -387,9 +388,11 @@ func (u *s3Upload) complete() (string, error) {
 	return aws.ToString(out.ETag), nil
 }
 
-// Abort stops the parts in flight and aborts the multipart upload, with a
-// context of its own: the caller's may be done. The bucket's lifecycle rule
-// sweeps an upload whose abort failed too.
+// Abort waits for the parts in flight, then aborts the multipart upload,
+// with a context of its own: the caller's may be done. A part cut off on
+// the client's side (the caller's context ended) may still be stored after
+// an abort, so S3 asks for another then; the bucket's lifecycle rule
+// sweeps an upload whose aborts failed.
 func (u *s3Upload) Abort() {
 	u.mu.Lock()
 	done := u.done
@@ -397,14 +400,24 @@ func (u *s3Upload) Abort() {
 	if done {
 		return
 	}
-	u.cancel()
+	// Not cancelled first: a part the server is still storing would
+	// outlive the abort.
 	u.wg.Wait()
 	if u.uploadID != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(u.ctx), cleanupBudget)
 		defer cancel()
-		_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.uploadID})
-		if err != nil && !isNotFound(err) {
-			u.s.log.Warn("sink: multipart upload not aborted", "bucket", u.s.bucket, "key", u.key, "uploadId", u.uploadID, "err", err)
+		tries := 1
+		if u.ctx.Err() != nil {
+			tries = 2
+		}
+		for i := range tries {
+			if i > 0 {
+				time.Sleep(abortAgain)
+			}
+			_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.uploadID})
+			if err != nil && !isNotFound(err) {
+				u.s.log.Warn("sink: multipart upload not aborted", "bucket", u.s.bucket, "key", u.key, "uploadId", u.uploadID, "err", err)
+			}
 		}
 	}
 	u.finish()

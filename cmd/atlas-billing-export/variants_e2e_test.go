@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/csv"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -20,6 +19,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 // TestRunVariants exports one org-month with the built tool's run against a
@@ -137,8 +137,8 @@ func TestRunVariants(t *testing.T) {
 }
 
 // checkTags checks the tags column of an invoice's line items from the tags
-// variant (a JSON object of tag column to value, on every line item that
-// has tags) and returns the rows with the spec forms' tags ({}), for the
+// variant (a map of tag column to value, read as a JSON object, on every
+// line item that has tags) and returns the rows with the spec forms' tags ({}), for the
 // other columns to compare.
 func checkTags(t *testing.T, key string, got, spec [][]string) [][]string {
 	t.Helper()
@@ -332,13 +332,13 @@ func (ex variantExport) file(t *testing.T, key string) []byte {
 	return b
 }
 
-// keys lists the files written (not the folder's metadata), sorted.
+// keys lists the files written (not the manifests), sorted.
 func (ex variantExport) keys(t *testing.T) []string {
 	t.Helper()
 	root := ex.dir
 	var keys []string
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == ".meta" {
+		if err == nil && d.IsDir() && d.Name() == "_manifests" {
 			return filepath.SkipDir
 		}
 		if err != nil || d.IsDir() {
@@ -355,14 +355,10 @@ func (ex variantExport) keys(t *testing.T) []string {
 	return keys
 }
 
-// rows reads a normalized file: its header and records.
+// rows reads a normalized file: its column names and records, as text.
 func (ex variantExport) rows(t *testing.T, key string) [][]string {
 	t.Helper()
-	recs, err := csv.NewReader(bytes.NewReader(ex.file(t, key))).ReadAll()
-	if err != nil {
-		t.Errorf("%s: %v", key, err)
-	}
-	return recs
+	return testenv.ParquetRows(t, ex.file(t, key))
 }
 
 func isNormalized(key string) bool {

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -30,22 +32,34 @@ type Dir struct {
 func NewDir(dir string) *Dir { return &Dir{dir: dir} }
 
 // open creates the folder if need be and opens it, once.
-func (d *Dir) open() (*os.Root, error) {
+func (d *Dir) open() (*os.Root, error) { return d.openRoot(true) }
+
+// openRoot opens the folder, once; create makes it first if it is missing.
+// Without create, a missing folder is ErrNotFound: reading never creates one.
+func (d *Dir) openRoot(create bool) (*os.Root, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.root != nil {
 		return d.root, nil
 	}
-	if err := os.MkdirAll(d.dir, 0o777); err != nil {
-		return nil, err
+	if create {
+		if err := os.MkdirAll(d.dir, 0o777); err != nil {
+			return nil, err
+		}
 	}
 	root, err := os.OpenRoot(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sink: folder %s: %w", d.dir, ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}
 	d.root = root
 	return root, nil
 }
+
+// tmpPrefix starts the name of a file being written, until Commit.
+const tmpPrefix = ".tmp-"
 
 // Create starts the file of key as a temporary file in its folder.
 func (d *Dir) Create(ctx context.Context, key string, opt Options) (Upload, error) {
@@ -60,7 +74,7 @@ func (d *Dir) Create(ctx context.Context, key string, opt Options) (Upload, erro
 	if err := root.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("sink: create %s: %w", key, err)
 	}
-	tmp := path.Join(dir, ".tmp-"+randomID())
+	tmp := path.Join(dir, tmpPrefix+randomID())
 	// 0666: the umask decides, as for any file a command writes.
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
@@ -114,6 +128,73 @@ func (d *Dir) Open(_ context.Context, key string) (io.ReadCloser, error) {
 	}
 	return f, nil
 }
+
+// List returns the keys under prefix, sorted, leaving out uploads in
+// progress; ErrNotFound if the folder itself does not exist.
+func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
+	root, err := d.openRoot(false)
+	if err != nil {
+		return nil, err
+	}
+	// Walk the deepest folder the prefix names whole.
+	start := "."
+	if i := strings.LastIndexByte(prefix, '/'); i > 0 {
+		start = prefix[:i]
+	}
+	var keys []string
+	err = fs.WalkDir(root.FS(), start, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if p == start && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll // nothing under prefix
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if e.Type().IsRegular() && strings.HasPrefix(p, prefix) && !strings.HasPrefix(e.Name(), tmpPrefix) {
+			keys = append(keys, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sink: list %s: %w", prefix, err)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// OpenFile opens the file of key for reading at any offset: ErrNotFound if
+// there is none. It does not create the folder.
+func (d *Dir) OpenFile(_ context.Context, key string) (File, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	root, err := d.openRoot(false)
+	if err != nil {
+		return nil, err
+	}
+	f, err := root.Open(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sink: open %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sink: open %s: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sink: stat %s: %w", key, err)
+	}
+	return &dirFile{File: f, size: fi.Size()}, nil
+}
+
+type dirFile struct {
+	*os.File
+	size int64
+}
+
+func (f *dirFile) Size() int64 { return f.size }
 
 // Delete removes the file of key; a key without one is no error.
 func (d *Dir) Delete(_ context.Context, key string) error {

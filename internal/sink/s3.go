@@ -149,6 +149,88 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
+// List returns the keys under prefix, sorted;
+// ErrNotFound if the bucket does not exist. It needs s3:ListBucket, which
+// the export itself never uses.
+func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.checkRegion(ctx); err != nil {
+		return nil, err
+	}
+	var keys []string
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			var nb *types.NoSuchBucket
+			if errors.As(err, &nb) {
+				return nil, fmt.Errorf("sink: list s3://%s/%s: %w", s.bucket, prefix, ErrNotFound)
+			}
+			return nil, fmt.Errorf("sink: list s3://%s/%s: %w", s.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// OpenFile opens the object under key for reading at any offset, each read
+// a ranged GET of the version opened (If-Match its ETag, so an object
+// replaced meanwhile fails the read rather than mixing two versions). The
+// reads use ctx. ErrNotFound if there is no object (or S3 will not say).
+func (s *S3) OpenFile(ctx context.Context, key string) (File, error) {
+	if err := s.checkRegion(ctx); err != nil {
+		return nil, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
+			return nil, fmt.Errorf("sink: head %s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("sink: head %s: %w", key, err)
+	}
+	return &s3File{s: s, ctx: ctx, key: key, etag: out.ETag, size: aws.ToInt64(out.ContentLength)}, nil
+}
+
+type s3File struct {
+	s    *S3
+	ctx  context.Context
+	key  string
+	etag *string
+	size int64
+}
+
+func (f *s3File) Size() int64  { return f.size }
+func (f *s3File) Close() error { return nil }
+
+func (f *s3File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("sink: read %s at %d", f.key, off)
+	}
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), f.size-off)
+	if n == 0 {
+		return 0, nil
+	}
+	rng := fmt.Sprintf("bytes=%d-%d", off, off+n-1)
+	out, err := f.s.client.GetObject(f.ctx, &s3.GetObjectInput{Bucket: &f.s.bucket, Key: &f.key, Range: &rng, IfMatch: f.etag})
+	if err != nil {
+		return 0, fmt.Errorf("sink: get %s %s: %w", f.key, rng, err)
+	}
+	defer out.Body.Close()
+	got, err := io.ReadFull(out.Body, p[:n])
+	if err != nil {
+		return got, fmt.Errorf("sink: get %s %s: %w", f.key, rng, err)
+	}
+	if n < int64(len(p)) {
+		return got, io.EOF
+	}
+	return got, nil
+}
+
 // Delete removes the object under key; a key without one is no error.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {

@@ -54,7 +54,16 @@ type Upload interface {
 	Abort()
 }
 
-// ErrNotFound is the error of Open for a key that holds no object.
+// File is an object opened for reading at any offset, as a Parquet reader
+// reads: its footer first, then the columns it needs.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// ErrNotFound is the error of Open for a key that holds no object, and of
+// List for a folder or bucket that does not exist.
 var ErrNotFound = errors.New("sink: no such object")
 
 // maxMetaBytes is S3's limit on user-defined metadata (keys plus values).

@@ -106,10 +106,10 @@ func TestWriteSummaryWarnings(t *testing.T) {
 	s := summary{
 		Orgs: []string{testOrg1}, Months: []string{"2024-06"}, Objects: []sink.Object{{Key: "k", Bytes: 10, Rows: 1}},
 		Reconciliations: []reconciliation{
-			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-06", LineItems: "12.50", SubtotalCents: 1300, CreditsCents: 50,
-				AmountBilledCents: 1250, Reconciled: true, Usage: "12.75", UsageDelta: "0.25"}},
-			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-07", LineItems: "1.00", SubtotalCents: 101,
-				AmountBilledCents: 101, DeltaCents: -1, Reason: "the line items add up to 1.00"}},
+			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-06", LineItems: "12.50",
+				Totals: export.Totals{SubtotalCents: 1300, CreditsCents: 50, AmountBilledCents: 1250}, Reconciled: true, Usage: "12.75", UsageDelta: "0.25"}},
+			{OrgID: testOrg1, Reconciliation: export.Reconciliation{InvoiceID: inv, Month: "2024-07", LineItems: "1.00",
+				Totals: export.Totals{SubtotalCents: 101, AmountBilledCents: 101}, DeltaCents: -1, Reason: "the line items add up to 1.00"}},
 		},
 		Warnings: []export.Warning{{Name: export.InvoiceUnreconciled, Message: "the line items add up to 1.00", OrgID: testOrg1, Period: "2024-07", Step: "fetch-invoice", InvoiceID: inv}},
 	}

@@ -582,6 +582,8 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv
 		},
 		entry: Entry{Source: sourceInvoice, InvoiceID: inv.ID, InvoiceStatus: inv.StatusName, InvoiceUpdated: updated(inv.Updated)},
 		settle: func(raw *Entry, st normalize.Stats, read bool) {
+			t := totalsOf(inv)
+			raw.Totals = &t
 			ok := false
 			if read {
 				c := reconcile(inv, st)

@@ -56,6 +56,9 @@ type Entry struct {
 	// to the invoice's totals (false too when they could not be read; see
 	// Reconciliation).
 	Reconciled *bool `json:"reconciled,omitempty"`
+	// Totals are, for an invoice's CSV, the invoice's totals as Atlas
+	// listed them: what its line items are reconciled with.
+	Totals *Totals `json:"totals,omitempty"`
 }
 
 // Object is the entry of key.

@@ -18,11 +18,8 @@ type Reconciliation struct {
 	InvoiceID string `json:"invoiceId"`
 	Month     string `json:"month"` // YYYY-MM the invoice bills
 	// LineItems is the exact sum of the line items' amounts, decimal text.
-	LineItems         string `json:"lineItems"`
-	SubtotalCents     int64  `json:"subtotalCents"`
-	CreditsCents      int64  `json:"creditsCents"`
-	SalesTaxCents     int64  `json:"salesTaxCents"`
-	AmountBilledCents int64  `json:"amountBilledCents"`
+	LineItems string `json:"lineItems"`
+	Totals
 	// DeltaCents is the line items minus (subtotal - credits).
 	DeltaCents int64  `json:"deltaCents"`
 	Reconciled bool   `json:"reconciled"`
@@ -35,25 +32,40 @@ type Reconciliation struct {
 	UsageDelta string `json:"usageDelta,omitempty"`
 }
 
+// Totals are an invoice's totals as Atlas lists them, in cents.
+type Totals struct {
+	SubtotalCents     int64 `json:"subtotalCents"`
+	CreditsCents      int64 `json:"creditsCents"`
+	SalesTaxCents     int64 `json:"salesTaxCents"`
+	AmountBilledCents int64 `json:"amountBilledCents"`
+}
+
+func totalsOf(inv atlas.Invoice) Totals {
+	return Totals{SubtotalCents: inv.SubtotalCents, CreditsCents: inv.CreditsCents, SalesTaxCents: inv.SalesTaxCents, AmountBilledCents: inv.AmountBilledCents}
+}
+
 // reconcile checks the line items st summed against inv's totals.
 func reconcile(inv atlas.Invoice, st normalize.Stats) Reconciliation {
-	r := Reconciliation{
-		InvoiceID: inv.ID, Month: period.Of(inv.StartDate).Label(), LineItems: st.Amount.String(),
-		SubtotalCents: inv.SubtotalCents, CreditsCents: inv.CreditsCents,
-		SalesTaxCents: inv.SalesTaxCents, AmountBilledCents: inv.AmountBilledCents,
-	}
-	net := inv.SubtotalCents - inv.CreditsCents
-	lines, whole := st.Amount.Cents()
+	return Reconcile(inv.ID, period.Of(inv.StartDate).Label(), st.Amount.String(), totalsOf(inv))
+}
+
+// Reconcile checks lineItems, the exact sum of an invoice's line items as
+// decimal text, against the invoice's totals t (as a manifest records
+// them: Entry.Totals).
+func Reconcile(invoiceID, month, lineItems string, t Totals) Reconciliation {
+	r := Reconciliation{InvoiceID: invoiceID, Month: month, LineItems: lineItems, Totals: t}
+	net := t.SubtotalCents - t.CreditsCents
+	lines, err := normalize.ParseCents(lineItems)
 	switch {
-	case !whole:
+	case err != nil:
 		r.Reason = fmt.Sprintf("the line items add up to %s, not a whole number of cents", r.LineItems)
 	case lines != net:
 		r.DeltaCents = lines - net
 		r.Reason = fmt.Sprintf("the line items add up to %s, subtotal %s - credits %s is %s: %s apart",
-			FormatCents(lines), FormatCents(inv.SubtotalCents), FormatCents(inv.CreditsCents), FormatCents(net), FormatCents(r.DeltaCents))
-	case inv.AmountBilledCents != net+inv.SalesTaxCents:
+			FormatCents(lines), FormatCents(t.SubtotalCents), FormatCents(t.CreditsCents), FormatCents(net), FormatCents(r.DeltaCents))
+	case t.AmountBilledCents != net+t.SalesTaxCents:
 		r.Reason = fmt.Sprintf("the amount billed %s is not subtotal - credits + sales tax (%s + %s = %s)",
-			FormatCents(inv.AmountBilledCents), FormatCents(net), FormatCents(inv.SalesTaxCents), FormatCents(net+inv.SalesTaxCents))
+			FormatCents(t.AmountBilledCents), FormatCents(net), FormatCents(t.SalesTaxCents), FormatCents(net+t.SalesTaxCents))
 	default:
 		r.Reconciled = true
 	}

@@ -186,6 +186,10 @@ func (e *Exporter) commit(ctx context.Context, m *Manifest, u sink.Upload, key s
 		}
 		if etag == prev.ETag {
 			u.Abort()
+			// The same bytes; what the export knows of them (an invoice's
+			// totals, its reconciliation) is recorded anew.
+			entry.Key, entry.SHA256, entry.Bytes, entry.Rows, entry.ETag = key, prev.SHA256, prev.Bytes, prev.Rows, prev.ETag
+			m.put(entry)
 			return sink.Object{Bucket: e.Store.Bucket(), Key: key, Bytes: n, SHA256: sha, Rows: prev.Rows, Skipped: true, ETag: etag}, nil
 		}
 	}

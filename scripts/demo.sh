@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: start the bundled Atlas simulator on a free loopback port, export three months for
 # its two orgs into ./out/ with the command-line tool, print the summary (files, usage, the
-# reconciliation of each invoice), stop the simulator.
+# reconciliation of each invoice), write the cost report ./out/report.html, stop the simulator.
 # Nothing leaves this machine. Run it twice: the second run finds every file unchanged.
 set -euo pipefail
 
@@ -32,4 +32,6 @@ eval "$(grep '^export ' "$tmp/sim.out")"
 echo "Atlas simulator at $MONGODB_ATLAS_BASE_URL; exporting 2024-04 to 2024-06 for orgs $ABX_ORG_IDS into ./$out/"
 echo
 # --strict: the simulator's invoices reconcile and every file normalizes, so any warning is a bug.
-"$bin" run --from 2024-04 --to 2024-06 --out "$out" --concurrency 6 --strict
+"$bin" run --from 2024-04 --to 2024-06 --out "$out" --concurrency 6 --strict --report "$out/report.html"
+echo
+echo "The cost report: $out/report.html (open it in a browser: file://$(cd "$out" && pwd)/report.html)"

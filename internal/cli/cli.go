@@ -1,5 +1,5 @@
-// Package cli is the atlas-billing-export command line: the run, invoke, simulate, start, backfill
-// and version subcommands. It is the export's second front end: it reads the functions'
+// Package cli is the atlas-billing-export command line: the run, report, invoke, simulate, start,
+// backfill and version subcommands. It is the export's second front end: it reads the functions'
 // configuration (internal/config) with its flags laid over it, builds the export as they do
 // (function.Build) and runs its steps (export.Runner) or one function handler (invoke).
 package cli
@@ -54,7 +54,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func commands() []*command {
-	return []*command{runCommand, invokeCommand, simulateCommand, startCommand, backfillCommand, versionCommand}
+	return []*command{runCommand, reportCommand, invokeCommand, simulateCommand, startCommand, backfillCommand, versionCommand}
 }
 
 func lookup(name string) *command {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/costreport"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -52,6 +53,7 @@ type runFlags struct {
 	pending                      bool
 	concurrency                  int
 	timeout                      time.Duration
+	report                       string
 }
 
 func (r *runFlags) define(fs *flag.FlagSet) {
@@ -65,6 +67,7 @@ func (r *runFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&r.pending, "include-pending", false, "also export the current month's pending invoice")
 	fs.IntVar(&r.concurrency, "concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
 	fs.DurationVar(&r.timeout, "timeout", 0, "stop the whole run after `DURATION` (e.g. 2h), whatever Atlas or S3 do; 0: no limit")
+	fs.StringVar(&r.report, "report", "", "after the export, write the HTML cost report of its orgs and months to `FILE` (see the report command)")
 }
 
 // request is the export's request for these flags; export.Plan checks the rest.
@@ -78,6 +81,11 @@ func (r *runFlags) request(fs *flag.FlagSet) (export.Request, error) {
 	}
 	if r.timeout < 0 {
 		return req, usagef("--timeout %s: want a positive duration, or 0 for no limit", r.timeout)
+	}
+	if isSet(fs, "report") {
+		if err := checkReportFile(r.report); err != nil {
+			return req, err
+		}
 	}
 	switch {
 	case r.from == "" && r.to == "":
@@ -152,6 +160,14 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		// A failed run still lists what it wrote before failing.
 		if runErr == nil || len(sum.Objects) > 0 {
 			p.Human(func(w io.Writer) { writeSummary(w, cfg, sum, elapsed) })
+		}
+		// Everything was stored, warnings or not: report on it.
+		if r.report != "" && len(sum.Months) > 0 && (runErr == nil || export.Name(runErr) == export.ExportWarnings) {
+			months := slices.Sorted(slices.Values(sum.Months))
+			opt := costreport.Options{Where: where(cfg), Orgs: sum.Orgs, From: months[0], To: months[len(months)-1], Now: a.Now()}
+			if err := a.writeReport(ctx, exp, opt, r.report); err != nil && runErr == nil {
+				runErr = err
+			}
 		}
 		return runErr
 	}

@@ -128,27 +128,27 @@ type moverRow struct {
 	Prev, Last       fig
 	Change           fig
 	Pct              *fig
-	Up, Down, Flat   bool
+	Up, Down         bool
 	NoPrevMonth, New bool
 }
 
 type invoiceRow struct {
-	Org, OrgName, Month, ID, Status string
-	Lines                           *fig
-	Subtotal, Credits, Tax, Billed  *fig
-	Delta                           *fig
-	Reconciled                      bool
-	Reason                          string
-	Focus, FocusDelta               *fig
-	Currency                        string
-	FocusMatches                    bool
-	FocusNote                       string
+	OrgName, Month, ID, Status     string
+	Lines                          *fig
+	Subtotal, Credits, Tax, Billed *fig
+	Delta                          *fig
+	Reconciled                     bool
+	Reason                         string
+	Focus, FocusDelta              *fig
+	Currency                       string
+	FocusMatches                   bool
+	FocusNote                      string
 }
 
 type fileRow struct {
-	Dataset, Org, Month, Key, SHA string
-	Rows                          *fig // nil for a manifest
-	Bytes                         fig
+	Key, SHA string
+	Rows     *fig // nil for a manifest
+	Bytes    fig
 }
 
 func (r *Report) view() view {
@@ -220,7 +220,7 @@ func (r *Report) view() view {
 		ch := mv.Change()
 		row := moverRow{Service: mv.Service, Prev: money("service-prev", mv.Service, mv.Prev), Last: money("service-last", mv.Service, mv.Last),
 			Change: change("service-change", mv.Service, ch), Pct: percent("service-change-pct", mv.Service, ch, mv.Prev),
-			Up: ch.Sign() > 0, Down: ch.Sign() < 0, Flat: ch.Sign() == 0, NoPrevMonth: r.Prev == ""}
+			Up: ch.Sign() > 0, Down: ch.Sign() < 0, NoPrevMonth: r.Prev == ""}
 		row.New = row.Pct == nil && !row.NoPrevMonth && ch.Sign() != 0
 		v.MoverRows = append(v.MoverRows, row)
 	}
@@ -228,7 +228,7 @@ func (r *Report) view() view {
 
 	// Invoices.
 	for _, inv := range r.Invoices {
-		row := invoiceRow{Org: inv.OrgID, OrgName: r.orgName(inv.OrgID), Month: inv.Month, ID: inv.ID, Status: inv.Status}
+		row := invoiceRow{OrgName: r.orgName(inv.OrgID), Month: inv.Month, ID: inv.ID, Status: inv.Status}
 		if inv.HasLineItems {
 			f := money("invoice-lines", inv.ID, inv.LineItems)
 			row.Lines = &f
@@ -259,8 +259,8 @@ func (r *Report) view() view {
 		fr.Focus = &f
 		fr.Currency = strings.Join(inv.Focus.Currencies, ", ")
 		switch {
-		case len(inv.Focus.Currencies) != 1 || inv.Focus.Currencies[0] != Currency:
-			fr.FocusNote = "not compared: the FOCUS report bills in " + cmpOr(fr.Currency, "no currency") + ", the invoice in " + Currency
+		case len(inv.Focus.Currencies) != 1 || inv.Focus.Currencies[0] != currency:
+			fr.FocusNote = "not compared: the FOCUS report bills in " + cmpOr(fr.Currency, "no currency") + ", the invoice in " + currency
 		case !inv.HasLineItems:
 			fr.FocusNote = "not compared: no line items"
 		default:
@@ -271,7 +271,7 @@ func (r *Report) view() view {
 	}
 
 	for _, f := range r.Files {
-		row := fileRow{Dataset: f.Dataset, Org: f.OrgID, Month: f.Month, Key: f.Key, SHA: f.SHA256, Bytes: count("file-bytes", f.Key, f.Bytes)}
+		row := fileRow{Key: f.Key, SHA: f.SHA256, Bytes: count("file-bytes", f.Key, f.Bytes)}
 		if f.Dataset != "manifest" {
 			c := count("file-rows", f.Key, f.Rows)
 			row.Rows = &c
@@ -378,8 +378,8 @@ type legendItem struct {
 // "Other" segment (the table lists each).
 const maxStacked = 12
 
-// Other names the services a chart groups.
-const Other = "Other"
+// other names the services a chart groups.
+const other = "Other"
 
 func (r *Report) costChart() stackView {
 	const (
@@ -392,7 +392,7 @@ func (r *Report) costChart() stackView {
 		YLabelY: num((y0 + y1) / 2), XLabelX: num((x0 + x1) / 2), MonthY: num(y1 + 18), swatch: map[string]string{}}
 	shown, grouped := r.Services, len(r.Services) > maxStacked
 	if grouped {
-		shown = append(slices.Clone(shown[:maxStacked-1]), Other)
+		shown = append(slices.Clone(shown[:maxStacked-1]), other)
 	}
 	for i, svc := range shown {
 		p := newPattern(fmt.Sprintf("cost-p%d", i), i)
@@ -401,7 +401,7 @@ func (r *Report) costChart() stackView {
 	}
 	// What each month's bar stacks: its shown services, the rest as Other.
 	amount := func(month, svc string) Money {
-		if !grouped || svc != Other {
+		if !grouped || svc != other {
 			return r.Cost[month][svc]
 		}
 		var m Money
@@ -531,8 +531,11 @@ const (
 
 func (r *Report) itemChart(id, kind string, items []Item) hbarView {
 	noun := map[string]string{"project": "projects", "cluster": "clusters"}[kind]
-	v := hbarView{ID: id + "-chart", Title: fmt.Sprintf("Top %d %s in %s (USD)", TopN, noun, r.Last), XLabel: "Cost in " + r.Last + " (USD)",
-		X0: num(hbarX0), X1: num(hbarX1), Head1: r.Last, Head2: "change from " + cmpOr(r.Prev, "the month before"), HeadY: num(hbarTop - 10)}
+	v := hbarView{ID: id + "-chart", Title: fmt.Sprintf("Top %d %s in %s (USD)", len(items), noun, r.Last), XLabel: "Cost in " + r.Last + " (USD)",
+		X0: num(hbarX0), X1: num(hbarX1), Head1: r.Last, Head2: "change", HeadY: num(hbarTop - 10)}
+	if r.Prev != "" {
+		v.Head2 = "change from " + r.Prev
+	}
 	hi := 0.0
 	for _, it := range items {
 		hi = max(hi, it.Last.Float())

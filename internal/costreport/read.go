@@ -49,9 +49,9 @@ type NoExportError struct{ Msg string }
 
 func (e *NoExportError) Error() string { return e.Msg }
 
-// Currency is the currency of Atlas's invoices and Cost Explorer amounts
+// currency is the currency of Atlas's invoices and Cost Explorer amounts
 // (cents of US dollars in the API).
-const Currency = "USD"
+const currency = "USD"
 
 // Report is what was read, summed exactly.
 type Report struct {
@@ -69,7 +69,7 @@ type Report struct {
 	// Last is the latest month with usage, Prev the month before it
 	// ("" when that month was not read).
 	Last, Prev string
-	Projects   []Item // the largest of Last, at most TopN
+	Projects   []Item // the largest of Last, at most topN
 	Clusters   []Item
 	Movers     []Mover // each service's change from Prev to Last, largest first
 	Invoices   []Invoice
@@ -77,8 +77,8 @@ type Report struct {
 	Notes      []string // what is missing or does not add up
 }
 
-// TopN is how many projects and clusters the report lists.
-const TopN = 10
+// topN is how many projects and clusters the report lists.
+const topN = 10
 
 // Org is an organization read.
 type Org struct {
@@ -119,7 +119,6 @@ type Invoice struct {
 type Focus struct {
 	BilledCost Money
 	Currencies []string // BillingCurrency values seen
-	Rows       int64
 }
 
 // File is one file read, as its manifest lists it.
@@ -347,23 +346,23 @@ func (rd *reader) manifest(ctx context.Context, ref manifestRef) (*export.Manife
 // maxManifestBytes bounds a manifest read: a month has a few dozen objects.
 const maxManifestBytes = 1 << 20
 
-// read reads the Parquet file of a manifest entry row by row, lists it
-// and returns its rows.
-func read[T any](ctx context.Context, rd *reader, dataset, org, month string, e export.Entry, fn func(*T)) (int64, error) {
+// read reads the Parquet file of a manifest entry row by row, and lists
+// it.
+func read[T any](ctx context.Context, rd *reader, dataset, org, month string, e export.Entry, fn func(*T)) error {
 	f, err := rd.st.OpenFile(ctx, e.Key)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s, which its manifest lists: %w", e.Key, err)
+		return fmt.Errorf("reading %s, which its manifest lists: %w", e.Key, err)
 	}
 	defer f.Close()
 	rows, err := readRows(ctx, f, f.Size(), fn)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s: %w", e.Key, err)
+		return fmt.Errorf("reading %s: %w", e.Key, err)
 	}
 	if rows != e.Rows {
 		rd.note("%s has %d rows, its manifest says %d: it changed after the export.", e.Key, rows, e.Rows)
 	}
 	rd.r.Files = append(rd.r.Files, File{Dataset: dataset, OrgID: org, Month: month, Key: e.Key, Bytes: f.Size(), SHA256: e.SHA256, Rows: rows})
-	return rows, nil
+	return nil
 }
 
 func (rd *reader) usage(ctx context.Context, org, month string, e export.Entry) error {
@@ -371,7 +370,7 @@ func (rd *reader) usage(ctx context.Context, org, month string, e export.Entry) 
 	orgCost := at(rd.orgCost, org)
 	projects, clusters := at(rd.projects, month), at(rd.clusters, month)
 	total := cell(orgCost, month)
-	_, err := read(ctx, rd, layout.NormalizedUsageFolder, org, month, e, func(row *usageRow) {
+	return read(ctx, rd, layout.NormalizedUsageFolder, org, month, e, func(row *usageRow) {
 		if rd.names[org] == "" && row.OrgName != "" {
 			rd.names[org] = row.OrgName
 		}
@@ -394,7 +393,6 @@ func (rd *reader) usage(ctx context.Context, org, month string, e export.Entry) 
 			addItem(clusters, itemKey{org, id}, cmp.Or(row.ClusterName, row.ClusterID), project, row.Amount)
 		}
 	})
-	return err
 }
 
 // noService names usage without a service.
@@ -433,7 +431,7 @@ func (rd *reader) invoice(ctx context.Context, m *export.Manifest, org string, p
 	}
 	if e, ok := m.Object(lines); ok {
 		s := sum{scale: centsScale}
-		_, err := read(ctx, rd, layout.NormalizedInvoiceFolder, org, p.Label(), e, func(row *lineItemRow) {
+		err := read(ctx, rd, layout.NormalizedInvoiceFolder, org, p.Label(), e, func(row *lineItemRow) {
 			if rd.names[org] == "" && row.OrgName != "" {
 				rd.names[org] = row.OrgName
 			}
@@ -461,7 +459,7 @@ func (rd *reader) invoice(ctx context.Context, m *export.Manifest, org string, p
 	if e, ok := m.Object(focus); ok {
 		f := &Focus{}
 		s := sum{scale: decimalScale}
-		rows, err := read(ctx, rd, layout.NormalizedFocusFolder, org, p.Label(), e, func(row *focusRow) {
+		err := read(ctx, rd, layout.NormalizedFocusFolder, org, p.Label(), e, func(row *focusRow) {
 			if row.BilledCost != nil {
 				s.addBig(decimal128(row.BilledCost))
 			}
@@ -472,7 +470,7 @@ func (rd *reader) invoice(ctx context.Context, m *export.Manifest, org string, p
 		if err != nil {
 			return err
 		}
-		f.BilledCost, f.Rows = s.money(), rows
+		f.BilledCost = s.money()
 		inv.Focus = f
 	}
 	rd.r.Invoices = append(rd.r.Invoices, inv)
@@ -535,7 +533,7 @@ func (rd *reader) finish() {
 	slices.SortFunc(r.Files, func(a, b File) int { return cmp.Compare(a.Key, b.Key) })
 }
 
-// top is the TopN largest items of last, each with its amount in prev.
+// top is the topN largest items of last, each with its amount in prev.
 func top(last, prev map[itemKey]*itemSum) []Item {
 	var items []Item
 	for k, it := range last {
@@ -548,5 +546,5 @@ func top(last, prev map[itemKey]*itemSum) []Item {
 	slices.SortFunc(items, func(a, b Item) int {
 		return cmp.Or(b.Last.Cmp(a.Last), cmp.Compare(a.OrgID, b.OrgID), cmp.Compare(a.ID, b.ID))
 	})
-	return items[:min(len(items), TopN)]
+	return items[:min(len(items), topN)]
 }

@@ -64,6 +64,9 @@ func newPollEnv(t *testing.T, w *world) *pollEnv {
 	t.Helper()
 	sim, base := atlassimtest.Start(t, atlassim.Config{ProcessingTime: -1, ReportProcessingTime: -1, Now: fixedNow, Logger: discard})
 	def, err := statemachine.Definition(statemachine.LocalSubstitutions())
+	if err == nil {
+		def, err = statemachine.Job(def)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +87,10 @@ func (p *pollEnv) atlasRequests() int {
 	return n
 }
 
-// run executes the real state machine definition in aws-local-stepfunctions
-// with the real handlers (each Task state calls the function
-// statemachine.Functions names) for one org and one month. Time is
+// run executes the job workflow of the real state machine definition (one
+// org-month: statemachine.Job) in aws-local-stepfunctions with the real
+// handlers (each Task state calls the function statemachine.Functions
+// names) for one org and one month. Time is
 // simulated: each usage Poll advances the query's clock by the wait the Wait
 // state just took (the waitSeconds it was given), and the query is ready
 // once that clock reaches q. With fixed > 0, the usage query's waitSeconds
@@ -174,17 +178,17 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 
 	before := p.atlasRequests()
 	org := atlassim.DefaultOrgs[0].ID
-	res := sfntest.Run(t, p.def, map[string]any{"orgIds": []string{org}, "period": "2024-06", "focus": focus}, routes.Handle, sfntest.Options{Timeout: 5 * time.Minute})
+	plan, err := exp.Plan(t.Context(), export.Request{OrgIDs: []string{org}, Period: "2024-06", Focus: &focus})
+	if err != nil || len(plan.Jobs) != 1 {
+		t.Fatalf("plan: %v (%d jobs)", err, len(plan.Jobs))
+	}
+	res := sfntest.Run(t, p.def, plan.Jobs[0], routes.Handle, sfntest.Options{Timeout: 5 * time.Minute})
 	if !res.Succeeded() {
 		t.Fatalf("execution failed: %s: %s", res.Error, res.Cause)
 	}
-	var out struct {
-		Results []struct {
-			Objects []sink.Object `json:"objects"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(res.Output, &out); err != nil || len(out.Results) != 1 || len(out.Results[0].Objects) < 2 {
-		t.Fatalf("execution output %s: want one job with the usage and an invoice (%v)", res.Output, err)
+	var out export.Outcome
+	if err := json.Unmarshal(res.Output, &out); err != nil || out.Failed() || len(out.Objects) < 2 {
+		t.Fatalf("job output %s: want the usage and an invoice (%v)", res.Output, err)
 	}
 	row.Polls = res.Calls[statemachine.StatePoll]
 	row.AtlasRequests = p.atlasRequests() - before + clock.processing

@@ -18,6 +18,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -67,20 +68,29 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("WaitForUsage entered %d times, want 1 to 8 (one before each poll)", n)
 				}
 				sum := decodeSummary(t, res)
-				if sum.Jobs != 2 || len(sum.Results) != 2 {
-					t.Fatalf("summary has %d jobs, %d results, want 2: %s", sum.Jobs, len(sum.Results), res.Output)
+				if sum.Orgs != 2 || sum.Months != 1 || sum.Jobs != 2 || sum.Succeeded != 2 || sum.Failed != 0 || sum.Objects != 16 || sum.Unchanged != 0 {
+					t.Errorf("summary = %s, want 2 orgs, 1 month, 2 jobs succeeded, 16 objects", res.Output)
+				}
+				outcomes := w.Outcomes(t, res)
+				if len(outcomes) != 2 {
+					t.Fatalf("manifest lists %d jobs, want 2", len(outcomes))
 				}
 				var listed []string
-				for i, r := range sum.Results {
-					if r.OrgID != w.Orgs[i] || r.Period.Month != month || r.Error != nil {
-						t.Errorf("result %d = %s %s (error %v), want %s %s", i, r.OrgID, r.Period.Month, r.Error, w.Orgs[i], month)
+				var bytes int64
+				for i, r := range outcomes {
+					if r.OrgID != w.Orgs[i] || r.Period.Label() != month || r.Error != "" {
+						t.Errorf("outcome %d = %s %s (error %q), want %s %s", i, r.OrgID, r.Period, r.Error, w.Orgs[i], month)
 					}
 					want := expected(t, w, r.OrgID, month, true)
 					checkObjects(t, w, r.Objects, want)
 					for _, o := range r.Objects {
 						listed = append(listed, o.Key)
+						bytes += o.Bytes
 					}
 					listed = append(listed, checkManifest(t, w, r.OrgID, month, want))
+				}
+				if sum.Bytes != bytes {
+					t.Errorf("summary counts %d bytes, the manifest %d", sum.Bytes, bytes)
 				}
 				slices.Sort(listed)
 				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 18 {
@@ -159,11 +169,10 @@ func TestEndToEnd(t *testing.T) {
 			// 4 waits before the client gives up, 1 in the retried step.
 			minElapsed: 5 * time.Second,
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
-				sum := decodeSummary(t, res)
-				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+				if sum := decodeSummary(t, res); sum.Jobs != 1 || sum.Succeeded != 1 {
 					t.Fatalf("summary = %s", res.Output)
 				}
-				checkObjects(t, w, sum.Results[0].Objects, expected(t, w, w.Orgs[0], month, false))
+				checkObjects(t, w, w.Outcomes(t, res)[0].Objects, expected(t, w, w.Orgs[0], month, false))
 			},
 		},
 		{
@@ -176,17 +185,18 @@ func TestEndToEnd(t *testing.T) {
 			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 1, atlassim.OpDownloadReport: 0},
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
 				sum := decodeSummary(t, res)
-				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+				out := w.Outcomes(t, res)
+				if sum.Jobs != 1 || sum.Succeeded != 1 || sum.Warnings[export.FocusUnavailable] != 1 || len(out) != 1 {
 					t.Fatalf("summary = %s", res.Output)
 				}
-				checkFocusUnavailable(t, w, sum.Results[0].Warnings, "focus-poll")
+				checkFocusUnavailable(t, w, out[0].Warnings, "focus-poll")
 				want := expected(t, w, w.Orgs[0], month, false)
 				for k := range want {
 					if strings.HasPrefix(k, w.Layout.Prefix()+"/focus") {
 						delete(want, k)
 					}
 				}
-				checkObjects(t, w, sum.Results[0].Objects, want)
+				checkObjects(t, w, out[0].Objects, want)
 				if keys := w.KeysUnder(t, "focus/"); len(keys) != 0 {
 					t.Errorf("FOCUS objects stored for a failed report: %v", keys)
 				}
@@ -222,10 +232,11 @@ func TestEndToEnd(t *testing.T) {
 			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 1, atlassim.OpGetInvoiceReport: 0, atlassim.OpDownloadReport: 0},
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
 				sum := decodeSummary(t, res)
-				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+				out := w.Outcomes(t, res)
+				if sum.Jobs != 1 || sum.Succeeded != 1 || len(out) != 1 {
 					t.Fatalf("summary = %s", res.Output)
 				}
-				checkFocusUnavailable(t, w, sum.Results[0].Warnings, "focus-submit")
+				checkFocusUnavailable(t, w, out[0].Warnings, "focus-submit")
 				if keys := w.KeysUnder(t, "invoices/org_id="+w.Orgs[0]+"/"); len(keys) != 1 {
 					t.Errorf("invoices stored: %v, want June's", keys)
 				}
@@ -240,11 +251,10 @@ func TestEndToEnd(t *testing.T) {
 			wantCalls:    map[string]int{"FetchInvoices": 1, statemachine.StateSubmitFocus: 1},
 			wantRequests: map[string]int{atlassim.OpCreateInvoiceReport: 2, atlassim.OpDownloadReport: 2},
 			check: func(t *testing.T, w *e2e.World, res sfntest.Result) {
-				sum := decodeSummary(t, res)
-				if len(sum.Results) != 1 || sum.Results[0].Error != nil {
+				if sum := decodeSummary(t, res); sum.Jobs != 1 || sum.Succeeded != 1 {
 					t.Fatalf("summary = %s", res.Output)
 				}
-				checkObjects(t, w, sum.Results[0].Objects, expected(t, w, w.Orgs[0], month, false))
+				checkObjects(t, w, w.Outcomes(t, res)[0].Objects, expected(t, w, w.Orgs[0], month, false))
 				// The download host never saw Atlas credentials.
 				for _, h := range w.Sim.DownloadRequests() {
 					if h.Get("Authorization") != "" || h.Get("Cookie") != "" {
@@ -411,9 +421,9 @@ func must(t *testing.T) func(string, error) string {
 	}
 }
 
-// checkObjects checks that objs, as the execution output lists them, are
+// checkObjects checks that objs, as the run's manifest lists them, are
 // exactly want and that each is stored byte for byte as Atlas served it.
-func checkObjects(t *testing.T, w *e2e.World, objs []object, want map[string]stored) {
+func checkObjects(t *testing.T, w *e2e.World, objs []sink.Object, want map[string]stored) {
 	t.Helper()
 	var got []string
 	for _, o := range objs {
@@ -438,7 +448,7 @@ func checkObjects(t *testing.T, w *e2e.World, objs []object, want map[string]sto
 
 // checkFocusUnavailable wants ws to be one Focus.Unavailable warning for
 // June's invoice of the first org, given by step.
-func checkFocusUnavailable(t *testing.T, w *e2e.World, ws []warning, step string) {
+func checkFocusUnavailable(t *testing.T, w *e2e.World, ws []export.Warning, step string) {
 	t.Helper()
 	inv := w.Invoice(t, w.Orgs[0], "2024-06")
 	if len(ws) != 1 {
@@ -473,8 +483,8 @@ func decodeSummary(t *testing.T, res sfntest.Result) summary {
 	if err := json.Unmarshal(res.Output, &sum); err != nil {
 		t.Fatalf("decode output %s: %v", res.Output, err)
 	}
-	if sum.Jobs != len(sum.Results) {
-		t.Errorf("summary says %d jobs but has %d results", sum.Jobs, len(sum.Results))
+	if sum.Jobs != sum.Succeeded+sum.Failed {
+		t.Errorf("summary says %d jobs but %d succeeded and %d failed", sum.Jobs, sum.Succeeded, sum.Failed)
 	}
 	return sum
 }

@@ -222,6 +222,8 @@ func since(after, before map[string]int) map[string]int {
 	for k, v := range d {
 		switch {
 		case strings.Contains(k, "#"): // a part of UploadPart, already counted
+		case strings.HasPrefix(k, s3Req(runsOp(""))): // a run's own files, not exported data
+			d[netTotal] += v
 		case strings.HasPrefix(k, "atlas:"):
 			d[atlasAll] += v
 			d[netTotal] += v
@@ -295,7 +297,7 @@ func (fw *faultWorld) run(t *testing.T, input any, after map[string]func(*faultW
 		}
 	}
 	start := time.Now()
-	res := sfntest.Run(t, e2e.Definition(t), input, routes.Handle, sfntest.Options{})
+	res := fw.RunWith(t, input, routes)
 	elapsed := time.Since(start)
 	fw.record("execution error", res.Error, res.Cause)
 	return outcome{res: res, counts: since(fw.counts(), before), elapsed: elapsed}
@@ -320,16 +322,16 @@ func (fw *faultWorld) direct(t *testing.T, state string, raw []byte) outcome {
 	return outcome{res: res, counts: since(fw.counts(), before)}
 }
 
-// warningNames are the names of the warnings an execution's output carries,
-// in order.
+// warningNames are the names of the warnings an execution's summary lists
+// (the first export.Listed), in order.
 func warningNames(output []byte) []string {
-	var sum summary
+	var sum struct {
+		WarningList []export.Warning `json:"warningList"`
+	}
 	_ = json.Unmarshal(output, &sum) // a failed execution has no output: no warnings
 	var names []string
-	for _, r := range sum.Results {
-		for _, w := range r.Warnings {
-			names = append(names, w.Name)
-		}
+	for _, w := range sum.WarningList {
+		names = append(names, w.Name)
 	}
 	return names
 }
@@ -438,6 +440,9 @@ type expect struct {
 	// moreCalls are Task calls beyond the clean run's other than Retry's
 	// (success rows): a poll loop going round again.
 	moreCalls map[string]int
+	// cause, for a failure that is no job's (the run's own files), is what
+	// the cause names instead of an org.
+	cause string
 }
 
 func (w expect) expected() string {
@@ -617,7 +622,12 @@ func (m *faultMatrix) run(t *testing.T, fw *faultWorld, r faultRow) {
 		if cause == "" || len(cause) > 2048 {
 			t.Errorf("cause is %d bytes: want a short explanation", len(cause))
 		}
-		if r.bad == nil && r.direct == nil && !slices.ContainsFunc(c.input.orgs(fw), func(org string) bool { return strings.Contains(cause, "org "+org) }) {
+		switch {
+		case r.want.cause != "":
+			if !strings.Contains(cause, r.want.cause) {
+				t.Errorf("cause %q does not name %s", cause, r.want.cause)
+			}
+		case r.bad == nil && r.direct == nil && !slices.ContainsFunc(c.input.orgs(fw), func(org string) bool { return strings.Contains(cause, "org "+org) }):
 			t.Errorf("cause %q names no org", cause)
 		}
 	}

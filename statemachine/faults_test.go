@@ -529,4 +529,17 @@ var faultRows = []faultRow{
 			}
 		},
 	},
+	{
+		// The plan cannot be written: no job starts.
+		name: "access denied writing the plan", world: "s3", input: "1org",
+		setup: injectS3(s3Rule{Ops: []string{runsOp(s3PutObject)}, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"}),
+		want:  expect{err: export.StorageError, retried: 4, cause: "plan.json", exact: map[string]int{s3Req(runsOp(s3PutObject)): 5, atlasAll: 0, s3Total: 0}},
+	},
+	{
+		// Every job ran and stored its files; the run's manifest cannot be
+		// written, so the execution fails, naming it. The re-run writes it.
+		name: "access denied writing the run's manifest", world: "s3", input: "1org",
+		after: map[string]func(*faultWorld){statemachine.StateFetchInvoices: injectS3(s3Rule{Ops: []string{runsOp(s3PutObject)}, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"})},
+		want:  expect{err: export.StorageError, retried: 4, cause: "manifest.jsonl", exact: map[string]int{s3Req(runsOp(s3PutObject)): 1 + 5}},
+	},
 }

@@ -10,8 +10,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 )
 
 // S3 operations as the fault proxy names them (the SDK's operation names).
@@ -138,6 +141,18 @@ func (p *s3Proxy) Counts() map[string]int {
 	return out
 }
 
+// runsOp is how the proxy names a request for an execution's own files
+// (layout.RunsFolder: the plan, the Map's results, the manifest, the
+// summary), apart from the exported data: a rule naming a plain operation
+// never hits them, and rows count the data's requests alone.
+func runsOp(op string) string { return "runs:" + op }
+
+// runFile reports whether a path-style request's key is one of a run's
+// files.
+func runFile(path string) bool {
+	return strings.Contains(path, "/"+layout.RunsFolder+"/")
+}
+
 // s3Op names the S3 operation of a path-style request.
 func s3Op(r *http.Request) string {
 	q := r.URL.Query()
@@ -224,6 +239,11 @@ func (p *s3Proxy) handler(next http.Handler) http.Handler {
 		names := []string{s3Op(r)}
 		if names[0] == s3UploadPart {
 			names = append(names, s3UploadPart+"#"+r.URL.Query().Get("partNumber"))
+		}
+		if runFile(r.URL.Path) {
+			for i, n := range names {
+				names[i] = runsOp(n)
+			}
 		}
 		rule, hit := p.decide(names, r.URL.Query().Get("uploadId"))
 		if !hit {

@@ -514,10 +514,21 @@ func TestSAMSchedules(t *testing.T) {
 	}
 	sm := s.resources["ExportStateMachine"]
 	role := roleOf(t, sm, "RoleArn")
+	// The functions, and what the Distributed Maps do: start and watch this
+	// state machine's children, read the plan and write the results under
+	// the runs' folder.
+	runs := "arn:aws:s3:::${Bucket}/" + s.params["Prefix"].(string) + "/_runs/*"
 	wantSM := []string{
 		"lambda:InvokeFunction ${FetchInvoiceFunction.Arn}",
 		"lambda:InvokeFunction ${PollFunction.Arn}",
 		"lambda:InvokeFunction ${SubmitFunction.Arn}",
+		"s3:AbortMultipartUpload " + runs,
+		"s3:GetObject " + runs,
+		"s3:ListMultipartUploadParts " + runs,
+		"s3:PutObject " + runs,
+		"states:DescribeExecution " + childExecutions("abx-dev"),
+		"states:StartExecution " + stateMachine("abx-dev"),
+		"states:StopExecution " + childExecutions("abx-dev"),
 	}
 	if got := s.grants(t, role); role != "StateMachineRole" || !slices.Equal(got, wantSM) {
 		t.Errorf("state machine role %s grants %v, want exactly %v", role, got, wantSM)
@@ -607,6 +618,7 @@ func TestTemplateIAM(t *testing.T) {
 			prefix := s.params["Prefix"].(string)
 			bucketARN := "arn:aws:s3:::" + tc.bucket
 			objects := bucketARN + "/" + prefix + "/*"
+			runs := bucketARN + "/" + prefix + "/_runs/*"
 			// What may be granted on each resource; nothing else may appear.
 			// Deletes: only normalized files (a stale one goes).
 			allowed := map[string][]string{
@@ -614,6 +626,9 @@ func TestTemplateIAM(t *testing.T) {
 				bucketARN + "/" + prefix + "/usage_normalized/*":   {"s3:DeleteObject"},
 				bucketARN + "/" + prefix + "/invoice_line_items/*": {"s3:DeleteObject"},
 				bucketARN + "/" + prefix + "/focus_normalized/*":   {"s3:DeleteObject"},
+				runs:                          {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"},
+				stateMachine("abx-dev"):       {"states:StartExecution"},
+				childExecutions("abx-dev"):    {"states:DescribeExecution", "states:StopExecution"},
 				testSecret:                    {"secretsmanager:GetSecretValue"},
 				dataKey:                       {"kms:Decrypt", "kms:GenerateDataKey"},
 				secretKey:                     {"kms:Decrypt"},
@@ -708,4 +723,14 @@ func TestTemplateIAM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stateMachine is the export state machine's ARN in stack; childExecutions
+// matches its Distributed Maps' child executions.
+func stateMachine(stack string) string {
+	return "arn:aws:states:us-east-1:" + testAccount + ":stateMachine:" + stack + "-export"
+}
+
+func childExecutions(stack string) string {
+	return "arn:aws:states:us-east-1:" + testAccount + ":execution:" + stack + "-export/*"
 }

@@ -2,6 +2,12 @@
 // workflow (Amazon States Language, JSONPath) and fills its
 // DefinitionSubstitutions the way CloudFormation does, so local runs and
 // tests execute the very file that is deployed.
+//
+// The file holds three workflows, one inside the other: the execution
+// (Plan, a Distributed Map over orgs, Summarize), each org's child execution
+// (a Distributed Map over its months), and each month's job (submit, poll,
+// fetch the invoices and FOCUS reports). Org and Job return the two inner
+// ones as definitions of their own, to run them alone.
 package statemachine
 
 import (
@@ -23,6 +29,9 @@ const File = "statemachine/export.asl.json"
 // State names the handlers and the harness refer to.
 const (
 	StatePlan          = "Plan"
+	StateExportOrgs    = "ExportOrgs"   // the Distributed Map over orgs
+	StateExportMonths  = "ExportMonths" // an org's Distributed Map over its months
+	StateSummarize     = "Summarize"
 	StateSubmit        = "Submit"
 	StateWait          = "WaitForUsage"
 	StatePoll          = "Poll"
@@ -34,7 +43,8 @@ const (
 
 // Functions maps each Task state to the function (functions/<name>) it invokes.
 var Functions = map[string]string{
-	StatePlan:          "submit",
+	StatePlan:          "fetch-invoice",
+	StateSummarize:     "fetch-invoice",
 	StateSubmit:        "submit",
 	StatePoll:          "poll",
 	StateFetchInvoices: "fetch-invoice",
@@ -94,6 +104,47 @@ func Substitute(raw []byte, subs map[string]string) ([]byte, error) {
 	return out, nil
 }
 
+// DefaultMaxConcurrency is the template's default MaxConcurrency: orgs
+// exported at once.
+const DefaultMaxConcurrency = "40"
+
+// Org returns the child workflow of one org (the ItemProcessor of
+// ExportOrgs) as a definition of its own, from a substituted definition.
+func Org(def []byte) ([]byte, error) {
+	return processor(def, StateExportOrgs)
+}
+
+// Job returns the workflow of one org-month (the ItemProcessor of an org's
+// ExportMonths) as a definition of its own.
+func Job(def []byte) ([]byte, error) {
+	org, err := Org(def)
+	if err != nil {
+		return nil, err
+	}
+	return processor(org, StateExportMonths)
+}
+
+// processor extracts the ItemProcessor of the Map state called state, with
+// the enclosing definition's query language and without ProcessorConfig.
+func processor(def []byte, state string) ([]byte, error) {
+	var d struct {
+		QueryLanguage string
+		States        map[string]struct {
+			ItemProcessor map[string]json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(def, &d); err != nil {
+		return nil, fmt.Errorf("statemachine: %w", err)
+	}
+	p := d.States[state].ItemProcessor
+	if p == nil {
+		return nil, fmt.Errorf("statemachine: no Map state %s with an ItemProcessor", state)
+	}
+	delete(p, "ProcessorConfig")
+	p["QueryLanguage"], _ = json.Marshal(d.QueryLanguage)
+	return json.MarshalIndent(p, "", "  ")
+}
+
 // LocalSubstitutions returns values for running the definition outside AWS
 // (local interpreter, validator): well-formed but fake function ARNs and the
 // template's default concurrency.
@@ -105,6 +156,6 @@ func LocalSubstitutions() map[string]string {
 		"SubmitFunctionArn":       arn("submit"),
 		"PollFunctionArn":         arn("poll"),
 		"FetchInvoiceFunctionArn": arn("fetch-invoice"),
-		"MaxConcurrency":          "2",
+		"MaxConcurrency":          DefaultMaxConcurrency,
 	}
 }

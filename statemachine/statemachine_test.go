@@ -36,8 +36,8 @@ func TestDefinitionSubstitutes(t *testing.T) {
 		t.Errorf("QueryLanguage = %q, want JSONPath (what the local interpreter runs)", m.QueryLanguage)
 	}
 	// The placeholder is unquoted so the substituted value is a number.
-	if got := m.States["ExportJobs"].MaxConcurrency; got != float64(2) {
-		t.Errorf("ExportJobs MaxConcurrency = %#v, want the number 2", got)
+	if got := m.States[statemachine.StateExportOrgs].MaxConcurrency; got != float64(40) {
+		t.Errorf("ExportOrgs MaxConcurrency = %#v, want the number 40", got)
 	}
 	if got := statemachine.Placeholders(statemachine.Raw()); !slices.Equal(got, []string{"FetchInvoiceFunctionArn", "MaxConcurrency", "PollFunctionArn", "SubmitFunctionArn"}) {
 		t.Errorf("placeholders = %v", got)
@@ -83,33 +83,41 @@ func TestValidator(t *testing.T) {
 	}
 
 	files, err := filepath.Glob("*.asl.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no ASL files found (%v)", err)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("ASL files %v (%v), want the one the template deploys", files, err)
 	}
-	for _, f := range files {
-		t.Run(f, func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			def, err := statemachine.Substitute(raw, statemachine.LocalSubstitutions())
-			if err != nil {
-				t.Fatal(err)
-			}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := statemachine.Substitute(raw, statemachine.LocalSubstitutions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := statemachine.Org(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := statemachine.Job(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The parent (which holds both), and the org's and the job's workflows
+	// on their own, as the tests run them.
+	for name, def := range map[string][]byte{"parent": good, "org": org, "job": job} {
+		t.Run(name, func(t *testing.T) {
 			if out, err := validate(t, def); err != nil || !strings.Contains(out, "is valid") {
-				t.Errorf("asl-validator rejected %s: %v\n%s", f, err, out)
+				t.Errorf("asl-validator rejected the %s workflow: %v\n%s", name, err, out)
 			}
 		})
 	}
 
-	good, err := statemachine.Definition(statemachine.LocalSubstitutions())
-	if err != nil {
-		t.Fatal(err)
-	}
 	broken := []struct{ name, old, new string }{
 		{"missing transition target", `"Next": "WaitForUsage"`, `"Next": "WaitForUsag"`},
 		{"invalid JSONPath", `"SecondsPath": "$.waitSeconds"`, `"SecondsPath": "$.wait[Seconds"`},
 		{"unknown state type", `"Type": "Wait"`, `"Type": "Sleep"`},
+		{"unknown processor mode", `"Mode": "DISTRIBUTED"`, `"Mode": "DISTRIBUTE"`},
+		{"tolerated failures over 100%", `"ToleratedFailurePercentage": 100`, `"ToleratedFailurePercentage": 101`},
 	}
 	for _, b := range broken {
 		t.Run("rejects "+b.name, func(t *testing.T) {

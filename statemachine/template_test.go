@@ -269,7 +269,7 @@ func TestTemplateStateMachine(t *testing.T) {
 	// Each Task state outlives its function: Step Functions' timeout must not
 	// cut off a Lambda that is still within its own Timeout.
 	fns := tp.typed.GetAllServerlessFunctionResources()
-	named := map[string]string{"MaxConcurrency": "2"}
+	named := map[string]string{"MaxConcurrency": statemachine.DefaultMaxConcurrency}
 	for k := range wantSubs {
 		if k != "MaxConcurrency" {
 			named[k] = k
@@ -280,8 +280,8 @@ func TestTemplateStateMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	tasks := taskStates(t, def)
-	if len(tasks) != 6 {
-		t.Errorf("found %d Task states, want 6 (Plan, Submit, Poll, FetchInvoices, SubmitFocus, PollFocus)", len(tasks))
+	if len(tasks) != 7 {
+		t.Errorf("found %d Task states, want 7 (Plan, Submit, Poll, FetchInvoices, SubmitFocus, PollFocus, Summarize)", len(tasks))
 	}
 	for name, task := range tasks {
 		fnID := strings.TrimSuffix(strings.Trim(wantSubs[task.Resource], "${}"), ".Arn")

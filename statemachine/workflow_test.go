@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
@@ -52,56 +53,51 @@ type job struct {
 	Usage          *object         `json:"usage,omitempty"`
 }
 
+// summary is the execution's output (export.Summary).
 type summary struct {
-	Jobs    int `json:"jobs"`
-	Results []struct {
-		OrgID    string    `json:"orgId"`
-		Period   period    `json:"period"`
-		Objects  []object  `json:"objects"`
-		Warnings []warning `json:"warnings"`
-		Error    *string   `json:"error"`
-	} `json:"results"`
-}
-
-type warning struct {
-	Name      string `json:"name"`
-	Message   string `json:"message"`
-	OrgID     string `json:"orgId"`
-	Period    string `json:"period"`
-	Step      string `json:"step"`
-	InvoiceID string `json:"invoiceId"`
+	Execution string `json:"execution"`
+	Orgs      int    `json:"orgs"`
+	Months    int    `json:"months"`
+	Jobs      int    `json:"jobs"`
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	Objects   int    `json:"objects"`
+	Unchanged int    `json:"unchanged"`
+	Bytes     int64  `json:"bytes"`
+	Failures  []struct {
+		OrgID string `json:"orgId"`
+		Month string `json:"month"`
+		Error string `json:"error"`
+		Cause string `json:"cause"`
+	} `json:"failures"`
+	Warnings    map[string]int    `json:"warnings"`
+	WarningList []json.RawMessage `json:"warningList"`
+	Bucket      string            `json:"bucket"`
+	Manifest    string            `json:"manifest"`
+	SummaryKey  string            `json:"summary"`
+	Error       string            `json:"error"`
+	Cause       string            `json:"cause"`
 }
 
 var orgIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
 
-// fake implements the three functions' contracts in memory.
+// fake implements the functions' contracts of one job in memory.
 type fake struct {
-	orgs        []string
-	maxAttempts int
-	readyAfter  int    // polls until READY; 0 = never
-	pollRaises  bool   // Poll raises Poll.AttemptsExhausted itself, as the real one does
-	pollStatus  string // if set, what every poll answers
+	readyAfter int    // polls until READY; 0 = never
+	pollRaises bool   // Poll raises Poll.AttemptsExhausted itself, as the real one does
+	pollStatus string // if set, what every poll answers
 	// fail injects an error into the n-th call (1-based) of a state.
 	fail func(state string, n int, j job) error
 
-	mu      sync.Mutex
-	calls   map[string]int
-	written []string // keys FetchInvoices reported, usage included
-	plan    json.RawMessage
+	mu        sync.Mutex
+	calls     map[string]int
+	written   []string       // keys FetchInvoices reported, usage included
+	inFlight  map[string]int // calls under way per org
+	maxAtOnce int            // the most calls under way for one org
+	submits   []string       // org/month of each Submit, in call order
 }
 
 func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) (json.RawMessage, error) {
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = map[string]int{}
-	}
-	f.calls[state]++
-	n := f.calls[state]
-	f.mu.Unlock()
-
-	if state == statemachine.StatePlan {
-		return f.doPlan(input)
-	}
 	// Every Task names its action and passes the job (statemachine's Parameters).
 	var c struct {
 		Action string `json:"action"`
@@ -110,10 +106,29 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 	if err := json.Unmarshal(input, &c); err != nil {
 		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: decode call: %v", state, err)}
 	}
+	j := c.Job
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls, f.inFlight = map[string]int{}, map[string]int{}
+	}
+	f.calls[state]++
+	n := f.calls[state]
+	f.inFlight[j.OrgID]++
+	f.maxAtOnce = max(f.maxAtOnce, f.inFlight[j.OrgID])
+	if state == statemachine.StateSubmit {
+		f.submits = append(f.submits, j.OrgID+"/"+j.Period.Month)
+	}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight[j.OrgID]--
+		f.mu.Unlock()
+	}()
+	time.Sleep(time.Millisecond) // so overlapping calls would overlap
+
 	if want := taskActions[state]; c.Action != want {
 		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: action %q, want %q", state, c.Action, want)}
 	}
-	j := c.Job
 	if !orgIDPattern.MatchString(j.OrgID) {
 		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("%s: bad org id %q", state, j.OrgID)}
 	}
@@ -157,7 +172,7 @@ func (f *fake) handle(ctx context.Context, state string, input json.RawMessage) 
 			f.written = append(f.written, o.Key)
 		}
 		f.mu.Unlock()
-		return json.Marshal(map[string]any{"orgId": j.OrgID, "period": j.Period, "invoices": 2, "objects": objs, "warnings": []any{}})
+		return json.Marshal(map[string]any{"orgId": j.OrgID, "period": j.Period, "objects": objs, "warnings": []any{}})
 	default:
 		return nil, fmt.Errorf("no fake for state %q", state)
 	}
@@ -169,34 +184,6 @@ var taskActions = map[string]string{
 	statemachine.StateSubmit:        "submit",
 	statemachine.StatePoll:          "poll",
 	statemachine.StateFetchInvoices: "fetch",
-}
-
-func (f *fake) doPlan(input json.RawMessage) (json.RawMessage, error) {
-	var in struct {
-		Action  string          `json:"action"`
-		Request json.RawMessage `json:"request"`
-	}
-	if err := json.Unmarshal(input, &in); err != nil || in.Action != "plan" {
-		return nil, &sfntest.Error{Name: "Input.Invalid", Cause: fmt.Sprintf("plan: unexpected input %s", input)}
-	}
-	f.mu.Lock()
-	f.plan = in.Request
-	f.mu.Unlock()
-	if f.fail != nil {
-		if err := f.fail(statemachine.StatePlan, 1, job{}); err != nil {
-			return nil, err
-		}
-	}
-	jobs := []job{}
-	for _, org := range f.orgs {
-		jobs = append(jobs, job{
-			OrgID:       org,
-			Period:      period{Start: "2024-06-01", End: "2024-07-01", Month: "2024-06"},
-			Filters:     json.RawMessage(`{}`),
-			MaxAttempts: f.maxAttempts,
-		})
-	}
-	return json.Marshal(map[string]any{"jobs": jobs})
 }
 
 func (f *fake) object(key string) object {
@@ -215,179 +202,234 @@ func definition(t *testing.T) []byte {
 	return def
 }
 
-func TestWorkflowExportsEveryObject(t *testing.T) {
+// jobDefinition and orgDefinition are the workflows of one job and of one
+// org's child execution, run here on their own.
+func jobDefinition(t *testing.T) []byte {
+	t.Helper()
+	def, err := statemachine.Job(definition(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+func orgDefinition(t *testing.T) []byte {
+	t.Helper()
+	def, err := statemachine.Org(definition(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+// newJob is a job as the plan writes it.
+func newJob(org, month string, maxAttempts int) job {
+	start, _ := time.Parse("2006-01", month)
+	return job{OrgID: org, Period: period{Start: start.Format("2006-01-02"), End: start.AddDate(0, 1, 0).Format("2006-01-02"), Month: month},
+		Filters: json.RawMessage(`{}`), MaxAttempts: maxAttempts}
+}
+
+// jobOutcome is what a job workflow answers: its last result, or the error
+// it caught.
+type jobOutcome struct {
+	OrgID   string   `json:"orgId"`
+	Period  period   `json:"period"`
+	Objects []object `json:"objects"`
+	Error   string   `json:"error"`
+	Cause   string   `json:"cause"`
+}
+
+func TestJobWorkflowExportsEveryObject(t *testing.T) {
 	t.Parallel()
-	f := &fake{orgs: []string{orgA, orgB}, maxAttempts: 40, readyAfter: 4} // PROCESSING 3 times, then READY
-	input := map[string]any{"period": "2024-06", "includePending": true}
-	res := sfntest.Run(t, definition(t), input, f.handle, sfntest.Options{})
+	f := &fake{readyAfter: 4} // PROCESSING 3 times, then READY
+	res := sfntest.Run(t, jobDefinition(t), newJob(orgA, "2024-06", 40), f.handle, sfntest.Options{})
 	if !res.Succeeded() {
 		t.Fatalf("execution failed: %s: %s", res.Error, res.Cause)
 	}
-
-	if string(f.plan) != `{"includePending":true,"period":"2024-06"}` {
-		t.Errorf("plan got request %s, want the execution input", f.plan)
-	}
-	wantCalls := map[string]int{"Plan": 1, "Submit": 2, "Poll": 8, "FetchInvoices": 2}
+	wantCalls := map[string]int{"Submit": 1, "Poll": 4, "FetchInvoices": 1}
 	for state, want := range wantCalls {
 		if got := res.Calls[state]; got != want {
 			t.Errorf("%s called %d times, want %d", state, got, want)
 		}
 	}
-	// A bound: local-sfn forwards a nested Map's events asynchronously and
-	// may drop the last few; the handler counts above are exact.
-	if got := res.Entered[statemachine.StateWait]; got == 0 || got > 8 {
-		t.Errorf("WaitForUsage entered %d times, want 1 to 8 (one before each poll)", got)
+	// Run on its own, the job's events are all there: one Wait per poll.
+	if got := res.Entered[statemachine.StateWait]; got != 4 {
+		t.Errorf("WaitForUsage entered %d times, want 4 (one before each poll)", got)
 	}
-
-	var sum summary
-	if err := json.Unmarshal(res.Output, &sum); err != nil {
+	var out jobOutcome
+	if err := json.Unmarshal(res.Output, &out); err != nil {
 		t.Fatalf("decode output %s: %v", res.Output, err)
 	}
-	if sum.Jobs != 2 || len(sum.Results) != 2 {
-		t.Fatalf("summary has %d jobs / %d results, want 2: %s", sum.Jobs, len(sum.Results), res.Output)
+	if out.OrgID != orgA || out.Period.Month != "2024-06" || out.Error != "" {
+		t.Errorf("outcome = %s", res.Output)
 	}
 	var listed []string
-	for i, r := range sum.Results {
-		if r.Error != nil {
-			t.Errorf("result %d has error %q", i, *r.Error)
+	for _, o := range out.Objects {
+		if o.Bucket != "billing" || len(o.SHA256) != 64 {
+			t.Errorf("object %+v lost fields on the way", o)
 		}
-		if r.OrgID != f.orgs[i] || r.Period.Month != "2024-06" {
-			t.Errorf("result %d is %s %s, want %s 2024-06 (Map keeps job order)", i, r.OrgID, r.Period.Month, f.orgs[i])
-		}
-		for _, o := range r.Objects {
-			if o.Bucket != "billing" || len(o.SHA256) != 64 {
-				t.Errorf("object %+v lost fields on the way", o)
-			}
-			listed = append(listed, o.Key)
-		}
+		listed = append(listed, o.Key)
 	}
-	slices.Sort(listed)
-	slices.Sort(f.written)
-	if !slices.Equal(listed, f.written) || len(listed) != 6 {
-		t.Errorf("summary lists\n%s\nwant every object written\n%s", strings.Join(listed, "\n"), strings.Join(f.written, "\n"))
-	}
-	if strings.Contains(string(res.Output), `"invoices"`) {
-		t.Errorf("summary carries fields beyond orgId/period/objects/warnings: %s", res.Output)
+	if !slices.Equal(listed, f.written) || len(listed) != 3 {
+		t.Errorf("outcome lists\n%s\nwant every object written\n%s", strings.Join(listed, "\n"), strings.Join(f.written, "\n"))
 	}
 }
 
-func TestWorkflowFailures(t *testing.T) {
+// An org's child execution exports its months one at a time, in order, and
+// a month that fails does not stop the next.
+func TestOrgWorkflowMonthsInOrder(t *testing.T) {
+	t.Parallel()
+	f := &fake{readyAfter: 2, fail: func(state string, n int, j job) error {
+		if state == statemachine.StateFetchInvoices && j.Period.Month == "2024-05" {
+			return &sfntest.Error{Name: "Atlas.NotFound", Cause: "org " + j.OrgID + ", 2024-05: invoice not found"}
+		}
+		return nil
+	}}
+	months := []string{"2024-04", "2024-05", "2024-06"}
+	var jobs []job
+	for _, m := range months {
+		jobs = append(jobs, newJob(orgB, m, 40))
+	}
+	input := map[string]any{"orgId": orgB, "jobs": jobs, "results": map[string]string{"bucket": "billing", "prefix": "atlas-billing/_runs/x/results"}}
+	res := sfntest.Run(t, orgDefinition(t), input, f.handle, sfntest.Options{})
+	if !res.Succeeded() {
+		t.Fatalf("execution failed: %s: %s", res.Error, res.Cause)
+	}
+	var out struct {
+		OrgID  string       `json:"orgId"`
+		Months []jobOutcome `json:"months"`
+		Jobs   any          `json:"jobs"`
+	}
+	if err := json.Unmarshal(res.Output, &out); err != nil {
+		t.Fatalf("decode output %s: %v", res.Output, err)
+	}
+	if out.OrgID != orgB || len(out.Months) != 3 || out.Jobs != nil {
+		t.Fatalf("output = %s, want the org and its 3 months, not its jobs", res.Output)
+	}
+	for i, m := range out.Months {
+		failed := months[i] == "2024-05"
+		if m.Period.Month != months[i] || (m.Error != "") != failed {
+			t.Errorf("month %d = %s error %q", i, m.Period.Month, m.Error)
+		}
+		if failed && (m.Error != "Atlas.NotFound" || !strings.Contains(m.Cause, "org "+orgB+", 2024-05")) {
+			t.Errorf("failed month: %s: %s", m.Error, m.Cause)
+		}
+	}
+	if want := []string{orgB + "/2024-04", orgB + "/2024-05", orgB + "/2024-06"}; !slices.Equal(f.submits, want) {
+		t.Errorf("submitted %v, want the months in order %v", f.submits, want)
+	}
+	if f.maxAtOnce != 1 {
+		t.Errorf("up to %d calls for the org at once, want 1", f.maxAtOnce)
+	}
+}
+
+// Each case runs one job's workflow: it never fails the execution (its
+// org's other months must run), it ends with the error it caught.
+func TestJobWorkflowFailures(t *testing.T) {
 	t.Parallel()
 	named := func(name, cause string) error { return &sfntest.Error{Name: name, Cause: cause} }
 	tests := []struct {
-		name      string
-		fake      *fake
-		wantErr   string
-		wantCause string         // substring
-		wantCalls map[string]int // exact, for the states listed
-		wantRetry int
+		name        string
+		fake        *fake
+		maxAttempts int
+		wantErr     string
+		wantCause   string         // substring
+		wantCalls   map[string]int // exact, for the states listed
+		wantRetry   int
 	}{
 		{
-			name: "a job's error fails the execution after the other jobs finish",
-			fake: &fake{orgs: []string{orgA, orgB}, maxAttempts: 40, readyAfter: 1, fail: func(state string, n int, j job) error {
-				if state == "FetchInvoices" && j.OrgID == orgB {
-					return named("Atlas.NotFound", "org "+orgB+": invoice 65ab12cd34ef56ab78cd90ef not found (RESOURCE_NOT_FOUND)")
-				}
-				return nil
-			}},
-			wantErr: "Atlas.NotFound", wantCause: "org " + orgB + ": invoice",
-			wantCalls: map[string]int{"Submit": 2, "Poll": 2, "FetchInvoices": 2},
-		},
-		{
-			name:    "the state machine bounds polling",
-			fake:    &fake{orgs: []string{orgA}, maxAttempts: 5},
-			wantErr: "Poll.AttemptsExhausted", wantCause: "org " + orgA + ", 2024-06: usage query still processing after 5 polls",
+			name:        "the state machine bounds polling",
+			fake:        &fake{},
+			maxAttempts: 5,
+			wantErr:     "Poll.AttemptsExhausted", wantCause: "org " + orgA + ", 2024-06: usage query still processing after 5 polls",
 			wantCalls: map[string]int{"Submit": 1, "Poll": 5, "FetchInvoices": 0},
 		},
 		{
-			name:    "a status the loop does not know ends it, naming the org and month",
-			fake:    &fake{orgs: []string{orgA}, maxAttempts: 5, pollStatus: "DONE"},
-			wantErr: "Poll.UnexpectedStatus", wantCause: "org " + orgA + ", 2024-06: poll answered neither PROCESSING nor READY",
+			name:        "a status the loop does not know ends it, naming the org and month",
+			fake:        &fake{pollStatus: "DONE"},
+			maxAttempts: 5,
+			wantErr:     "Poll.UnexpectedStatus", wantCause: "org " + orgA + ", 2024-06: poll answered neither PROCESSING nor READY",
 			wantCalls: map[string]int{"Submit": 1, "Poll": 1, "FetchInvoices": 0},
 		},
 		{
-			name:    "the poll function's own exhaustion error comes through",
-			fake:    &fake{orgs: []string{orgA}, maxAttempts: 3, pollRaises: true},
-			wantErr: "Poll.AttemptsExhausted", wantCause: "org " + orgA,
+			name:        "the poll function's own exhaustion error comes through",
+			fake:        &fake{pollRaises: true},
+			maxAttempts: 3,
+			wantErr:     "Poll.AttemptsExhausted", wantCause: "org " + orgA,
 			wantCalls: map[string]int{"Poll": 3, "FetchInvoices": 0},
 		},
 		{
-			name:      "READY on the last attempt still fetches",
-			fake:      &fake{orgs: []string{orgA}, maxAttempts: 3, readyAfter: 3},
-			wantCalls: map[string]int{"Poll": 3, "FetchInvoices": 1},
+			name:        "READY on the last attempt still fetches",
+			fake:        &fake{readyAfter: 3},
+			maxAttempts: 3,
+			wantCalls:   map[string]int{"Poll": 3, "FetchInvoices": 1},
 		},
 		{
 			name: "rate limited submit is retried",
-			fake: &fake{orgs: []string{orgA}, maxAttempts: 40, readyAfter: 1, fail: func(state string, n int, j job) error {
+			fake: &fake{readyAfter: 1, fail: func(state string, n int, j job) error {
 				if state == "Submit" && n <= 2 {
 					return named("Atlas.RateLimited", "org "+orgA+": rate limited (429)")
 				}
 				return nil
 			}},
-			wantCalls: map[string]int{"Submit": 3, "Poll": 1, "FetchInvoices": 1},
-			wantRetry: 2,
+			maxAttempts: 40,
+			wantCalls:   map[string]int{"Submit": 3, "Poll": 1, "FetchInvoices": 1},
+			wantRetry:   2,
 		},
 		{
 			name: "Lambda service errors are retried",
-			fake: &fake{orgs: []string{orgA}, maxAttempts: 40, readyAfter: 1, fail: func(state string, n int, j job) error {
+			fake: &fake{readyAfter: 1, fail: func(state string, n int, j job) error {
 				if state == "Poll" && n == 1 {
 					return named("Lambda.TooManyRequestsException", "Rate Exceeded.")
 				}
 				return nil
 			}},
-			wantCalls: map[string]int{"Poll": 2, "FetchInvoices": 1},
-			wantRetry: 1,
+			maxAttempts: 40,
+			wantCalls:   map[string]int{"Poll": 2, "FetchInvoices": 1},
+			wantRetry:   1,
 		},
 		{
 			name: "retryable errors give up after MaxAttempts",
-			fake: &fake{orgs: []string{orgA}, maxAttempts: 40, readyAfter: 1, fail: func(state string, n int, j job) error {
+			fake: &fake{readyAfter: 1, fail: func(state string, n int, j job) error {
 				if state == "FetchInvoices" {
 					return named("Storage.Error", "org "+orgA+": put invoice: connection reset")
 				}
 				return nil
 			}},
-			wantErr: "Storage.Error", wantCause: "org " + orgA + ": put invoice",
+			maxAttempts: 40,
+			wantErr:     "Storage.Error", wantCause: "org " + orgA + ": put invoice",
 			wantCalls: map[string]int{"FetchInvoices": 5},
 			wantRetry: 4,
 		},
 		{
 			name: "other errors are not retried",
-			fake: &fake{orgs: []string{orgA}, maxAttempts: 40, readyAfter: 1, fail: func(state string, n int, j job) error {
+			fake: &fake{readyAfter: 1, fail: func(state string, n int, j job) error {
 				if state == "Submit" {
 					return named("Atlas.Unauthorized", "org "+orgA+": create usage query: unauthorized (401)")
 				}
 				return nil
 			}},
-			wantErr: "Atlas.Unauthorized", wantCause: "org " + orgA,
+			maxAttempts: 40,
+			wantErr:     "Atlas.Unauthorized", wantCause: "org " + orgA,
 			wantCalls: map[string]int{"Submit": 1, "Poll": 0},
-		},
-		{
-			name: "a plan error ends the execution before any job",
-			fake: &fake{orgs: []string{orgA}, maxAttempts: 40, fail: func(state string, n int, j job) error {
-				if state == "Plan" {
-					return named("Input.Invalid", `period "2024-13" is not a month`)
-				}
-				return nil
-			}},
-			wantErr: "Input.Invalid", wantCause: "2024-13",
-			wantCalls: map[string]int{"Plan": 1, "Submit": 0},
-		},
-		{
-			name:      "no jobs is a success",
-			fake:      &fake{orgs: nil},
-			wantCalls: map[string]int{"Plan": 1, "Submit": 0},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := tt.fake
-			res := sfntest.Run(t, definition(t), map[string]any{}, f.handle, sfntest.Options{})
-			if res.Error != tt.wantErr {
-				t.Errorf("error = %q (cause %q), want %q", res.Error, res.Cause, tt.wantErr)
+			res := sfntest.Run(t, jobDefinition(t), newJob(orgA, "2024-06", tt.maxAttempts), tt.fake.handle, sfntest.Options{})
+			if !res.Succeeded() {
+				t.Fatalf("the job's execution failed (%s: %s): it must end with the error as its outcome", res.Error, res.Cause)
 			}
-			if !strings.Contains(res.Cause, tt.wantCause) {
-				t.Errorf("cause = %q, want it to contain %q", res.Cause, tt.wantCause)
+			var out jobOutcome
+			if err := json.Unmarshal(res.Output, &out); err != nil {
+				t.Fatal(err)
+			}
+			if out.Error != tt.wantErr || !strings.Contains(out.Cause, tt.wantCause) {
+				t.Errorf("outcome error = %q (cause %q), want %q with %q", out.Error, out.Cause, tt.wantErr, tt.wantCause)
+			}
+			if out.OrgID != orgA || out.Period.Month != "2024-06" {
+				t.Errorf("outcome %s does not name the job", res.Output)
 			}
 			for state, want := range tt.wantCalls {
 				if got := res.Calls[state]; got != want {
@@ -396,12 +438,6 @@ func TestWorkflowFailures(t *testing.T) {
 			}
 			if res.Retried != tt.wantRetry {
 				t.Errorf("%d retries, want %d", res.Retried, tt.wantRetry)
-			}
-			if tt.wantErr == "" {
-				var sum summary
-				if err := json.Unmarshal(res.Output, &sum); err != nil || sum.Jobs != len(f.orgs) {
-					t.Errorf("output %s: want %d jobs (%v)", res.Output, len(f.orgs), err)
-				}
 			}
 		})
 	}

@@ -145,7 +145,10 @@ func (a *App) fail(c *command, err error) int {
 	}
 	code := ExitFailure
 	var named *export.Error
-	if errors.As(err, &named) {
+	var failed *export.Failed
+	if errors.As(err, &failed) {
+		msg = failed.Summary.Error + ": " + msg // jobs ran and some failed: never a usage error
+	} else if errors.As(err, &named) {
 		msg = named.Name + ": " + msg
 		if named.Name == export.InputInvalid || named.Name == export.ConfigInvalid {
 			code = ExitUsage

@@ -262,6 +262,7 @@ func writeSummary(w io.Writer, cfg config.Config, s summary, elapsed time.Durati
 	fmt.Fprintf(w, "%d files (%d written, %d unchanged), %s, %d rows in %s for %d org(s), %s\n",
 		len(s.Objects), written, skipped, formatBytes(bytes), rows, where(cfg), len(s.Orgs), monthsText(s.Months))
 	if len(s.Objects) == 0 {
+		writeFailures(w, s.Failures)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -286,6 +287,7 @@ func writeSummary(w io.Writer, cfg config.Config, s summary, elapsed time.Durati
 		fmt.Fprintln(w)
 		writeWarnings(w, s.Warnings)
 	}
+	writeFailures(w, s.Failures)
 	fmt.Fprintf(w, "done in %s", elapsed.Round(time.Millisecond))
 	if n := len(s.Warnings); n > 0 {
 		fmt.Fprintf(w, ", with %d warning(s): every file Atlas sent is stored (--strict makes warnings fail the run)", n)
@@ -327,6 +329,20 @@ func writeWarnings(w io.Writer, ws []export.Warning) {
 		}
 		fmt.Fprintf(w, "  %s (%s): %s: %s\n", where, x.Step, x.Name, oneLine(x.Message))
 	}
+}
+
+// writeFailures lists the jobs that failed, one line each.
+func writeFailures(w io.Writer, failures []export.Failure) {
+	if len(failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%d job(s) failed:\n", len(failures))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORG\tMONTH\tERROR\tCAUSE")
+	for _, f := range failures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.OrgID, f.Month, f.Error, oneLine(f.Cause))
+	}
+	tw.Flush()
 }
 
 func monthsText(months []string) string {

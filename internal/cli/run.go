@@ -65,7 +65,7 @@ func (r *runFlags) define(fs *flag.FlagSet) {
 	fs.Var(&r.clusters, "clusters", "only these cluster `IDS` (24 hex), comma list or repeated")
 	fs.StringVar(&r.groupBy, "group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
 	fs.BoolVar(&r.pending, "include-pending", false, "also export the current month's pending invoice")
-	fs.IntVar(&r.concurrency, "concurrency", 2, "export `N` org-months at once, like the state machine's Map (1 to 16; mind Atlas's per-org rate limit)")
+	fs.IntVar(&r.concurrency, "concurrency", 4, "export `N` orgs at once, each org's months in order, like the state machine (1 to 64)")
 	fs.DurationVar(&r.timeout, "timeout", 0, "stop the whole run after `DURATION` (e.g. 2h), whatever Atlas or S3 do; 0: no limit")
 	fs.StringVar(&r.report, "report", "", "after the export, write the HTML cost report of its orgs and months to `FILE` (see the report command)")
 }
@@ -76,8 +76,8 @@ func (r *runFlags) request(fs *flag.FlagSet) (export.Request, error) {
 		Services: r.services, Projects: r.projects, Clusters: r.clusters,
 		GroupBy: r.groupBy, IncludePending: r.pending,
 	}
-	if r.concurrency < 1 || r.concurrency > 16 {
-		return req, usagef("--concurrency %d: want a number from 1 to 16", r.concurrency)
+	if r.concurrency < 1 || r.concurrency > 64 {
+		return req, usagef("--concurrency %d: want a number from 1 to 64", r.concurrency)
 	}
 	if r.timeout < 0 {
 		return req, usagef("--timeout %s: want a positive duration, or 0 for no limit", r.timeout)
@@ -146,19 +146,19 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 			runCtx, cancel = context.WithTimeout(ctx, r.timeout)
 			defer cancel()
 		}
-		results, runErr := (&export.Runner{Exporter: exp, Concurrency: r.concurrency, Sleep: a.sleep}).Run(runCtx, req)
+		outcomes, runErr := (&export.Runner{Exporter: exp, Concurrency: r.concurrency, Sleep: a.sleep}).Run(runCtx, req)
 		if runErr != nil && runCtx.Err() != nil && ctx.Err() == nil {
 			runErr = fmt.Errorf("stopped after --timeout %s: %w", r.timeout, runErr)
 		}
-		sum := summarize(results)
+		sum := summarize(outcomes)
 		if runErr == nil && cfg.StrictWarnings {
 			runErr = export.WarningsError(sum.Warnings)
 		}
 		elapsed := a.Now().Sub(start)
 		sum.Event, sum.ElapsedSeconds, sum.Error = "summary", elapsed.Seconds(), errText(runErr)
 		p.JSON(sum)
-		// A failed run still lists what it wrote before failing.
-		if runErr == nil || len(sum.Objects) > 0 {
+		// A failed run still lists what it wrote, and names the jobs that failed.
+		if runErr == nil || len(sum.Objects) > 0 || len(sum.Failures) > 0 {
 			p.Human(func(w io.Writer) { writeSummary(w, cfg, sum, elapsed) })
 		}
 		// Everything was stored, warnings or not: report on it.
@@ -183,6 +183,7 @@ type summary struct {
 	// Reconciliations check each invoice against its own totals.
 	Reconciliations []reconciliation `json:"reconciliations"`
 	Warnings        []export.Warning `json:"warnings"`
+	Failures        []export.Failure `json:"failures,omitempty"` // every failed job, in plan order
 	ElapsedSeconds  float64          `json:"elapsedSeconds"`
 	Error           string           `json:"error,omitempty"`
 }
@@ -200,15 +201,17 @@ type total struct {
 	Amount  string `json:"amount"`
 }
 
-// summarize lists the orgs, months and objects of the jobs that finished, and totals their usage
-// per month and service from what the normalizer summed while the usage streamed (the results'
-// UsageServices: exact decimals, added here with math/big).
-func summarize(results []export.Result) summary {
+// summarize lists the orgs, months and objects of the jobs that finished and the jobs that failed,
+// and totals the usage per month and service from what the normalizer summed while the usage
+// streamed (the outcomes' UsageServices: exact decimals, added here with math/big).
+func summarize(outcomes []export.Outcome) summary {
 	sum := summary{Orgs: []string{}, Months: []string{}, Objects: []sink.Object{}, Reconciliations: []reconciliation{}, Warnings: []export.Warning{}}
 	sums := map[total]*big.Rat{} // by month and service
-	for _, r := range results {
-		if r.OrgID == "" {
-			continue // a job that did not finish
+	for _, r := range outcomes {
+		sum.Warnings = append(sum.Warnings, r.Warnings...)
+		if r.Failed() {
+			sum.Failures = append(sum.Failures, export.Failure{OrgID: r.OrgID, Month: r.Period.Label(), Error: r.Error, Cause: r.Cause})
+			continue
 		}
 		if !slices.Contains(sum.Orgs, r.OrgID) {
 			sum.Orgs = append(sum.Orgs, r.OrgID)
@@ -217,7 +220,6 @@ func summarize(results []export.Result) summary {
 			sum.Months = append(sum.Months, r.Period.Label())
 		}
 		sum.Objects = append(sum.Objects, r.Objects...)
-		sum.Warnings = append(sum.Warnings, r.Warnings...)
 		for _, rec := range r.Reconciliations {
 			sum.Reconciliations = append(sum.Reconciliations, reconciliation{OrgID: r.OrgID, Reconciliation: rec})
 		}

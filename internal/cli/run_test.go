@@ -175,7 +175,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{name: "bad max polls", args: []string{"--max-polls", "1001"}, env: saEnv, want: `--max-polls "1001": want a number from 1 to 1000`},
 		{name: "bad out", args: []string{"--out", "gs://lake/x"}, env: saEnv, want: "only s3://"},
 		{name: "remote http", args: []string{"--base-url", "http://example.com"}, env: saEnv, want: "loopback"},
-		{name: "concurrency", args: []string{"--concurrency", "17"}, env: saEnv, want: "--concurrency 17"},
+		{name: "concurrency", args: []string{"--concurrency", "65"}, env: saEnv, want: "--concurrency 65"},
 		{name: "negative timeout", args: []string{"--timeout", "-1s"}, env: saEnv, want: "--timeout -1s"},
 		{name: "quiet and json", args: []string{"--quiet", "--json"}, env: saEnv, want: "exclude each other"},
 		{name: "unknown flag", args: []string{"--orgs", testOrg1}, env: saEnv, want: "flag provided but not defined: -orgs"},
@@ -297,7 +297,7 @@ func TestRunOutput(t *testing.T) {
 		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--quiet"}); code != ExitFailure {
 			t.Fatalf("exit %d, want %d", code, ExitFailure)
 		}
-		assertOneErrorLine(t, stderr.String(), "error: Atlas.NotFound: org "+testOrg1+", 2024-06, invoice ")
+		assertOneErrorLine(t, stderr.String(), "error: Atlas.NotFound: 1 of 1 jobs failed; org "+testOrg1+", 2024-06: Atlas.NotFound: org "+testOrg1+", 2024-06, invoice ")
 		if stdout.Len() != 0 {
 			t.Fatalf("quiet printed %q", stdout)
 		}

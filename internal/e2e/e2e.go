@@ -2,7 +2,8 @@
 // versitygw for S3, a Secrets Manager endpoint, and the three functions'
 // real handlers built from their environment as in Lambda. Run executes the
 // deployed state machine definition in aws-local-stepfunctions with each
-// Task state answered by those handlers (through sfntest's bridge).
+// Task state answered by those handlers (through sfntest's bridge), its
+// Distributed Map played as Step Functions runs it (distmap.go).
 //
 // It is test-harness code: import it only from _test.go files. A test that
 // builds a World cannot be parallel, because the AWS SDK reads its
@@ -24,10 +25,12 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -249,17 +252,19 @@ func Definition(t testing.TB) []byte {
 }
 
 // Run executes the state machine once with input, every Task state running
-// the real handlers against this World.
+// the real handlers against this World (see RunWith).
 func (w *World) Run(t testing.TB, input any) sfntest.Result {
 	t.Helper()
-	return sfntest.Run(t, Definition(t), input, w.Routes().Handle, w.sfn)
+	return w.RunWith(t, input, w.Routes())
 }
 
 // FinalKeys lists the keys under the export prefix: every object a reader
-// may see (uploads go straight to their final keys).
+// may see (uploads go straight to their final keys), but the executions'
+// working files (layout.RunsFolder).
 func (w *World) FinalKeys(t testing.TB) []string {
 	t.Helper()
-	keys := w.S3.Keys(t, w.Bucket, w.Layout.Prefix()+"/")
+	runs := w.Layout.Prefix() + "/" + layout.RunsFolder + "/"
+	keys := slices.DeleteFunc(w.S3.Keys(t, w.Bucket, w.Layout.Prefix()+"/"), func(k string) bool { return strings.HasPrefix(k, runs) })
 	slices.Sort(keys)
 	return keys
 }
@@ -358,4 +363,46 @@ func mustMonth(t testing.TB, month string) period.Period {
 		t.Fatalf("e2e: %v", err)
 	}
 	return p
+}
+
+// Outcome is one job's line in a run's manifest (export.Outcome).
+type Outcome struct {
+	OrgID    string           `json:"orgId"`
+	Period   period.Period    `json:"period"`
+	Objects  []sink.Object    `json:"objects"`
+	Warnings []export.Warning `json:"warnings"`
+	Error    string           `json:"error"`
+	Cause    string           `json:"cause"`
+	Raw      json.RawMessage  `json:"-"`
+}
+
+// Outcomes reads the manifest the execution res wrote (every job's outcome),
+// in plan order: org by org in the order the request names them, each org's
+// months in order.
+func (w *World) Outcomes(t testing.TB, res sfntest.Result) []Outcome {
+	t.Helper()
+	keys, err := w.Layout.Run(res.Execution)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	var out []Outcome
+	for line := range bytes.Lines(w.S3.Get(t, w.Bucket, keys.Manifest)) {
+		var o Outcome
+		if err := json.Unmarshal(line, &o); err != nil {
+			t.Fatalf("e2e: manifest line %.200s: %v", line, err)
+		}
+		o.Raw = bytes.TrimSpace(line)
+		out = append(out, o)
+	}
+	rank := map[string]int{}
+	for i, org := range w.Orgs {
+		rank[org] = i
+	}
+	slices.SortStableFunc(out, func(a, b Outcome) int {
+		if a.OrgID != b.OrgID {
+			return rank[a.OrgID] - rank[b.OrgID]
+		}
+		return a.Period.Start.Compare(b.Period.Start)
+	})
+	return out
 }

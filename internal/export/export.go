@@ -73,9 +73,12 @@ func (e *Exporter) report(ev Event) {
 	}
 }
 
-// MaxJobs bounds one plan so the state machine's results stay well under its
-// 256 KiB payload cap (a job's result lists its objects).
-const MaxJobs = 120
+// MaxOrgs bounds the orgs of one plan (its months are bounded by the period
+// package: 120). 1,000 orgs x 120 months is 120,000 jobs: a plan of about
+// 30 MB, and a summary step that reads every job's result (about 3 KB each)
+// in one Lambda invocation, well inside its 15 minutes. Beyond that, split
+// the orgs over several executions.
+const MaxOrgs = 1000
 
 // Poll backoff: the first answer is checked after FirstWait, so a fast query
 // is not slowed down; then the wait doubles up to MaxWait, so a long query
@@ -145,8 +148,8 @@ func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	if req.Focus != nil {
 		focus = *req.Focus
 	}
-	if n := len(orgs) * len(months); n > MaxJobs {
-		return Plan{}, invalid("%d orgs x %d months is %d jobs, more than the %d one execution can carry: split the range", len(orgs), len(months), n, MaxJobs)
+	if len(orgs) > MaxOrgs {
+		return Plan{}, invalid("%d orgs, more than the %d one execution exports: split them over several executions", len(orgs), MaxOrgs)
 	}
 	var p Plan
 	for _, org := range orgs {

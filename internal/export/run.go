@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,56 +25,79 @@ type Event struct {
 	Jobs    int           // plan: the number of jobs
 }
 
-// Runner runs a whole export in one process with the state machine's
-// protocol: plan, then for each job submit, wait the returned seconds, poll
-// until ready, fetch the invoices.
+// Runner runs a whole export in one process, the way the state machine
+// does: plan, then orgs in parallel (Concurrency at once), each org's months
+// in order, each month submit, wait the returned seconds, poll until ready,
+// fetch the invoices and their FOCUS reports. A failed job does not stop
+// the others.
 type Runner struct {
 	Exporter    *Exporter
-	Concurrency int // jobs at once, like the state machine's Map (default 2)
+	Concurrency int // orgs at once, like the state machine's Distributed Map (default 1)
 	// Sleep waits between polls; tests shorten it.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Run exports what req asks for and returns one Result per job, in plan order.
-func (r *Runner) Run(ctx context.Context, req Request) ([]Result, error) {
+// Run exports what req asks for and returns every job's outcome, in plan
+// order. The error is the plan's (nothing ran), or a *Failed when a job
+// failed: the others ran to their end.
+func (r *Runner) Run(ctx context.Context, req Request) ([]Outcome, error) {
 	plan, err := r.Exporter.Plan(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	r.report(Event{Step: "plan", Jobs: len(plan.Jobs)})
-	results := make([]Result, len(plan.Jobs))
-	errs := make([]error, len(plan.Jobs))
+	outcomes := make([]Outcome, 0, len(plan.Jobs))
+	orgs := plan.Items()
+	results := make([][]Outcome, len(orgs))
 	sem := make(chan struct{}, max(r.Concurrency, 1))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	for i, job := range plan.Jobs {
+	for i, jobs := range orgs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
+				defer func() { <-sem }()
 			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
 			}
-			defer func() { <-sem }()
-			results[i], errs[i] = r.job(ctx, job)
-			if errs[i] != nil {
-				cancel() // like the state machine: one failed job fails the run
+			for _, j := range jobs {
+				if ctx.Err() != nil {
+					results[i] = append(results[i], failed(j, fmt.Errorf("org %s, %s: not started: %w", j.OrgID, j.Period, ctx.Err())))
+					continue
+				}
+				res, err := r.job(ctx, j)
+				if err != nil {
+					results[i] = append(results[i], failed(j, err))
+					continue
+				}
+				results[i] = append(results[i], res.Outcome())
 			}
 		}()
 	}
 	wg.Wait()
-	// The cause, not the cancellations it set off in the other jobs.
-	var first error
-	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
-			first = err
-		}
+	for _, rs := range results {
+		outcomes = append(outcomes, rs...)
 	}
-	return results, first
+	if sum := SummaryOf(outcomes); sum.Failed > 0 {
+		return outcomes, &Failed{Summary: sum}
+	}
+	return outcomes, nil
 }
+
+// SummaryOf sums up outcomes given in plan order.
+func SummaryOf(outcomes []Outcome) Summary {
+	var t Tally
+	for i, o := range outcomes {
+		t.Add(i, o)
+	}
+	return t.Summary("")
+}
+
+// Failed is the error of a run in which jobs failed: its message is the
+// summary's cause.
+type Failed struct{ Summary Summary }
+
+func (f *Failed) Error() string { return f.Summary.Cause }
 
 func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	ev := func(step string) Event { return Event{OrgID: j.OrgID, Period: j.Period, Step: step} }

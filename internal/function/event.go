@@ -20,22 +20,26 @@ const MaxEventBytes = 256 << 10
 // The actions a call names: the state machine names one in every Task's
 // Parameters (statemachine/export.asl.json).
 const (
-	ActionPlan        = "plan"         // request: the jobs it expands to
+	ActionPlan        = "plan"         // request: the jobs it expands to (with execution: written to S3)
 	ActionSubmit      = "submit"       // job: create its Cost Explorer query
 	ActionPoll        = "poll"         // job: poll the query once, store the usage when ready
 	ActionFetch       = "fetch"        // job: store the month's invoices
 	ActionFocusSubmit = "focus-submit" // result: request the invoices' FOCUS reports
 	ActionFocusPoll   = "focus-poll"   // result: poll the reports once, store the ready ones
+	ActionSummarize   = "summarize"    // run: read every job's result back, summarize
 )
 
 // actions gives each action's payload field and the function that takes it.
+// plan and summarize read and write the run's files in S3: fetch-invoice
+// has that access, and the time and memory for a large run.
 var actions = map[string]struct{ payload, fn string }{
-	ActionPlan:        {"request", "submit"},
+	ActionPlan:        {"request", "fetch-invoice"},
 	ActionSubmit:      {"job", "submit"},
 	ActionPoll:        {"job", "poll"},
 	ActionFetch:       {"job", "fetch-invoice"},
 	ActionFocusSubmit: {"result", "submit"},
 	ActionFocusPoll:   {"result", "poll"},
+	ActionSummarize:   {"run", "fetch-invoice"},
 }
 
 // takesRequests are the functions that take a request without an action.
@@ -47,14 +51,20 @@ type Event struct {
 	Request *export.Request // plan, and an event without an action
 	Job     *export.Job     // submit, poll, fetch
 	Result  *export.Result  // focus-submit, focus-poll
+	Run     *export.Run     // summarize
+	// Execution is the state machine execution's name a plan is written
+	// for ($$.Execution.Name); without one, plan answers the jobs.
+	Execution string
 }
 
 // call is a state machine call: {"action": ..., and its payload}.
 type call struct {
-	Action  string          `json:"action"`
-	Request json.RawMessage `json:"request,omitempty"`
-	Job     json.RawMessage `json:"job,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
+	Action    string          `json:"action"`
+	Request   json.RawMessage `json:"request,omitempty"`
+	Job       json.RawMessage `json:"job,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Run       json.RawMessage `json:"run,omitempty"`
+	Execution string          `json:"execution,omitempty"`
 }
 
 // eventBridge is an EventBridge rule's event. Only detail (the request) and
@@ -69,10 +79,12 @@ type eventBridge struct {
 // was given, by these rules:
 //
 //  1. More than MaxEventBytes is refused; empty or null is {}.
-//  2. An object with "action" is a call: {"action": "plan", "request": {...}},
-//     {"action": "submit"|"poll"|"fetch", "job": {...}} or
-//     {"action": "focus-submit"|"focus-poll", "result": {...}}, and fn must
-//     be the function that takes that action (actions).
+//  2. An object with "action" is a call: {"action": "plan", "request": {...}}
+//     (with "execution": NAME from the state machine),
+//     {"action": "submit"|"poll"|"fetch", "job": {...}},
+//     {"action": "focus-submit"|"focus-poll", "result": {...}} or
+//     {"action": "summarize", "run": {...}}, and fn must be the function
+//     that takes that action (actions).
 //  3. Any other object is a request (rule 4), which only submit and
 //     fetch-invoice take: a test event typed in the console, the
 //     Scheduler's input.
@@ -108,11 +120,14 @@ func Decode(fn string, raw []byte) (Event, error) {
 	if !ok || a.fn != fn {
 		return Event{}, invalid("the %s function does not take the action %.40q", fn, c.Action)
 	}
-	payload := map[string]json.RawMessage{"request": c.Request, "job": c.Job, "result": c.Result}[a.payload]
-	if len(payload) == 0 || len(c.Request)+len(c.Job)+len(c.Result) != len(payload) {
+	payload := map[string]json.RawMessage{"request": c.Request, "job": c.Job, "result": c.Result, "run": c.Run}[a.payload]
+	if len(payload) == 0 || len(c.Request)+len(c.Job)+len(c.Result)+len(c.Run) != len(payload) {
 		return Event{}, invalid("a %s call carries a %s, and nothing else", c.Action, a.payload)
 	}
-	ev := Event{Action: c.Action}
+	if c.Execution != "" && c.Action != ActionPlan {
+		return Event{}, invalid("only a plan call names an execution")
+	}
+	ev := Event{Action: c.Action, Execution: c.Execution}
 	var err error
 	switch a.payload {
 	case "request":
@@ -120,6 +135,9 @@ func Decode(fn string, raw []byte) (Event, error) {
 	case "job":
 		ev.Job = new(export.Job)
 		err = strict(payload, ev.Job)
+	case "run":
+		ev.Run = new(export.Run)
+		err = strict(payload, ev.Run)
 	default:
 		ev.Result = new(export.Result)
 		err = strict(payload, ev.Result)
@@ -135,7 +153,7 @@ func Decode(fn string, raw []byte) (Event, error) {
 func Call(action string, payload json.RawMessage) (fn string, event []byte, err error) {
 	a, ok := actions[action]
 	if !ok {
-		return "", nil, invalid("unknown action %.40q: want plan, submit, poll, fetch, focus-submit or focus-poll", action)
+		return "", nil, invalid("unknown action %.40q: want plan, submit, poll, fetch, focus-submit, focus-poll or summarize", action)
 	}
 	c := call{Action: action}
 	switch payload = orEmpty(payload); a.payload {
@@ -143,6 +161,8 @@ func Call(action string, payload json.RawMessage) (fn string, event []byte, err 
 		c.Request = payload
 	case "job":
 		c.Job = payload
+	case "run":
+		c.Run = payload
 	default:
 		c.Result = payload
 	}

@@ -13,6 +13,7 @@ const (
 	orgA = "5f1a2b3c4d5e6f7a8b9c0d1e"
 	job  = `{"orgId":"` + orgA + `","period":{"month":"2024-06"},"maxAttempts":3}`
 	res  = `{"orgId":"` + orgA + `","period":{"month":"2024-06"},"objects":[],"focus":true,"reports":[],"attempt":0,"maxAttempts":3}`
+	run  = `{"execution":"abx-1","bucket":"b","plan":"p/_runs/abx-1/plan.json","results":{"bucket":"b","prefix":"p/_runs/abx-1/results"},"orgs":1,"months":1,"jobs":1,"mapRun":{"MapRunArn":"arn","ResultWriterDetails":{"Bucket":"b","Key":"k"}}}`
 )
 
 // TestDecode holds each rule of Decode: what every kind of input is taken
@@ -26,20 +27,25 @@ func TestDecode(t *testing.T) {
 	}{
 		{"console test event", "submit", `{"orgId":"` + orgA + `","period":"2024-06"}`, "", "request", `"period":"2024-06"`},
 		{"empty is a request", "fetch-invoice", ``, "", "request", `{}`},
-		{"the Step Functions console's default input", "submit", `{"action":"plan","request":{"Comment":"Insert your JSON here"}}`, "plan", "request", `"Comment"`},
+		{"the Step Functions console's default input", "fetch-invoice", `{"action":"plan","request":{"Comment":"Insert your JSON here"}}`, "plan", "request", `"Comment"`},
 		{"null is a request", "submit", `null`, "", "request", `{}`},
 		{"scheduler input", "submit", `{"period":"previous-month","scheduledTime":"2024-07-02T06:00:00Z"}`, "", "request", `"scheduledTime":"2024-07-02T06:00:00Z"`},
 		{"EventBridge rule event", "submit", `{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012",` +
 			`"time":"2024-03-01T06:00:00Z","region":"eu-west-1","resources":[],"detail":{"orgId":"` + orgA + `"}}`, "", "request", `"scheduledTime":"2024-03-01T06:00:00Z"`},
 		{"EventBridge: the request's own time wins", "submit", `{"detail-type":"x","time":"2024-03-01T06:00:00Z","detail":{"scheduledTime":"2024-05-01T00:00:00Z"}}`, "", "request", `"scheduledTime":"2024-05-01T00:00:00Z"`},
 		{"EventBridge without detail-type", "submit", `{"detail":{"orgId":"` + orgA + `"},"time":"2024-03-01T06:00:00Z"}`, "", "request", `"orgId":"` + orgA + `"`},
-		{"plan call", "submit", `{"action":"plan","request":{"period":"2024-06"}}`, "plan", "request", `"period":"2024-06"`},
-		{"plan call of an EventBridge event", "submit", `{"action":"plan","request":{"detail":{"period":"2024-06"},"time":"2024-07-02T06:00:00Z"}}`, "plan", "request", `"period":"2024-06"`},
+		{"plan call", "fetch-invoice", `{"action":"plan","request":{"period":"2024-06"}}`, "plan", "request", `"period":"2024-06"`},
+		{"plan call for an execution", "fetch-invoice", `{"action":"plan","request":{"period":"2024-06"},"execution":"abx-2024-06-1"}`, "plan", "request", `"period":"2024-06"`},
+		{"plan call of an EventBridge event", "fetch-invoice", `{"action":"plan","request":{"detail":{"period":"2024-06"},"time":"2024-07-02T06:00:00Z"}}`, "plan", "request", `"period":"2024-06"`},
 		{"submit call", "submit", `{"action":"submit","job":` + job + `}`, "submit", "job", ""},
 		{"poll call", "poll", `{"action":"poll","job":` + job + `}`, "poll", "job", ""},
 		{"fetch call", "fetch-invoice", `{"action":"fetch","job":` + job + `}`, "fetch", "job", ""},
 		{"focus-submit call", "submit", `{"action":"focus-submit","result":` + res + `}`, "focus-submit", "result", ""},
 		{"focus-poll call", "poll", `{"action":"focus-poll","result":` + res + `}`, "focus-poll", "result", ""},
+		{"summarize call", "fetch-invoice", `{"action":"summarize","run":` + run + `}`, "summarize", "run", ""},
+		{"plan goes to fetch-invoice", "submit", `{"action":"plan","request":{}}`, "", "", `does not take the action "plan"`},
+		{"only a plan names an execution", "poll", `{"action":"poll","job":` + job + `,"execution":"x"}`, "", "", "only a plan call names an execution"},
+		{"a run is read strictly", "fetch-invoice", `{"action":"summarize","run":{"execution":"x","Bucket":"b"}}`, "", "", `unknown field "Bucket"`},
 
 		{"poll takes no request", "poll", `{"orgId":"` + orgA + `"}`, "", "", "poll function takes a call"},
 		{"a job without its call is a request", "submit", job, "", "", "unknown field"},
@@ -70,7 +76,7 @@ func TestDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]bool{"request": ev.Request != nil, "job": ev.Job != nil, "result": ev.Result != nil}
+			got := map[string]bool{"request": ev.Request != nil, "job": ev.Job != nil, "result": ev.Result != nil, "run": ev.Run != nil}
 			if ev.Action != tt.action || !got[tt.payload] || count(got) != 1 {
 				t.Fatalf("decoded %+v, want action %q with a %s", ev, tt.action, tt.payload)
 			}

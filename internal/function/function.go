@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
@@ -153,7 +154,12 @@ func (h *Handlers) run(ctx context.Context, fn string, raw json.RawMessage) (any
 	exp := h.Exporter
 	switch ev.Action {
 	case ActionPlan:
-		return exp.Plan(ctx, *ev.Request)
+		if ev.Execution != "" {
+			return exp.WritePlan(ctx, *ev.Request, ev.Execution)
+		}
+		return inlinePlan(ctx, exp, *ev.Request)
+	case ActionSummarize:
+		return exp.Summarize(ctx, *ev.Run)
 	case ActionSubmit:
 		return exp.Submit(ctx, *ev.Job)
 	case ActionPoll:
@@ -186,6 +192,27 @@ func (h *Handlers) run(ctx context.Context, fn string, raw json.RawMessage) (any
 		results = append(results, r)
 	}
 	return Results{Results: results}, nil
+}
+
+// MaxResponseBytes is what a Lambda function may answer (synchronous
+// invocation).
+const MaxResponseBytes = 6 << 20
+
+// inlinePlan answers the jobs of a plan asked for without an execution (the
+// console, the command line's invoke), as long as Lambda can answer them.
+func inlinePlan(ctx context.Context, exp *export.Exporter, req export.Request) (any, error) {
+	plan, err := exp.Plan(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxResponseBytes {
+		return nil, &export.Error{Name: export.InputInvalid, Msg: fmt.Sprintf("the plan's %d jobs are %d bytes, more than a Lambda function answers: start the state machine, which writes its plan to S3", len(plan.Jobs), len(b))}
+	}
+	return json.RawMessage(b), nil
 }
 
 // Results is fetch-invoice's answer to a request, which may cover several

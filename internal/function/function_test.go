@@ -193,7 +193,7 @@ func TestPlanAndDefaults(t *testing.T) {
 	w.Env["ABX_ORG_IDS"] = ""
 	// No org configured and none in the secret: a clear configuration error.
 	h := w.NewHandlers()
-	_, err := call(t, h.Handler("submit"), `{"action":"plan","request":{}}`)
+	_, err := call(t, h.Handler("fetch-invoice"), `{"action":"plan","request":{}}`)
 	if errorType(err) != export.ConfigInvalid {
 		t.Fatalf("err = %v (%s)", err, errorType(err))
 	}
@@ -202,7 +202,7 @@ func TestPlanAndDefaults(t *testing.T) {
 	secretJSON, _ := json.Marshal(map[string]any{"clientId": atlassim.DefaultClientID, "clientSecret": atlassim.DefaultClientSecret, "orgIds": []string{orgs[0].ID, orgs[1].ID}})
 	w.SM.Put(e2e.SecretName, string(secretJSON))
 	h = w.NewHandlers()
-	plan := mustCall[export.Plan](t, h.Handler("submit"), `{"action":"plan","request":{"scheduledTime":"2024-03-01T06:00:00Z"}}`)
+	plan := mustCall[export.Plan](t, h.Handler("fetch-invoice"), `{"action":"plan","request":{"scheduledTime":"2024-03-01T06:00:00Z"}}`)
 	if len(plan.Jobs) != 2 || plan.Jobs[0].OrgID != orgs[0].ID || plan.Jobs[1].Period.Label() != "2024-02" {
 		t.Fatalf("plan = %+v", plan)
 	}
@@ -215,13 +215,13 @@ func TestPlanInScheduleZone(t *testing.T) {
 	event := `{"action":"plan","request":{"period":"month-to-date","scheduledTime":"2024-06-30T19:00:00Z"}}`
 	for zone, want := range map[string]string{"": "2024-06", "UTC": "2024-06", "Pacific/Auckland": "2024-07"} {
 		w.Env["ABX_SCHEDULE_TIMEZONE"] = zone
-		plan := mustCall[export.Plan](t, w.NewHandlers().Handler("submit"), event)
+		plan := mustCall[export.Plan](t, w.NewHandlers().Handler("fetch-invoice"), event)
 		if len(plan.Jobs) == 0 || plan.Jobs[0].Period.Label() != want {
 			t.Errorf("ABX_SCHEDULE_TIMEZONE=%q: plan %+v, want %s", zone, plan, want)
 		}
 	}
 	w.Env["ABX_SCHEDULE_TIMEZONE"] = "Mars/Olympus"
-	if _, err := call(t, w.NewHandlers().Handler("submit"), event); errorType(err) != export.ConfigInvalid {
+	if _, err := call(t, w.NewHandlers().Handler("fetch-invoice"), event); errorType(err) != export.ConfigInvalid {
 		t.Errorf("unknown zone: err = %v, want %s", err, export.ConfigInvalid)
 	}
 }

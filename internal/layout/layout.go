@@ -6,6 +6,7 @@ package layout
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
@@ -25,6 +26,9 @@ const (
 	FocusFolder             = "focus"
 	NormalizedFocusFolder   = "focus_normalized"
 	ManifestsFolder         = "_manifests"
+	// RunsFolder holds each state machine execution's working files: its
+	// plan, the Distributed Map's results and its summary. No table reads it.
+	RunsFolder = "_runs"
 )
 
 // Layout builds keys under one prefix.
@@ -113,4 +117,40 @@ func (l Layout) perInvoice(folder, orgID string, p period.Period, invoiceID, ext
 		return "", err
 	}
 	return path.Join(l.prefix, folder, "org_id="+orgID, "billing_month="+p.Label(), "invoice_id="+invoiceID+ext), nil
+}
+
+// Run is where one execution's working files go, under RunsFolder/NAME.
+type Run struct {
+	Folder   string // PREFIX/_runs/NAME
+	Plan     string // the plan the Distributed Map reads (a JSON array, one item per org)
+	Results  string // the prefix the Distributed Maps' ResultWriters write under
+	Summary  string // the summary (summary.json)
+	Manifest string // every job's outcome and objects, one JSON line each
+}
+
+// executionName is what Step Functions' own names look like (a UUID, or
+// the CLI's abx-2024-06-1719792000): the name becomes a key segment.
+var executionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$`)
+
+// ValidateRunName checks an execution name before it becomes part of a key.
+func ValidateRunName(name string) error {
+	if !executionName.MatchString(name) {
+		return fmt.Errorf("layout: execution name %.90q: want 1 to 80 letters, digits, - or _ (starting with a letter or digit)", name)
+	}
+	return nil
+}
+
+// Run names the working files of the execution called name.
+func (l Layout) Run(name string) (Run, error) {
+	if err := ValidateRunName(name); err != nil {
+		return Run{}, err
+	}
+	dir := path.Join(l.prefix, RunsFolder, name)
+	return Run{
+		Folder:   dir,
+		Plan:     dir + "/plan.json",
+		Results:  dir + "/results",
+		Summary:  dir + "/summary.json",
+		Manifest: dir + "/manifest.jsonl",
+	}, nil
 }

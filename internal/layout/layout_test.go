@@ -132,3 +132,29 @@ func TestRejectsPathCharacters(t *testing.T) {
 		}
 	}
 }
+
+func TestRun(t *testing.T) {
+	l, err := New("exports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Run("abx-2024-06-1719792000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Run{
+		Folder:   "exports/_runs/abx-2024-06-1719792000",
+		Plan:     "exports/_runs/abx-2024-06-1719792000/plan.json",
+		Results:  "exports/_runs/abx-2024-06-1719792000/results",
+		Summary:  "exports/_runs/abx-2024-06-1719792000/summary.json",
+		Manifest: "exports/_runs/abx-2024-06-1719792000/manifest.jsonl",
+	}
+	if r != want {
+		t.Errorf("Run = %+v, want %+v", r, want)
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", "-x", "a b", "näme", strings.Repeat("a", 81), "x\n"} {
+		if _, err := l.Run(bad); err == nil {
+			t.Errorf("Run(%q) accepted", bad)
+		}
+	}
+}

@@ -23,9 +23,9 @@ const (
 	// MonthToDate is the month of the reference time, still accruing.
 	MonthToDate = "month-to-date"
 
-	// maxMonths bounds a range so a typo such as 1024-01 cannot fan out into
+	// MaxMonths bounds a range so a typo such as 1024-01 cannot fan out into
 	// thousands of queries.
-	maxMonths = 120
+	MaxMonths = 120
 )
 
 // Period is one calendar month: Start is its first day, End the first day of
@@ -172,8 +172,8 @@ func Months(from, to string) ([]Period, error) {
 func between(first, last Period) ([]Period, error) {
 	var out []Period
 	for p := first; !p.Start.After(last.Start); p = p.Next() {
-		if len(out) == maxMonths {
-			return nil, fmt.Errorf("range %s..%s is longer than %d months", first, last, maxMonths)
+		if len(out) == MaxMonths {
+			return nil, fmt.Errorf("range %s..%s is longer than %d months", first, last, MaxMonths)
 		}
 		out = append(out, p)
 	}

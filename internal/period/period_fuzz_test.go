@@ -20,10 +20,10 @@ func checkMonth(t *testing.T, what string, p Period) {
 }
 
 // checkRange fails unless ps are consecutive whole months, no more than
-// maxMonths.
+// MaxMonths.
 func checkRange(t *testing.T, what string, ps []Period) {
 	t.Helper()
-	if len(ps) == 0 || len(ps) > maxMonths {
+	if len(ps) == 0 || len(ps) > MaxMonths {
 		t.Fatalf("%s: %d months", what, len(ps))
 	}
 	for i, p := range ps {

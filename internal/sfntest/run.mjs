@@ -3,7 +3,7 @@
 //
 //   node run.mjs <config.json>
 //
-// config: {modules, definition, input, bridge, waitMs, retryMs}
+// config: {modules, definition, input, bridge, waitMs, retryMs, executionName}
 // stdout (one JSON line): {status: "SUCCEEDED"|"FAILED", output?, error?, cause?, events: {type: n}, entered: {state: n}}
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -53,6 +53,7 @@ const retryIntervalOverrides = Object.fromEntries(found.retry.map((n) => [n, cfg
 const machine = new StateMachine(cfg.definition);
 const execution = machine.run(cfg.input, {
   overrides: { taskResourceLocalHandlers, waitTimeOverrides, retryIntervalOverrides },
+  context: cfg.executionName ? { Execution: { Name: cfg.executionName } } : {},
 });
 
 const events = {};

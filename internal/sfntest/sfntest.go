@@ -71,6 +71,8 @@ type Options struct {
 	Timeout time.Duration // the whole run, Node start included (default 2 min)
 	// Node and NodeModules default to what Tools finds.
 	Node, NodeModules string
+	// ExecutionName is the context's $$.Execution.Name (default: none).
+	ExecutionName string
 }
 
 // Result is how an execution ended.
@@ -81,6 +83,26 @@ type Result struct {
 	Entered      map[string]int  // StateEntered events per state name
 	Retried      int             // StateRetried events
 	Calls        map[string]int  // Handler calls per Task state
+	Events       map[string]int  // events per type (StateEntered, StateRetried, MapIterationStarted, ...)
+	Execution    string          // Options.ExecutionName
+}
+
+// Add counts o's events and calls into r (a workflow run as several
+// executions: the parent's and its children's).
+func (r *Result) Add(o Result) {
+	r.Transitions += o.Transitions
+	r.Retried += o.Retried
+	for _, m := range []struct {
+		dst *map[string]int
+		src map[string]int
+	}{{&r.Entered, o.Entered}, {&r.Calls, o.Calls}, {&r.Events, o.Events}} {
+		if *m.dst == nil {
+			*m.dst = map[string]int{}
+		}
+		for k, v := range m.src {
+			(*m.dst)[k] += v
+		}
+	}
 }
 
 // Succeeded reports whether the execution ended without an error.
@@ -110,7 +132,24 @@ type replyError struct {
 // invalid definition, timeout) fails the test.
 func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
 	t.Helper()
-	node, modules := tools(t, opt)
+	opt.Node, opt.NodeModules = tools(t, opt)
+	dir := t.TempDir()
+	res, err := Exec(t.Context(), dir, def, input, h, opt)
+	if err != nil {
+		t.Fatalf("sfntest: %v", err)
+	}
+	return res
+}
+
+// Exec is Run for callers that are not the test's goroutine (a Task state's
+// handler running a child execution, say): it returns the harness's
+// failures instead of ending the test. dir is a scratch folder of its own;
+// opt must name Node and NodeModules (Tools finds them).
+func Exec(ctx context.Context, dir string, def []byte, input any, h Handler, opt Options) (Result, error) {
+	node, modules := opt.Node, opt.NodeModules
+	if node == "" || modules == "" {
+		return Result{}, errors.New("Exec needs Options.Node and Options.NodeModules (from Tools)")
+	}
 	if opt.WaitMs <= 0 {
 		opt.WaitMs = 1
 	}
@@ -150,34 +189,34 @@ func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(rep)
 	}))
-	t.Cleanup(bridge.Close)
+	defer bridge.Close()
 
 	inputJSON, err := json.Marshal(input)
 	if err != nil {
-		t.Fatalf("sfntest: encode input: %v", err)
+		return Result{}, fmt.Errorf("encode input: %w", err)
 	}
 	cfg, err := json.Marshal(map[string]any{
-		"modules":    modules,
-		"definition": json.RawMessage(def),
-		"input":      json.RawMessage(inputJSON),
-		"bridge":     bridge.URL,
-		"waitMs":     opt.WaitMs,
-		"retryMs":    opt.RetryMs,
+		"modules":       modules,
+		"definition":    json.RawMessage(def),
+		"input":         json.RawMessage(inputJSON),
+		"bridge":        bridge.URL,
+		"waitMs":        opt.WaitMs,
+		"retryMs":       opt.RetryMs,
+		"executionName": opt.ExecutionName,
 	})
 	if err != nil {
-		t.Fatalf("sfntest: encode config (is the definition JSON?): %v", err)
+		return Result{}, fmt.Errorf("encode config (is the definition JSON?): %w", err)
 	}
-	dir := t.TempDir()
 	script := filepath.Join(dir, "run.mjs")
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(script, runScript, 0o600); err != nil {
-		t.Fatalf("sfntest: %v", err)
+		return Result{}, err
 	}
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatalf("sfntest: %v", err)
+		return Result{}, err
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), opt.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script, cfgPath)
 	cmd.Dir = dir
@@ -186,23 +225,25 @@ func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			t.Fatalf("sfntest: execution did not finish within %v\nstderr:\n%s", opt.Timeout, stderr.Bytes())
+			return Result{}, fmt.Errorf("execution did not finish within %v\nstderr:\n%s", opt.Timeout, stderr.Bytes())
 		}
-		t.Fatalf("sfntest: node %s: %v\nstderr:\n%s", script, err, stderr.Bytes())
+		return Result{}, fmt.Errorf("node %s: %v\nstderr:\n%s", script, err, stderr.Bytes())
 	}
 	var rep report
 	if err := json.Unmarshal(lastLine(stdout.Bytes()), &rep); err != nil {
-		t.Fatalf("sfntest: read result: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
+		return Result{}, fmt.Errorf("read result: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
 	res := Result{
-		Error:   rep.Error,
-		Cause:   rep.Cause,
-		Entered: rep.Entered,
-		Retried: rep.Events["StateRetried"],
-		Calls:   maps.Clone(calls),
+		Error:     rep.Error,
+		Cause:     rep.Cause,
+		Entered:   rep.Entered,
+		Retried:   rep.Events["StateRetried"],
+		Calls:     maps.Clone(calls),
+		Events:    rep.Events,
+		Execution: opt.ExecutionName,
 	}
 	if rep.Status == "SUCCEEDED" {
 		res.Output = rep.Output
@@ -212,7 +253,7 @@ func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
 	for _, n := range rep.Entered {
 		res.Transitions += n
 	}
-	return res
+	return res, nil
 }
 
 // errorName is the Step Functions error name for err: its ErrorName when it

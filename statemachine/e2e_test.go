@@ -2,6 +2,7 @@ package statemachine_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -487,4 +489,147 @@ func decodeSummary(t *testing.T, res sfntest.Result) summary {
 		t.Errorf("summary says %d jobs but %d succeeded and %d failed", sum.Jobs, sum.Succeeded, sum.Failed)
 	}
 	return sum
+}
+
+// TestChildWorkflow runs the org's child workflow (the Distributed Map's
+// ItemProcessor, statemachine.Org) in aws-local-stepfunctions with the real
+// handlers, for two orgs at once as the Map starts them, on the items the
+// real Plan wrote: one org exports three months in order through a burst of
+// 429s beyond the Atlas client's budget; the other is unknown to Atlas and
+// fails every month, which stops nothing of the first.
+func TestChildWorkflow(t *testing.T) {
+	w := e2e.New(t, e2e.Options{})
+	const unknown = "0123456789abcdef01234567" // ORG_NOT_FOUND
+	good := w.Orgs[0]
+	months := []string{"2024-04", "2024-05", "2024-06"}
+	plan, err := w.H.Handler("fetch-invoice")(t.Context(), mustMarshal(t, map[string]any{
+		"action": "plan", "execution": "child-e2e",
+		"request": map[string]any{"orgIds": []string{good, unknown}, "startDate": "2024-04-01", "endDate": "2024-07-01"},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(w.Object(t, plan.(export.Run).Plan), &items); err != nil || len(items) != 2 {
+		t.Fatalf("plan items: %v (%d)", err, len(items))
+	}
+	// Six 429s on the first invoice list: the client's five attempts, then
+	// the state machine's Retry meets the sixth and waits it out.
+	w.Sim.Inject(atlassim.Fault{Op: atlassim.OpListInvoices, Kind: atlassim.Status, Status: 429, RetryAfter: time.Second, Times: 6})
+
+	var mu sync.Mutex
+	var submitted []string // org/month of each Submit, in call order
+	routes := w.Routes()
+	submit := routes[statemachine.StateSubmit]
+	routes[statemachine.StateSubmit] = func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+		var c struct{ Job export.Job }
+		if err := json.Unmarshal(in, &c); err == nil {
+			mu.Lock()
+			submitted = append(submitted, c.Job.OrgID+"/"+c.Job.Period.Label())
+			mu.Unlock()
+		}
+		return submit(ctx, in)
+	}
+	def, err := statemachine.Org(e2e.Definition(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := sfntest.Options{}
+	opt.Node, opt.NodeModules = sfntest.Tools(t)
+	results := make([]sfntest.Result, len(items))
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, item := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = sfntest.Exec(t.Context(), t.TempDir(), def, item, routes.Handle, opt)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("org child %d: %v", i, err)
+		}
+	}
+
+	type orgOut struct {
+		OrgID  string       `json:"orgId"`
+		Months []jobOutcome `json:"months"`
+	}
+	outs := make([]orgOut, len(results))
+	for i, res := range results {
+		// A child execution succeeds whatever its months did: the summary
+		// counts them, and the Map goes on.
+		if !res.Succeeded() {
+			t.Fatalf("org child %d failed: %s: %s", i, res.Error, res.Cause)
+		}
+		if err := json.Unmarshal(res.Output, &outs[i]); err != nil || len(outs[i].Months) != 3 {
+			t.Fatalf("org child %d output %s (%v): want the org and its 3 months", i, res.Output, err)
+		}
+		if bytes.Contains(res.Output, []byte(`"jobs"`)) {
+			t.Errorf("org child %d's output carries its jobs", i)
+		}
+	}
+
+	// The good org: every month, in order, stored as Atlas served it.
+	if outs[0].OrgID != good {
+		t.Fatalf("first child is %s", outs[0].OrgID)
+	}
+	var objs []sink.Object
+	for i, m := range outs[0].Months {
+		if m.Period.Month != months[i] || m.Error != "" {
+			t.Errorf("%s %s: error %q: %s", good, m.Period.Month, m.Error, m.Cause)
+		}
+		var o e2e.Outcome
+		b, _ := json.Marshal(m)
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatal(err)
+		}
+		checkObjects(t, w, o.Objects, expected(t, w, good, months[i], false))
+		objs = append(objs, o.Objects...)
+	}
+	if results[0].Retried != 1 || results[0].Calls[statemachine.StateFetchInvoices] != 3+1 {
+		t.Errorf("good org: %d retries, %d FetchInvoices calls; want the one Retry of the 429 burst", results[0].Retried, results[0].Calls[statemachine.StateFetchInvoices])
+	}
+	if n := w.Sim.Requests(atlassim.OpListInvoices); n != 3+6 {
+		t.Errorf("%d invoice lists, want 3 and the 6 answered 429", n)
+	}
+
+	// The unknown org: each month failed on its own, naming org and month.
+	if outs[1].OrgID != unknown {
+		t.Fatalf("second child is %s", outs[1].OrgID)
+	}
+	for i, m := range outs[1].Months {
+		if m.Period.Month != months[i] || m.Error != export.AtlasNotFound || !strings.Contains(m.Cause, "org "+unknown+", "+months[i]) {
+			t.Errorf("unknown org, month %d: %s %s: %s", i, m.Period.Month, m.Error, m.Cause)
+		}
+	}
+	var goodOrder, unknownOrder []string
+	for _, s := range submitted {
+		org, month, _ := strings.Cut(s, "/")
+		if org == good {
+			goodOrder = append(goodOrder, month)
+		} else {
+			unknownOrder = append(unknownOrder, month)
+		}
+	}
+	if !slices.Equal(goodOrder, months) || !slices.Equal(unknownOrder, months) {
+		t.Errorf("months submitted %v and %v, want each org's in order", goodOrder, unknownOrder)
+	}
+	if keys := w.StagingKeys(t); len(keys) != 0 {
+		t.Errorf("staging objects left: %v", keys)
+	}
+	if n := w.OpenUploads(t); n != 0 {
+		t.Errorf("%d multipart uploads left open", n)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,42 @@ func TestPlanInZone(t *testing.T) {
 		if len(p.Jobs) != 1 || p.Jobs[0].Period.Label() != want {
 			t.Errorf("zone %v: jobs %v, want one for %s", zone, p.Jobs, want)
 		}
+	}
+}
+
+// No cap a user meets: a plan is bounded by its orgs (MaxOrgs) and its
+// months (period.MaxMonths), not by their product.
+func TestPlanBounds(t *testing.T) {
+	orgs := func(n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%024x", i+1)
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		name   string
+		req    Request
+		jobs   int
+		reason string // in the Input.Invalid refusal
+	}{
+		{"121 org-months", Request{OrgIDs: orgs(11), StartDate: "2023-08-01", EndDate: "2024-07-01"}, 121, ""},
+		{"1,000 orgs x 120 months", Request{OrgIDs: orgs(MaxOrgs), StartDate: "2014-07-01", EndDate: "2024-07-01"}, MaxOrgs * 120, ""},
+		{"1,001 orgs", Request{OrgIDs: orgs(MaxOrgs + 1), Period: "2024-06"}, 0, "1001 orgs, more than the 1000 one execution exports"},
+		{"121 months", Request{OrgIDs: orgs(1), StartDate: "2014-06-01", EndDate: "2024-07-01"}, 0, "longer than 120 months"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := newExporter(t, &countingAtlas{}).Plan(context.Background(), tc.req)
+			if tc.reason != "" {
+				if Name(err) != InputInvalid || !strings.Contains(err.Error(), tc.reason) {
+					t.Fatalf("err = %v, want %s saying %q", err, InputInvalid, tc.reason)
+				}
+				return
+			}
+			if err != nil || len(p.Jobs) != tc.jobs || len(p.Items()) != len(tc.req.OrgIDs) {
+				t.Fatalf("%d jobs in %d items (%v), want %d", len(p.Jobs), len(p.Items()), err, tc.jobs)
+			}
+		})
 	}
 }
 

@@ -169,6 +169,9 @@ func TestUsageErrors(t *testing.T) {
 		{"start: bad ARN", nil, []string{"start", "--state-machine-arn", "atlas-billing-export"}, "--state-machine-arn"},
 		{"start: bad name", nil, []string{"start", "--state-machine-arn", arn, "--name", "june run!"}, `--name "june run!"`},
 		{"start: bad org", nil, []string{"start", "--state-machine-arn", arn, "--org", "acme"}, `--org "acme"`},
+		{"start: period and range", nil, []string{"start", "--state-machine-arn", arn, "--period", "2024-06", "--from", "2024-01", "--to", "2024-02"}, "give --period or --from/--to, not both"},
+		{"start: half a range", nil, []string{"start", "--state-machine-arn", arn, "--from", "2024-01"}, "--from and --to go together"},
+		{"backfill: retry and range", nil, []string{"backfill", "--state-machine-arn", arn, "--retry-failed", "m.jsonl", "--from", "2024-01", "--to", "2024-02"}, "--retry-failed takes its months and orgs from the manifest"},
 		{"invoke: unknown step", creds, []string{"invoke", "wait", "{}"}, `unknown step "wait"`},
 		// One rule for every subcommand: 2 for anything wrong with what was asked or configured,
 		// found before any work.
@@ -247,6 +250,8 @@ type startRequest struct {
 
 type executionInput struct {
 	Period         string   `json:"period"`
+	StartDate      string   `json:"startDate"`
+	EndDate        string   `json:"endDate"`
 	OrgIDs         []string `json:"orgIds"`
 	IncludePending bool     `json:"includePending"`
 }
@@ -321,10 +326,9 @@ func (f *fakeSFN) serve(w http.ResponseWriter, r *http.Request) {
 				out["error"], out["cause"] = fail[0], fail[1]
 			} else {
 				ex.status = "SUCCEEDED"
-				// The state machine's summary: one job's results.
-				out["output"] = fmt.Sprintf(`{"jobs":1,"results":[{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","objects":[`+
-					`{"bucket":"lake","key":"atlas-billing/usage/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/usage.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},`+
-					`{"bucket":"lake","key":"atlas-billing/invoices/org_id=5f1a2b3c4d5e6f7a8b9c0d1e/billing_month=%[1]s/invoice_id=66aa.csv","bytes":900,"sha256":"cd","rows":200,"skipped":true}]}]}`, ex.period)
+				// The state machine's summary: one job that wrote two objects.
+				out["output"] = fmt.Sprintf(`{"execution":%[1]q,"orgs":1,"months":1,"jobs":1,"succeeded":1,"failed":0,"objects":2,"unchanged":1,"bytes":2948,`+
+					`"failures":[],"warnings":{},"warningList":[],"bucket":"lake","manifest":"atlas-billing/_runs/%[1]s/manifest.jsonl","summary":"atlas-billing/_runs/%[1]s/summary.json"}`, ex.start.Name)
 			}
 			out["status"] = ex.status
 			out["stopDate"] = 1718000060.0
@@ -393,7 +397,7 @@ func TestBackfill(t *testing.T) {
 				if ex == nil || ex.status != "SUCCEEDED" || ex.describes != 2 {
 					t.Errorf("%s: execution %+v, want followed (2 describes) to SUCCEEDED", month, ex)
 				}
-				if !regexp.MustCompile(`(?m)^` + month + `\s+SUCCEEDED\s+2\s+0\s+abx-` + month + `-\d+`).MatchString(r.stdout) {
+				if !regexp.MustCompile(`(?m)^` + month + `\s+SUCCEEDED\s+1\s+2\s+0\s+abx-` + month + `-\d+`).MatchString(r.stdout) {
 					t.Errorf("table has no SUCCEEDED row for %s:\n%s", month, r.stdout)
 				}
 			}
@@ -433,7 +437,7 @@ func TestBackfillFailure(t *testing.T) {
 			t.Errorf("input %+v names orgs; without --org it must leave them to the functions' configuration", in)
 		}
 	}
-	for _, row := range []string{`2024-04\s+SUCCEEDED`, `2024-05\s+FAILED\s+-\s+-\s+abx-2024-05-\d+\s+Atlas.Unauthorized: ` + regexp.QuoteMeta(cause), `2024-06\s+SUCCEEDED`} {
+	for _, row := range []string{`2024-04\s+SUCCEEDED`, `2024-05\s+FAILED\s+-\s+-\s+-\s+abx-2024-05-\d+\s+Atlas.Unauthorized: ` + regexp.QuoteMeta(cause), `2024-06\s+SUCCEEDED`} {
 		if !regexp.MustCompile(`(?m)^` + row).MatchString(r.stdout) {
 			t.Errorf("table lacks %s:\n%s", row, r.stdout)
 		}
@@ -448,6 +452,53 @@ func TestBackfillFailure(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// One execution exports a whole range: the state machine takes 1,000 orgs x 120 months.
+func TestStartRange(t *testing.T) {
+	f, endpoint := newFakeSFN(t, nil)
+	r := run(t, nil, "start", "--state-machine-arn", testARN, "--from", "2023-01", "--to", "2024-06", "--org", org1+","+org2,
+		"--endpoint", endpoint, "--interval", "10ms")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	starts, inputs, _ := f.check(t)
+	if len(starts) != 1 || inputs[0].Period != "" || inputs[0].StartDate != "2023-01-01" || inputs[0].EndDate != "2024-07-01" ||
+		strings.Join(inputs[0].OrgIDs, ",") != org1+","+org2 || !regexp.MustCompile(`^abx-2023-01-to-2024-06-\d+$`).MatchString(starts[0].Name) {
+		t.Fatalf("starts %+v, inputs %+v; want one execution for the range", starts, inputs)
+	}
+	if !strings.Contains(r.stdout, "(2023-01..2024-06): SUCCEEDED") {
+		t.Errorf("stdout %s", r.stdout)
+	}
+}
+
+// backfill --retry-failed exports again what a run's manifest says failed: per month, its orgs.
+func TestBackfillRetryFailed(t *testing.T) {
+	job := func(org, start, end, month, errName string) string {
+		return `{"orgId":"` + org + `","period":{"start":"` + start + `","end":"` + end + `","month":"` + month + `"},"objects":[],"error":"` + errName + `"}` + "\n"
+	}
+	manifest := filepath.Join(t.TempDir(), "manifest.jsonl")
+	body := job(org1, "2024-04-01", "2024-05-01", "2024-04", "") + job(org2, "2024-04-01", "2024-05-01", "2024-04", "Atlas.ServerError") +
+		job(org1, "2024-05-01", "2024-06-01", "2024-05", "Export.NoResult") + job(org2, "2024-05-01", "2024-06-01", "2024-05", "Atlas.NotFound") +
+		job(org1, "2024-06-01", "2024-07-01", "2024-06", "")
+	if err := os.WriteFile(manifest, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, endpoint := newFakeSFN(t, nil)
+	r := run(t, nil, "backfill", "--state-machine-arn", testARN, "--retry-failed", manifest, "--endpoint", endpoint, "--interval", "10ms")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	starts, inputs, _ := f.check(t)
+	if len(inputs) != 2 || inputs[0].Period != "2024-04" || strings.Join(inputs[0].OrgIDs, ",") != org2 ||
+		inputs[1].Period != "2024-05" || strings.Join(inputs[1].OrgIDs, ",") != org1+","+org2 {
+		t.Fatalf("inputs %+v, want April for %s and May for both", inputs, org2)
+	}
+	for _, s := range starts {
+		if !regexp.MustCompile(`^abx-2024-0[45]-retry-\d+$`).MatchString(s.Name) {
+			t.Errorf("name %q", s.Name)
+		}
+	}
 }
 
 func TestStart(t *testing.T) {
@@ -466,9 +517,8 @@ func TestStart(t *testing.T) {
 		if execs["2024-06"].status != "SUCCEEDED" {
 			t.Fatalf("not followed to the end: %+v", execs["2024-06"])
 		}
-		for _, want := range []string{"SUCCEEDED: 2 objects (1 unchanged)",
-			"s3://lake/atlas-billing/usage/org_id=" + org1 + "/billing_month=2024-06/usage.csv",
-			"s3://lake/atlas-billing/invoices/org_id=" + org1 + "/billing_month=2024-06/invoice_id=66aa.csv"} {
+		for _, want := range []string{"execution june-2024 (2024-06): SUCCEEDED: 1 org(s) x 1 month(s), 2 objects (1 unchanged), 2.9 KiB, 0 warning(s)",
+			"every object and warning: s3://lake/atlas-billing/_runs/june-2024/manifest.jsonl"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 			}
@@ -508,9 +558,9 @@ func TestStart(t *testing.T) {
 		}
 		var last struct {
 			Event, Status string
-			Objects       []json.RawMessage
+			Summary       struct{ Jobs, Objects int }
 		}
-		if err := json.Unmarshal([]byte(lastLine(r.stdout)), &last); err != nil || last.Event != "result" || last.Status != "SUCCEEDED" || len(last.Objects) != 2 {
+		if err := json.Unmarshal([]byte(lastLine(r.stdout)), &last); err != nil || last.Event != "result" || last.Status != "SUCCEEDED" || last.Summary.Objects != 2 {
 			t.Fatalf("last JSON line %q: %+v, %v", lastLine(r.stdout), last, err)
 		}
 	})

@@ -23,7 +23,9 @@ var runCommand = &command{
 Export Cost Explorer usage and the invoice CSVs of one or more Atlas organizations for a month or a
 range of months, in this process, with the same steps as the state machine: submit the usage query,
 wait the returned seconds, poll until ready, stream the result to storage, then fetch the invoices of
-the period. Files get the S3 layout (usage/org_id=.../billing_month=YYYY-MM/usage.csv,
+the period. Like the state machine, it exports --concurrency orgs at once, each org's months one
+after another (so each org's Atlas rate limit sees one request at a time), and a job that fails does
+not stop the others: the summary lists the failed jobs, and the exit status is then 1. Files get the S3 layout (usage/org_id=.../billing_month=YYYY-MM/usage.csv,
 invoices/org_id=.../billing_month=YYYY-MM/invoice_id=....csv) under a local folder or s3://bucket/prefix;
 a file already stored unchanged is not rewritten.
 

@@ -290,6 +290,35 @@ func TestRunOutput(t *testing.T) {
 		}
 	})
 
+	t.Run("a failing org", func(t *testing.T) {
+		// The second org is unknown to Atlas: each of its months fails, the
+		// first org's are all exported, the summary names the failures.
+		const unknown = "0123456789abcdef01234567"
+		_, env := simEnv(t)
+		env[config.EnvOrgIDs] = atlassim.DefaultOrgs[0].ID + "," + unknown
+		dir := t.TempDir()
+		a, stdout, stderr := testApp(t, env)
+		code := a.Main(context.Background(), []string{"run", "--out", dir, "--from", "2024-05", "--to", "2024-06", "--focus=false", "--json"})
+		if code != ExitFailure {
+			t.Fatalf("exit %d, want %d; stderr %s", code, ExitFailure, stderr)
+		}
+		var last struct {
+			Event    string
+			Objects  []json.RawMessage
+			Failures []export.Failure
+		}
+		if err := json.Unmarshal([]byte(lastLine(stdout.String())), &last); err != nil || last.Event != "summary" {
+			t.Fatalf("last line %q: %v", lastLine(stdout.String()), err)
+		}
+		if len(last.Objects) != 8 || len(last.Failures) != 2 || last.Failures[0].OrgID != unknown || last.Failures[0].Month != "2024-05" ||
+			last.Failures[1].Month != "2024-06" || last.Failures[0].Error != export.AtlasNotFound {
+			t.Errorf("summary: %d objects, failures %+v; want the first org's 8 and the other's 2 months", len(last.Objects), last.Failures)
+		}
+		if !strings.Contains(stderr.String(), "error: Atlas.NotFound: 2 of 4 jobs failed; org "+unknown+", 2024-05: Atlas.NotFound") {
+			t.Errorf("stderr %q", stderr)
+		}
+	})
+
 	t.Run("failure", func(t *testing.T) {
 		sim, env := simEnv(t)
 		sim.Inject(atlassim.Fault{Op: atlassim.OpGetInvoiceCSV, Kind: atlassim.NotFound, Times: 10})
@@ -355,4 +384,9 @@ func TestRunTimeout(t *testing.T) {
 		t.Fatalf("exit %d after %v, want %d within the timeout", code, time.Since(start), ExitFailure)
 	}
 	assertOneErrorLine(t, stderr.String(), "stopped after --timeout 2s")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
 }

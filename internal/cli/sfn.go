@@ -7,12 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
@@ -20,7 +25,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 // envStateMachine names the deployed state machine for start and backfill.
@@ -46,6 +51,8 @@ type sfnFlags struct {
 	region   string
 	interval time.Duration
 	timeout  time.Duration
+
+	aws aws.Config // loaded by resolve
 }
 
 func (s *sfnFlags) define(fs *flag.FlagSet) {
@@ -92,6 +99,7 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 	if err != nil {
 		return nil, err
 	}
+	s.aws = cfg
 	client := sfn.NewFromConfig(cfg, func(o *sfn.Options) {
 		if s.endpoint != "" {
 			o.BaseEndpoint = aws.String(s.endpoint)
@@ -102,17 +110,15 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 
 // execution is one started execution and how it ended.
 type execution struct {
-	Month   string        `json:"month"`
-	Name    string        `json:"name"`
-	ARN     string        `json:"executionArn,omitempty"`
-	Status  string        `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
-	Error   string        `json:"error,omitempty"`
-	Cause   string        `json:"cause,omitempty"`
-	Objects []sink.Object `json:"objects,omitempty"`
-	// Warnings are the jobs' warnings the output carries.
-	Warnings  []export.Warning `json:"warnings,omitempty"`
-	StartedAt string           `json:"startDate,omitempty"`
-	Seconds   float64          `json:"seconds,omitempty"`
+	Month     string          `json:"month"` // YYYY-MM, or FROM..TO for a range
+	Name      string          `json:"name"`
+	ARN       string          `json:"executionArn,omitempty"`
+	Status    string          `json:"status"` // an ExecutionStatus, NOT_STARTED, START_FAILED or UNKNOWN
+	Error     string          `json:"error,omitempty"`
+	Cause     string          `json:"cause,omitempty"`
+	Summary   *export.Summary `json:"summary,omitempty"` // the output of one that succeeded
+	StartedAt string          `json:"startDate,omitempty"`
+	Seconds   float64         `json:"seconds,omitempty"`
 }
 
 func (e *execution) succeeded() bool { return e.Status == string(types.ExecutionStatusSucceeded) }
@@ -129,10 +135,15 @@ func (e *execution) failure() string {
 	return oneLine(s)
 }
 
-// startAndFollow starts one execution for month and, unless noWait, follows it to its end.
-func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, month, spec, name string, noWait bool) *execution {
+// startAndFollow starts one execution with req (labelled month) and, unless noWait, follows it to
+// its end. The orgs and includePending are the flags' unless req names orgs.
+func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, month string, req export.Request, name string, noWait bool) *execution {
 	ex := &execution{Month: month, Name: name, Status: "NOT_STARTED"}
-	in, err := json.Marshal(export.Request{OrgIDs: s.orgs, Period: spec, IncludePending: s.pending})
+	req.IncludePending = s.pending
+	if req.OrgIDs == nil {
+		req.OrgIDs = s.orgs
+	}
+	in, err := json.Marshal(req)
 	if err != nil {
 		ex.Status, ex.Error = "START_FAILED", err.Error()
 		return ex
@@ -177,7 +188,7 @@ func follow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, ex *execut
 			}
 			if d.Status != types.ExecutionStatusRunning {
 				ex.Error, ex.Cause = aws.ToString(d.Error), aws.ToString(d.Cause)
-				ex.Objects, ex.Warnings = outputOf(aws.ToString(d.Output))
+				ex.Summary = summaryIn(aws.ToString(d.Output))
 				return
 			}
 		}
@@ -213,23 +224,14 @@ func awsError(err error) (code, msg string) {
 	return "Error", err.Error()
 }
 
-// outputOf lists the objects and warnings of an execution's output: the state machine's summary,
-// whose results (one per job) each list what the job wrote and the warnings it gave.
-func outputOf(output string) ([]sink.Object, []export.Warning) {
-	var summary struct {
-		Results []struct {
-			Objects  []sink.Object
-			Warnings []export.Warning
-		}
+// summaryIn reads an execution's output, the state machine's summary (export.Summary); nil when
+// there is none (a failed execution has no output: its cause says where its manifest is).
+func summaryIn(output string) *export.Summary {
+	var sum export.Summary
+	if output == "" || json.Unmarshal([]byte(output), &sum) != nil || sum.Jobs == 0 {
+		return nil
 	}
-	_ = json.Unmarshal([]byte(output), &summary) // no output: no objects
-	var objs []sink.Object
-	var warnings []export.Warning
-	for _, r := range summary.Results {
-		objs = append(objs, r.Objects...)
-		warnings = append(warnings, r.Warnings...)
-	}
-	return objs, warnings
+	return &sum
 }
 
 func defaultExecutionName(month, spec string, now time.Time) string {
@@ -241,20 +243,25 @@ func defaultExecutionName(month, spec string, now time.Time) string {
 
 var startCommand = &command{
 	name:    "start",
-	summary: "start the deployed state machine for one period and follow it to its end",
+	summary: "start the deployed state machine for one period or range and follow it to its end",
 	about: `
 Start an execution of the deployed Step Functions state machine for one period with the input
-{"period":..., "orgIds":[...], "includePending":...}, then check it every --interval until it ends
-(at most --timeout) and report its status: on success the objects it wrote, on failure its error and
-cause. Exit 0 only when the execution SUCCEEDED (or with --no-wait once it started); 1 on FAILED,
-TIMED_OUT, ABORTED or when following stopped.
+{"period":..., "orgIds":[...], "includePending":...}, or for every month of --from..--to with
+{"startDate":..., "endDate":...}, then check it every --interval until it ends (at most --timeout)
+and report its status: on success its summary (jobs, objects, where every object is listed), on
+failure its error and cause (which name the failed jobs and where the run's manifest is). Exit 0
+only when the execution SUCCEEDED (or with --no-wait once it started); 1 on FAILED, TIMED_OUT,
+ABORTED or when following stopped.
 
-The execution name defaults to abx-YYYY-MM-<unix seconds> (abx-YYYY-MM-mtd-<unix seconds> for
-month-to-date). Step Functions keeps names unique for 90 days, so each start is a new execution; a
---name used before is refused (ExecutionAlreadyExists). previous-month is resolved here (UTC) so the
-name and the input name the same month. AWS credentials come from the SDK's usual chain.`,
+One execution takes up to 1,000 orgs and 120 months: each org in a child execution of its own,
+its months one after another. The execution name defaults to abx-YYYY-MM-<unix seconds>
+(abx-YYYY-MM-mtd-<unix seconds> for month-to-date, abx-FROM-to-TO-<unix seconds> for a range).
+Step Functions keeps names unique for 90 days, so each start is a new execution; a --name used
+before is refused (ExecutionAlreadyExists). previous-month is resolved here (UTC) so the name and
+the input name the same month. AWS credentials come from the SDK's usual chain.`,
 	example: `
-` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export --period 2024-06`,
+` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export --period 2024-06
+` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export --from 2023-01 --to 2024-06`,
 	setup: setupStart,
 }
 
@@ -262,6 +269,8 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 	var s sfnFlags
 	s.define(fs)
 	spec := fs.String("period", period.PreviousMonth, "`MONTH` to export: YYYY-MM, "+period.PreviousMonth+" or "+period.MonthToDate+" (UTC)")
+	from := fs.String("from", "", "first `MONTH` of a range, YYYY-MM (with --to, instead of --period): one execution for all of it")
+	to := fs.String("to", "", "last `MONTH` of a range, YYYY-MM, inclusive")
 	name := fs.String("name", "", "execution `NAME` (default abx-YYYY-MM-<unix seconds>)")
 	noWait := fs.Bool("no-wait", false, "print the execution ARN and exit once it started")
 
@@ -269,20 +278,12 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 		if len(pos) > 0 {
 			return usagef("start takes no arguments, got %.40q", pos[0])
 		}
-		now := a.Now()
-		m, err := period.Parse(*spec, now.UTC()) // as --help says
-		if err == nil {
-			err = export.CheckMonths([]period.Period{m}, now)
-		}
+		label, req, err := startRequest(fs, *spec, *from, *to, a.Now())
 		if err != nil {
-			return usagef("--period: %v", err)
-		}
-		month, input := m.Label(), m.Label()
-		if *spec == period.MonthToDate {
-			input = period.MonthToDate
+			return err
 		}
 		if *name == "" {
-			*name = defaultExecutionName(month, *spec, now)
+			*name = req.name
 		}
 		if !executionName.MatchString(*name) {
 			return usagef("--name %.64q: want 1 to 80 letters, digits, - or _", *name)
@@ -292,7 +293,7 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 			return err
 		}
 		p := a.printer()
-		ex := startAndFollow(ctx, api, &s, p, month, input, *name, *noWait)
+		ex := startAndFollow(ctx, api, &s, p, label, req.Request, *name, *noWait)
 		p.JSON(struct {
 			Event string `json:"event"`
 			*execution
@@ -306,72 +307,144 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 		case !ex.succeeded():
 			return errors.New(ex.failure())
 		}
-		p.Human(func(w io.Writer) { writeExecutionObjects(w, ex) })
+		p.Human(func(w io.Writer) { writeExecutionSummary(w, ex) })
 		return nil
 	}
 }
 
-func writeExecutionObjects(w io.Writer, ex *execution) {
-	var bytes int64
-	skipped := 0
-	for _, o := range ex.Objects {
-		bytes += o.Bytes
-		if o.Skipped {
-			skipped++
+// named is a request with its default execution name.
+type named struct {
+	export.Request
+	name string
+}
+
+// startRequest is what start asks for: one period, or a range of months.
+func startRequest(fs *flag.FlagSet, spec, from, to string, now time.Time) (string, named, error) {
+	switch {
+	case from == "" && to == "":
+		m, err := period.Parse(spec, now)
+		if err == nil {
+			err = export.CheckMonths([]period.Period{m}, now)
+		}
+		if err != nil {
+			return "", named{}, usagef("--period: %v", err)
+		}
+		req := named{Request: export.Request{Period: m.Label()}, name: defaultExecutionName(m.Label(), spec, now)}
+		if spec == period.MonthToDate {
+			req.Period = period.MonthToDate
+		}
+		return m.Label(), req, nil
+	case isSet(fs, "period"):
+		return "", named{}, usagef("give --period or --from/--to, not both")
+	case from == "" || to == "":
+		return "", named{}, usagef("--from and --to go together")
+	}
+	months, err := period.Months(from, to)
+	if err == nil {
+		err = export.CheckMonths(months, now)
+	}
+	if err != nil {
+		return "", named{}, usagef("--from/--to: %v", err)
+	}
+	first, last := months[0], months[len(months)-1]
+	return first.Label() + ".." + last.Label(), named{
+		Request: export.Request{StartDate: first.StartDate(), EndDate: last.EndDate()},
+		name:    fmt.Sprintf("abx-%s-to-%s-%d", first.Label(), last.Label(), now.Unix()),
+	}, nil
+}
+
+// writeExecutionSummary says what a succeeded execution did, and where every object it wrote is
+// listed.
+func writeExecutionSummary(w io.Writer, ex *execution) {
+	sum := ex.Summary
+	if sum == nil {
+		fmt.Fprintf(w, "execution %s (%s): SUCCEEDED\n", ex.Name, ex.Month)
+		return
+	}
+	fmt.Fprintf(w, "execution %s (%s): SUCCEEDED: %d org(s) x %d month(s), %d objects (%d unchanged), %s, %d warning(s)\n",
+		ex.Name, ex.Month, sum.Orgs, sum.Months, sum.Objects, sum.Unchanged, formatBytes(sum.Bytes), warnings(sum))
+	if sum.Manifest != "" {
+		fmt.Fprintf(w, "  every object and warning: s3://%s/%s\n", sum.Bucket, sum.Manifest)
+	}
+	if len(sum.WarningList) > 0 {
+		writeWarnings(w, sum.WarningList)
+		if more := warnings(sum) - len(sum.WarningList); more > 0 {
+			fmt.Fprintf(w, "  and %d more in the manifest\n", more)
 		}
 	}
-	fmt.Fprintf(w, "execution %s (%s): SUCCEEDED: %d objects (%d unchanged), %s, %d warning(s)\n", ex.Name, ex.Month, len(ex.Objects), skipped, formatBytes(bytes), len(ex.Warnings))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, o := range ex.Objects {
-		loc := o.Key
-		if o.Bucket != "" {
-			loc = "s3://" + o.Bucket + "/" + o.Key
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d rows\n", loc, formatBytes(o.Bytes), o.Rows)
+}
+
+// warnings counts a summary's warnings.
+func warnings(sum *export.Summary) int {
+	n := 0
+	for _, c := range sum.Warnings {
+		n += c
 	}
-	tw.Flush()
-	if len(ex.Warnings) > 0 {
-		writeWarnings(w, ex.Warnings)
-	}
+	return n
 }
 
 var backfillCommand = &command{
 	name:    "backfill",
-	summary: "start the deployed state machine once per month of a range and report each outcome",
+	summary: "start the deployed state machine once per month of a range, or for a run's failed jobs",
 	about: `
 Start one execution of the deployed state machine per month from --from to --to (inclusive, oldest
 first), with the input {"period":"YYYY-MM", "orgIds":[...], "includePending":...}, at most
 --concurrency running at once, follow each to its end and print a table month -> status. Exit 1 if
 any month did not succeed. Executions are named abx-YYYY-MM-<unix seconds>, so a backfill never
 collides with an earlier one; re-exporting a month writes the same S3 keys and leaves files that did
-not change untouched. On Ctrl-C no new month starts; started ones keep running in AWS.`,
+not change untouched. On Ctrl-C no new month starts; started ones keep running in AWS. (One
+execution also takes a whole range: start --from --to.)
+
+With --retry-failed, the months and orgs come from a run's manifest instead: the file a failed
+execution's cause names (PREFIX/_runs/<execution>/manifest.jsonl, every job's outcome, one JSON line
+each), given as a path or as s3://BUCKET/KEY. Only its failed jobs are exported again, one execution
+per month with that month's failed orgs (named abx-YYYY-MM-retry-<unix seconds>).`,
 	example: `
 ` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
-    --from 2024-01 --to 2024-06 --concurrency 2`,
+    --from 2024-01 --to 2024-06 --concurrency 2
+` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
+    --retry-failed s3://my-lake/atlas-billing/_runs/abx-2024-06-1719792000/manifest.jsonl`,
 	setup: setupBackfill,
+}
+
+// monthJobs are the orgs to export for one month (nil: the configured ones).
+type monthJobs struct {
+	Month string
+	Orgs  []string
 }
 
 func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 	var s sfnFlags
 	s.define(fs)
-	from := fs.String("from", "", "first `MONTH`, YYYY-MM (required)")
-	to := fs.String("to", "", "last `MONTH`, YYYY-MM, inclusive (required)")
+	from := fs.String("from", "", "first `MONTH`, YYYY-MM (required without --retry-failed)")
+	to := fs.String("to", "", "last `MONTH`, YYYY-MM, inclusive (required without --retry-failed)")
+	retry := fs.String("retry-failed", "", "export again only the failed jobs of a run's `MANIFEST` (a path or s3://BUCKET/KEY of its manifest.jsonl)")
 	concurrency := fs.Int("concurrency", 1, "at most `N` executions running at once")
 
 	return func(ctx context.Context, pos []string) error {
 		if len(pos) > 0 {
 			return usagef("backfill takes no arguments, got %.40q", pos[0])
 		}
-		if *from == "" || *to == "" {
-			return usagef("--from and --to are required")
-		}
 		now := a.Now()
-		months, err := period.Months(*from, *to)
-		if err == nil {
-			err = export.CheckMonths(months, now)
-		}
-		if err != nil {
-			return usagef("--from/--to: %v", err)
+		var jobs []monthJobs
+		switch {
+		case *retry != "":
+			if *from != "" || *to != "" || len(s.orgs) > 0 {
+				return usagef("--retry-failed takes its months and orgs from the manifest: no --from, --to or --org")
+			}
+		case *from == "" || *to == "":
+			return usagef("--from and --to are required")
+		default:
+			months, err := period.Months(*from, *to)
+			if err == nil {
+				err = export.CheckMonths(months, now)
+			}
+			if err != nil {
+				return usagef("--from/--to: %v", err)
+			}
+			for _, m := range months {
+				jobs = append(jobs, monthJobs{Month: m.Label()})
+			}
 		}
 		if *concurrency < 1 {
 			return usagef("--concurrency %d: want at least 1", *concurrency)
@@ -380,13 +453,23 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		if err != nil {
 			return err
 		}
+		name := func(month string) string { return defaultExecutionName(month, month, now) }
+		if *retry != "" {
+			if jobs, err = s.failedJobs(ctx, *retry); err != nil {
+				return err
+			}
+			if len(jobs) == 0 {
+				a.printer().Human(func(w io.Writer) { fmt.Fprintln(w, "backfill: no job failed in "+*retry) })
+				return nil
+			}
+			name = func(month string) string { return fmt.Sprintf("abx-%s-retry-%d", month, now.Unix()) }
+		}
 		p := a.printer()
-		results := make([]*execution, len(months))
+		results := make([]*execution, len(jobs))
 		sem := make(chan struct{}, *concurrency)
 		var wg sync.WaitGroup
 	loop:
-		for i, m := range months {
-			month := m.Label()
+		for i, j := range jobs {
 			if ctx.Err() != nil {
 				break // interrupted: start nothing new
 			}
@@ -399,14 +482,14 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				results[i] = startAndFollow(ctx, api, &s, p, month, month, defaultExecutionName(month, month, now), false)
+				results[i] = startAndFollow(ctx, api, &s, p, j.Month, export.Request{Period: j.Month, OrgIDs: j.Orgs}, name(j.Month), false)
 			}()
 		}
 		wg.Wait()
 		failed := 0
 		for i, ex := range results {
 			if ex == nil {
-				ex = &execution{Month: months[i].Label(), Status: "NOT_STARTED", Error: "interrupted before it started"}
+				ex = &execution{Month: jobs[i].Month, Status: "NOT_STARTED", Error: "interrupted before it started"}
 				results[i] = ex
 			}
 			if !ex.succeeded() {
@@ -426,25 +509,83 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 					break
 				}
 			}
-			return fmt.Errorf("backfill: %d of %d months did not succeed; first: %s", failed, len(months), first)
+			return fmt.Errorf("backfill: %d of %d months did not succeed; first: %s", failed, len(jobs), first)
 		}
 		return nil
 	}
 }
 
+// failedJobs reads a run's manifest (a path, or s3://BUCKET/KEY read with the AWS configuration
+// resolve loaded) and groups its failed jobs by month.
+func (s *sfnFlags) failedJobs(ctx context.Context, where string) ([]monthJobs, error) {
+	var r io.ReadCloser
+	if bucket, key, ok := strings.Cut(strings.TrimPrefix(where, "s3://"), "/"); strings.HasPrefix(where, "s3://") && ok && bucket != "" && key != "" {
+		out, err := s3.NewFromConfig(s.aws).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			e, m := awsError(err)
+			return nil, fmt.Errorf("--retry-failed %s: %s: %s", oneLine(where), e, m)
+		}
+		r = out.Body
+	} else {
+		f, err := os.Open(where)
+		if err != nil {
+			return nil, usagef("--retry-failed: %v", err)
+		}
+		r = f
+	}
+	defer r.Close()
+	jobs, err := readFailed(r)
+	if err != nil {
+		return nil, usagef("--retry-failed %.80s: %v", where, err)
+	}
+	return jobs, nil
+}
+
+// readFailed groups the failed jobs of a manifest (export.Outcome JSON lines) by month, months in
+// order, each month's orgs in the manifest's order.
+func readFailed(r io.Reader) ([]monthJobs, error) {
+	byMonth := map[string][]string{}
+	dec := json.NewDecoder(io.LimitReader(r, 1<<30))
+	for line := 1; ; line++ {
+		var o export.Outcome
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d is not a job's outcome: %v", line, err)
+		}
+		if !o.Failed() {
+			continue
+		}
+		if atlas.ValidateOrgID(o.OrgID) != nil || o.Period.Start.IsZero() {
+			return nil, fmt.Errorf("line %d: org %.40q, month %q: not a job", line, o.OrgID, o.Period)
+		}
+		m := o.Period.Label()
+		if !slices.Contains(byMonth[m], o.OrgID) {
+			byMonth[m] = append(byMonth[m], o.OrgID)
+		}
+	}
+	var out []monthJobs
+	for _, m := range slices.Sorted(maps.Keys(byMonth)) {
+		out = append(out, monthJobs{Month: m, Orgs: byMonth[m]})
+	}
+	return out, nil
+}
+
 func writeBackfillTable(w io.Writer, results []*execution) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MONTH\tSTATUS\tOBJECTS\tWARNINGS\tEXECUTION\tERROR")
+	fmt.Fprintln(tw, "MONTH\tSTATUS\tJOBS\tOBJECTS\tWARNINGS\tEXECUTION\tERROR")
 	for _, ex := range results {
-		objs, warnings := "-", "-"
-		if ex.succeeded() {
-			objs, warnings = fmt.Sprint(len(ex.Objects)), fmt.Sprint(len(ex.Warnings))
+		jobs, objs, warned := "-", "-", "-"
+		if ex.Summary != nil {
+			jobs, objs, warned = fmt.Sprint(ex.Summary.Jobs), fmt.Sprint(ex.Summary.Objects), fmt.Sprint(warnings(ex.Summary))
 		}
 		errText := ex.Error
 		if ex.Cause != "" {
 			errText += ": " + ex.Cause
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, objs, warnings, or(ex.Name, "-"), oneLine(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, jobs, objs, warned, or(ex.Name, "-"), oneLine(errText))
 	}
 	tw.Flush()
 }

@@ -2,34 +2,58 @@ package cli
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 )
 
-func TestOutputOf(t *testing.T) {
-	// The state machine's summary: a job that wrote two objects with a warning, a failed one that wrote none.
-	const output = `{"jobs":2,"results":[
-		{"orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"objects":[
-			{"bucket":"lake","key":"p/usage/u.csv","bytes":2048,"sha256":"ab","rows":100,"skipped":false},
-			{"bucket":"lake","key":"p/invoices/i.csv","bytes":900,"rows":200,"skipped":true}],
-		 "warnings":[{"name":"Focus.Unavailable","message":"no FOCUS report","orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":"2024-06","step":"focus-submit","invoiceId":"65ab0c1d2e3f4a5b6c7d8e9f"}]},
-		{"orgId":"65ab12cd34ef56ab78cd90ef","period":{"start":"2024-06-01","end":"2024-07-01","month":"2024-06"},"objects":[],
-		 "error":"Atlas.NotFound","cause":"org 65ab12cd34ef56ab78cd90ef: no such org"}]}`
-	want := []sink.Object{
-		{Bucket: "lake", Key: "p/usage/u.csv", Bytes: 2048, SHA256: "ab", Rows: 100},
-		{Bucket: "lake", Key: "p/invoices/i.csv", Bytes: 900, Rows: 200, Skipped: true},
+func TestSummaryIn(t *testing.T) {
+	// The state machine's output: its summary.
+	const output = `{"execution":"abx-2024-06-1","orgs":2,"months":1,"jobs":2,"succeeded":2,"failed":0,"objects":16,"unchanged":3,"bytes":2048,
+		"failures":[],"warnings":{"Focus.Unavailable":1},
+		"warningList":[{"name":"Focus.Unavailable","message":"no FOCUS report","orgId":"5f1a2b3c4d5e6f7a8b9c0d1e","period":"2024-06","step":"focus-submit","invoiceId":"65ab0c1d2e3f4a5b6c7d8e9f"}],
+		"bucket":"lake","manifest":"p/_runs/abx-2024-06-1/manifest.jsonl","summary":"p/_runs/abx-2024-06-1/summary.json"}`
+	got := summaryIn(output)
+	if got == nil || got.Jobs != 2 || got.Objects != 16 || got.Unchanged != 3 || got.Bytes != 2048 || got.Manifest != "p/_runs/abx-2024-06-1/manifest.jsonl" {
+		t.Fatalf("summaryIn = %+v", got)
 	}
-	wantWarnings := []export.Warning{{Name: export.FocusUnavailable, Message: "no FOCUS report", OrgID: "5f1a2b3c4d5e6f7a8b9c0d1e",
-		Period: "2024-06", Step: "focus-submit", InvoiceID: "65ab0c1d2e3f4a5b6c7d8e9f"}}
-	if got, warnings := outputOf(output); !reflect.DeepEqual(got, want) || !reflect.DeepEqual(warnings, wantWarnings) {
-		t.Fatalf("outputOf = %+v, %+v\nwant %+v, %+v", got, warnings, want, wantWarnings)
+	var b strings.Builder
+	writeExecutionSummary(&b, &execution{Name: "abx-2024-06-1", Month: "2024-06", Summary: got})
+	if want := "execution abx-2024-06-1 (2024-06): SUCCEEDED: 2 org(s) x 1 month(s), 16 objects (3 unchanged), 2.0 KiB, 1 warning(s)\n" +
+		"  every object and warning: s3://lake/p/_runs/abx-2024-06-1/manifest.jsonl\n" +
+		"WARNINGS: 1\n  org 5f1a2b3c4d5e6f7a8b9c0d1e 2024-06 invoice 65ab0c1d2e3f4a5b6c7d8e9f (focus-submit): Focus.Unavailable: no FOCUS report\n"; b.String() != want {
+		t.Errorf("printed %q, want %q", b.String(), want)
 	}
 	for _, s := range []string{"", "null", "{not json", `{"a":1}`} {
-		if got, warnings := outputOf(s); len(got) != 0 || len(warnings) != 0 {
-			t.Errorf("outputOf(%q) = %+v, %+v, want none", s, got, warnings)
+		if got := summaryIn(s); got != nil {
+			t.Errorf("summaryIn(%q) = %+v, want none", s, got)
+		}
+	}
+}
+
+// A run's manifest gives backfill --retry-failed its months and orgs: the failed jobs only.
+func TestReadFailed(t *testing.T) {
+	ends := map[string]string{"2024-04": "2024-05", "2024-05": "2024-06", "2024-06": "2024-07"}
+	line := func(org, month, errName string) string {
+		return `{"orgId":"` + org + `","period":{"start":"` + month + `-01","end":"` + ends[month] + `-01","month":"` + month + `"},"objects":[],"error":"` + errName + `"}`
+	}
+	const a, b = "5f1a2b3c4d5e6f7a8b9c0d1e", "65ab12cd34ef56ab78cd90ef"
+	manifest := strings.Join([]string{
+		line(a, "2024-05", ""), line(b, "2024-06", "Atlas.NotFound"), line(a, "2024-06", "Export.NoResult"),
+		line(b, "2024-05", "Atlas.ServerError"), line(a, "2024-04", ""), line(b, "2024-06", "Atlas.NotFound"),
+	}, "\n")
+	got, err := readFailed(strings.NewReader(manifest))
+	want := []monthJobs{{Month: "2024-05", Orgs: []string{b}}, {Month: "2024-06", Orgs: []string{b, a}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("readFailed = %+v, %v; want %+v", got, err, want)
+	}
+	for name, bad := range map[string]string{
+		"not JSON lines": "[1,2]",
+		"a bad org":      line("../x", "2024-06", "E"),
+	} {
+		if _, err := readFailed(strings.NewReader(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

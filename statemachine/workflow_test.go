@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -275,9 +276,9 @@ func TestJobWorkflowExportsEveryObject(t *testing.T) {
 	}
 }
 
-// An org's child execution exports its months one at a time, in order, and
-// a month that fails does not stop the next.
-func TestOrgWorkflowMonthsInOrder(t *testing.T) {
+// An org's child execution exports its months two at a time
+// (export.MonthsAtOnce), and a month that fails does not stop the others.
+func TestOrgWorkflowMonths(t *testing.T) {
 	t.Parallel()
 	f := &fake{readyAfter: 2, fail: func(state string, n int, j job) error {
 		if state == statemachine.StateFetchInvoices && j.Period.Month == "2024-05" {
@@ -285,7 +286,7 @@ func TestOrgWorkflowMonthsInOrder(t *testing.T) {
 		}
 		return nil
 	}}
-	months := []string{"2024-04", "2024-05", "2024-06"}
+	months := []string{"2024-03", "2024-04", "2024-05", "2024-06"}
 	var jobs []job
 	for _, m := range months {
 		jobs = append(jobs, newJob(orgB, m, 40))
@@ -303,8 +304,8 @@ func TestOrgWorkflowMonthsInOrder(t *testing.T) {
 	if err := json.Unmarshal(res.Output, &out); err != nil {
 		t.Fatalf("decode output %s: %v", res.Output, err)
 	}
-	if out.OrgID != orgB || len(out.Months) != 3 || out.Jobs != nil {
-		t.Fatalf("output = %s, want the org and its 3 months, not its jobs", res.Output)
+	if out.OrgID != orgB || len(out.Months) != len(months) || out.Jobs != nil {
+		t.Fatalf("output = %s, want the org and its %d months, not its jobs", res.Output, len(months))
 	}
 	for i, m := range out.Months {
 		failed := months[i] == "2024-05"
@@ -315,11 +316,18 @@ func TestOrgWorkflowMonthsInOrder(t *testing.T) {
 			t.Errorf("failed month: %s: %s", m.Error, m.Cause)
 		}
 	}
-	if want := []string{orgB + "/2024-04", orgB + "/2024-05", orgB + "/2024-06"}; !slices.Equal(f.submits, want) {
-		t.Errorf("submitted %v, want the months in order %v", f.submits, want)
+	slices.Sort(f.submits)
+	if want := []string{orgB + "/2024-03", orgB + "/2024-04", orgB + "/2024-05", orgB + "/2024-06"}; !slices.Equal(f.submits, want) {
+		t.Errorf("submitted %v, want each month once %v", f.submits, want)
 	}
-	if f.maxAtOnce != 1 {
-		t.Errorf("up to %d calls for the org at once, want 1", f.maxAtOnce)
+	if f.maxAtOnce > export.MonthsAtOnce {
+		t.Errorf("up to %d calls for the org at once, want at most %d", f.maxAtOnce, export.MonthsAtOnce)
+	}
+	var d struct {
+		States map[string]struct{ MaxConcurrency int }
+	}
+	if err := json.Unmarshal(orgDefinition(t), &d); err != nil || d.States[statemachine.StateExportMonths].MaxConcurrency != export.MonthsAtOnce {
+		t.Errorf("%s MaxConcurrency = %d (%v), want export.MonthsAtOnce, as the in-process runner", statemachine.StateExportMonths, d.States[statemachine.StateExportMonths].MaxConcurrency, err)
 	}
 }
 

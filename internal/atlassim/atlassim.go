@@ -129,6 +129,9 @@ type Config struct {
 	Logger     *slog.Logger     // default: discard
 	// Variants are the real forms served beyond the spec's (see Variant).
 	Variants []Variant
+	// RateLimit, if set, enforces Atlas's per-org request budget (see
+	// RateLimit); nil only reports it in the RateLimit-* headers.
+	RateLimit *RateLimit
 }
 
 // RegisterFlags binds the knobs of c to fs (for the CLI's simulate command).
@@ -257,7 +260,7 @@ type Server struct {
 	log    *slog.Logger
 	auth   *authenticator
 	faults faultQueue
-	rate   rateLimiter
+	rate   *rateLimiter
 
 	mu       sync.Mutex
 	requests map[string]int
@@ -318,7 +321,7 @@ func New(cfg Config) (*Server, error) {
 		grants:   map[string]*report{},
 		dlBase:   strings.TrimRight(cfg.DownloadBaseURL, "/"),
 	}
-	s.rate.buckets = map[string]*bucket{}
+	s.rate = newRateLimiter(cfg.RateLimit)
 	if _, err := rand.Read(s.dlKey[:]); err != nil {
 		return nil, fmt.Errorf("atlassim: read random signing key: %w", err)
 	}

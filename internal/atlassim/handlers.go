@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -263,39 +262,4 @@ func (s *Server) pendingInvoices(x *exchange) {
 		_, err := w.Write(obj)
 		return err
 	})
-}
-
-// rateLimiter mirrors the Invoices endpoint set's limit (per organization,
-// capacity 500, refill 100 per 60 s) in the RateLimit-* headers. It does not
-// refuse requests: use a Status 429 fault for that, deterministically.
-type rateLimiter struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-const (
-	rateCapacity = 500
-	ratePerSec   = 100.0 / 60
-)
-
-func (l *rateLimiter) take(org string) (limit, remaining int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	b, ok := l.buckets[org]
-	if !ok {
-		b = &bucket{tokens: rateCapacity, last: now}
-		l.buckets[org] = b
-	}
-	b.tokens = min(rateCapacity, b.tokens+now.Sub(b.last).Seconds()*ratePerSec)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-	}
-	return rateCapacity, int(b.tokens)
 }

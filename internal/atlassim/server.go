@@ -131,6 +131,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if wait, ok := s.rate.admit(x.org); !ok {
+		x.rateLimited(wait)
+		return
+	}
 	switch x.op {
 	case OpCreateUsage:
 		s.createUsage(x)

@@ -25,11 +25,17 @@ type Event struct {
 	Jobs    int           // plan: the number of jobs
 }
 
+// MonthsAtOnce is how many of one org's months are exported at once, started
+// in order (the state machine's ExportMonths MaxConcurrency). A month makes
+// one Atlas request at a time, so the org's rate-limit bucket sees at most
+// this many; two keep a backfill of one org moving while one month waits.
+const MonthsAtOnce = 2
+
 // Runner runs a whole export in one process, the way the state machine
 // does: plan, then orgs in parallel (Concurrency at once), each org's months
-// in order, each month submit, wait the returned seconds, poll until ready,
-// fetch the invoices and their FOCUS reports. A failed job does not stop
-// the others.
+// MonthsAtOnce at a time, each month submit, wait the returned seconds, poll
+// until ready, fetch the invoices and their FOCUS reports. A failed job
+// does not stop the others.
 type Runner struct {
 	Exporter    *Exporter
 	Concurrency int // orgs at once, like the state machine's Distributed Map (default 1)
@@ -60,18 +66,7 @@ func (r *Runner) Run(ctx context.Context, req Request) ([]Outcome, error) {
 				defer func() { <-sem }()
 			case <-ctx.Done():
 			}
-			for _, j := range jobs {
-				if ctx.Err() != nil {
-					results[i] = append(results[i], failed(j, fmt.Errorf("org %s, %s: not started: %w", j.OrgID, j.Period, ctx.Err())))
-					continue
-				}
-				res, err := r.job(ctx, j)
-				if err != nil {
-					results[i] = append(results[i], failed(j, err))
-					continue
-				}
-				results[i] = append(results[i], res.Outcome())
-			}
+			results[i] = r.org(ctx, jobs)
 		}()
 	}
 	wg.Wait()
@@ -82,6 +77,33 @@ func (r *Runner) Run(ctx context.Context, req Request) ([]Outcome, error) {
 		return outcomes, &Failed{Summary: sum}
 	}
 	return outcomes, nil
+}
+
+// org exports one org's months, MonthsAtOnce at a time, started in order.
+func (r *Runner) org(ctx context.Context, jobs []Job) []Outcome {
+	out := make([]Outcome, len(jobs))
+	months := make(chan struct{}, MonthsAtOnce)
+	var wg sync.WaitGroup
+	for m, j := range jobs {
+		months <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-months }()
+			if ctx.Err() != nil {
+				out[m] = failed(j, fmt.Errorf("org %s, %s: not started: %w", j.OrgID, j.Period, ctx.Err()))
+				return
+			}
+			res, err := r.job(ctx, j)
+			if err != nil {
+				out[m] = failed(j, err)
+				return
+			}
+			out[m] = res.Outcome()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // SummaryOf sums up outcomes given in plan order.

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 )
 
 // reproduce is the command that runs one row again; the row's -run pattern
@@ -68,6 +71,8 @@ type results struct {
 	init     map[string]time.Duration
 	costs    []costRow
 	norm     *normRow
+	rate     *rateRow
+	month    *monthRow
 	memMB    map[string]int
 }
 
@@ -109,6 +114,16 @@ func TestBench(t *testing.T) {
 			r.costRuns = append(r.costRuns, p)
 			r.costs = append(r.costs, cost(p, w.memMB, r.init))
 		}
+		for i, c := range r.costs {
+			if c.Query == 120*time.Second {
+				m := pe.month(t, c, r.costRuns[i], r.costRuns[i].Output)
+				r.month = &m
+			}
+		}
+	})
+	t.Run("ratelimit", func(t *testing.T) {
+		rr := benchRateLimit(t)
+		r.rate = &rr
 	})
 	r.print(os.Stdout, started, loadStart)
 }
@@ -182,8 +197,9 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 	}
 
 	if len(r.costs) > 0 {
-		p("\n4. Cost of one monthly export of one org, as configured by default (FOCUS report on, ready at its first check):\n")
-		p("   the executions of section 3 again with the backoff policy; one-org executions, so their shared states count in full\n")
+		p("\n4. Cost of one org-month, as configured by default (FOCUS report on, ready at its first check): the job workflow of\n")
+		p("   section 3 again with the backoff policy, plus the %d transitions of its execution's start and its org's child (one job\n", transitionsPerJob+transitionsPerOrg)
+		p("   per org, as in a monthly run); S3: the functions' requests, counted (PUT/COPY/POST at $%s, GET/HEAD at $%s)\n", priceS3Write, priceS3Read)
 		p("   prices: Step Functions Standard $%s per state transition ($0.025 per 1,000); Lambda arm64 $%s per GB-second,\n", priceTransition, priceGBSecond)
 		p("   $%s per request ($0.20 per 1M); us-east-1 list prices, free tier not deducted\n", priceRequest)
 		p("   memory (template.yaml): submit %d MB, poll %d MB, fetch-invoice %d MB\n", r.memMB["submit"], r.memMB["poll"], r.memMB["fetch-invoice"])
@@ -195,9 +211,19 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 			run := r.costRuns[i]
 			rows = append(rows, []string{secs(c.Query), fmt.Sprint(run.Polls), fmt.Sprint(c.Transitions), dollars(c.TransitionCost), fmt.Sprint(c.Requests), dollars(c.RequestCost),
 				fmt.Sprintf("%d/%d/%d", c.BilledMs["submit"], c.BilledMs["poll"], c.BilledMs["fetch-invoice"]),
-				new(big.Rat).Quo(c.GBms, big.NewRat(1000, 1)).FloatString(3), dollars(c.ComputeCost), dollars(c.Total), dollars(c.TotalAt1s), reproduce + "'TestBench/cost$'"})
+				new(big.Rat).Quo(c.GBms, big.NewRat(1000, 1)).FloatString(3), dollars(c.ComputeCost), fmt.Sprintf("%d/%d", c.S3Writes, c.S3Reads), dollars(c.S3Cost),
+				dollars(c.Total), dollars(c.TotalAt1s), reproduce + "'TestBench/cost$'"})
 		}
-		table("query	polls	transitions	Step Functions	Lambda calls	Lambda requests	billed ms submit/poll/fetch	GB-s	Lambda compute	total	total at 1 s/call	reproduce", rows)
+		table("query	polls	transitions	Step Functions	Lambda calls	Lambda requests	billed ms submit/poll/fetch	GB-s	Lambda compute	S3 put/get	S3	total	total at 1 s/call	reproduce", rows)
+	}
+	if m := r.month; m != nil {
+		p("\n   A month of %d orgs (the monthly schedule, one execution): %d x the 120 s row, plus the run's own: %d transitions (Plan,\n", m.Orgs, m.Orgs, transitionsPerRun)
+		p("   ExportOrgs, Summarize, AnyJobFailed, Done), Plan and Summarize on fetch-invoice measured at %d orgs (%d ms and %d ms\n", m.Orgs, m.PlanMs, m.SummarizeMs)
+		p("   here, S3 on loopback), their S3 requests, and Step Functions' own: the ItemReader's GET, a result file and a manifest\n")
+		p("   per Map Run (%d: one per org, and the execution's)\n", m.Orgs+1)
+		table("orgs\ttransitions\tStep Functions\tLambda requests\tLambda\tS3 put/get\tS3\ttotal\treproduce", [][]string{{
+			fmt.Sprint(m.Orgs), fmt.Sprint(m.Transitions), dollars(m.TransitionCost), fmt.Sprint(m.Requests), dollars(m.LambdaCost),
+			fmt.Sprintf("%d/%d", m.S3Writes, m.S3Reads), dollars(m.S3Cost), dollars(m.Total), reproduce + "'TestBench/cost$'"}})
 	}
 
 	if r.norm != nil {
@@ -205,6 +231,21 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 		p("   through normalize.Invoice to io.Discard (-cpu 1), in MB/s of raw CSV (1 MB = 10^6 bytes)\n")
 		table("runs\tbest\tmedian\treproduce", [][]string{{fmt.Sprint(r.norm.Runs), fmt.Sprintf("%.0f MB/s", r.norm.Best),
 			fmt.Sprintf("%.0f MB/s", r.norm.Median), reproduce + "'TestBench/normalize$'"}})
+	}
+
+	if rr := r.rate; rr != nil {
+		p("\n6. Time at the rate-limit floor: %d orgs x %d months (FOCUS on) through the in-process runner (the command line's run),\n", rr.Orgs, rr.Months)
+		p("   every org at once, each org's months %d at a time, against the simulator enforcing Atlas's per-org bucket (%d requests,\n", export.MonthsAtOnce, atlassim.RateCapacity)
+		p("   %d more per %s), every bucket empty at the start (another client just spent it); time %dx faster: the runner's waits,\n", atlassim.RateRefill, atlassim.RatePer, rateScale)
+		p("   the simulator's processing (a query %s, a FOCUS report %s) and the buckets' clock (Retry-After stays whole real seconds).\n", rateQuery, rateReport)
+		p("   floor: the larger of the slowest org's requests at its bucket's refill (rate floor), and the processing the simulator\n")
+		p("   imposes on an org's months as they run, %d at a time: %d rounds of a query and a report (CE floor). Every month of an\n", export.MonthsAtOnce, (rr.Months+export.MonthsAtOnce-1)/export.MonthsAtOnce)
+		p("   org at once could go down to %.1f s, with as many requests at once on its bucket. 429s escaped: jobs that failed with\n", rr.AllAtOnce.Seconds())
+		p("   Atlas.RateLimited (each 429 the client waited out is not one)\n")
+		table("jobs\tfailed\trequests\t429s answered\t429s escaped\tslowest org\ttime\trate floor\tCE floor\ttime / floor\treproduce", [][]string{{
+			fmt.Sprint(rr.Jobs), fmt.Sprint(rr.Failed), fmt.Sprint(rr.Admitted), fmt.Sprint(rr.Refused), fmt.Sprint(rr.Escaped),
+			fmt.Sprintf("%d requests", rr.SlowestOrg), fmt.Sprintf("%.1f s", rr.Elapsed.Seconds()), fmt.Sprintf("%.1f s", rr.RateFloor.Seconds()),
+			fmt.Sprintf("%.1f s", rr.CEFloor.Seconds()), fmt.Sprintf("%.2f", rr.Ratio), reproduce + "'TestBench/ratelimit$'"}})
 	}
 
 	p("\nTargets\n")
@@ -312,6 +353,14 @@ func (r *results) targets() []target {
 		ts = append(ts, target{verdict(ok), waitName, fmt.Sprintf("every poll follows a Wait state: %v; longest poll call %s", waitsOK, ms(longest))})
 	} else {
 		ts = append(ts, na(firstName, "polls"), na(waitName, "polls"))
+	}
+
+	const escapedName, floorName = "no 429 reaches a job's outcome (rate-limit run)", "rate-limit run within 1.2x its floor"
+	if rr := r.rate; rr != nil {
+		ts = append(ts, target{verdict(rr.Escaped == 0 && rr.Failed == 0), escapedName, fmt.Sprintf("%d escaped of %d answered; %d jobs failed", rr.Escaped, rr.Refused, rr.Failed)})
+		ts = append(ts, target{verdict(rr.Ratio <= 1.2), floorName, fmt.Sprintf("%.2f (%.1f s, floor %.1f s)", rr.Ratio, rr.Elapsed.Seconds(), rr.Floor.Seconds())})
+	} else {
+		ts = append(ts, na(escapedName, "ratelimit"), na(floorName, "ratelimit"))
 	}
 
 	const costName = "monthly export of one org < $0.001 (120 s query)"

@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlasclient"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
@@ -19,6 +22,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -42,6 +46,10 @@ type pollRow struct {
 	WaitedFor     time.Duration // simulated time the query was waited on
 	LongestPoll   time.Duration // the longest usage Poll handler call (real time)
 	Calls         []taskCall    // every Task state's handler call, in order
+	// S3 requests the functions made, by price class: PUT, COPY, POST and
+	// LIST; GET and HEAD; DELETE (free).
+	S3Writes, S3Reads, S3Deletes int
+	Output                       json.RawMessage // the job's outcome
 }
 
 // taskCall is one handler call, as one Lambda invocation.
@@ -105,9 +113,13 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 	client := atlasclient.New(atlasclient.Static(secret.Credentials{ClientID: atlassim.DefaultClientID, ClientSecret: atlassim.DefaultClientSecret}),
 		atlasclient.Options{BaseURL: p.base})
 	clock := &clockedAtlas{Atlas: client, query: q, waited: map[string]time.Duration{}}
+	s3c := &s3Counter{}
+	counted := testenv.NewS3Client(p.w.s3.Endpoint, p.w.s3.AccessKey, p.w.s3.SecretKey, func(o *s3.Options) {
+		o.HTTPClient = s3c
+	})
 	exp := &export.Exporter{
 		Atlas:       clock,
-		Store:       sink.NewS3(p.w.s3.Client, p.w.bucket, sink.S3Options{Logger: discard}),
+		Store:       sink.NewS3(counted, p.w.bucket, sink.S3Options{Logger: discard}),
 		Layout:      lay,
 		MaxAttempts: 200, // the fixed policy needs 60 polls for 600 s
 		Focus:       focus,
@@ -190,6 +202,8 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 	if err := json.Unmarshal(res.Output, &out); err != nil || out.Failed() || len(out.Objects) < 2 {
 		t.Fatalf("job output %s: want the usage and an invoice (%v)", res.Output, err)
 	}
+	row.S3Writes, row.S3Reads, row.S3Deletes = s3c.counts()
+	row.Output = res.Output
 	row.Polls = res.Calls[statemachine.StatePoll]
 	row.AtlasRequests = p.atlasRequests() - before + clock.processing
 	row.Transitions = res.Transitions
@@ -240,4 +254,30 @@ func (c *clockedAtlas) GetUsage(ctx context.Context, orgID, token string, f atla
 		return &atlas.Usage{Processing: true}, nil
 	}
 	return c.Atlas.GetUsage(ctx, orgID, token, f)
+}
+
+// s3Counter counts the S3 requests of a client by price class.
+type s3Counter struct {
+	mu                     sync.Mutex
+	writes, reads, deletes int
+}
+
+func (c *s3Counter) Do(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		c.reads++
+	case http.MethodDelete:
+		c.deletes++
+	default:
+		c.writes++
+	}
+	c.mu.Unlock()
+	return http.DefaultClient.Do(r)
+}
+
+func (c *s3Counter) counts() (writes, reads, deletes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.reads, c.deletes
 }

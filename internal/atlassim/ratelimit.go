@@ -39,9 +39,10 @@ type rateLimiter struct {
 	scale   float64
 	start   float64 // a new bucket's requests
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	refused map[string]int // 429s answered, per org
+	mu       sync.Mutex
+	buckets  map[string]*bucket
+	admitted map[string]int // requests let through, per org
+	refused  map[string]int // 429s answered, per org
 }
 
 type bucket struct {
@@ -50,7 +51,7 @@ type bucket struct {
 }
 
 func newRateLimiter(rl *RateLimit) *rateLimiter {
-	l := &rateLimiter{scale: 1, start: RateCapacity, buckets: map[string]*bucket{}, refused: map[string]int{}}
+	l := &rateLimiter{scale: 1, start: RateCapacity, buckets: map[string]*bucket{}, admitted: map[string]int{}, refused: map[string]int{}}
 	if rl != nil {
 		l.enforce = true
 		if rl.Scale > 1 {
@@ -87,6 +88,7 @@ func (l *rateLimiter) admit(org string) (time.Duration, bool) {
 	b := l.refilled(org, time.Now())
 	if b.tokens >= 1 {
 		b.tokens--
+		l.admitted[org]++
 		return 0, true
 	}
 	l.refused[org]++
@@ -106,12 +108,13 @@ func (l *rateLimiter) take(org string) (limit, remaining int) {
 	return RateCapacity, int(b.tokens)
 }
 
-// RateLimited is the number of requests of org answered 429 because its
-// bucket was empty (Config.RateLimit), not by an injected fault.
-func (s *Server) RateLimited(org string) int {
+// RateCounts are the requests of org the enforced limit (Config.RateLimit)
+// let through, and those it answered 429 because the bucket was empty (an
+// injected fault's 429 is not one).
+func (s *Server) RateCounts(org string) (admitted, refused int) {
 	s.rate.mu.Lock()
 	defer s.rate.mu.Unlock()
-	return s.rate.refused[org]
+	return s.rate.admitted[org], s.rate.refused[org]
 }
 
 // rateLimited answers 429 with the whole seconds until the bucket allows

@@ -222,7 +222,7 @@ func since(after, before map[string]int) map[string]int {
 	for k, v := range d {
 		switch {
 		case strings.Contains(k, "#"): // a part of UploadPart, already counted
-		case strings.HasPrefix(k, s3Req(runsOp(""))): // a run's own files, not exported data
+		case strings.HasPrefix(k, s3Req(runsOp(""))), strings.HasPrefix(k, s3Req(bucketOp(""))): // a run's own files, the bucket: not exported data
 			d[netTotal] += v
 		case strings.HasPrefix(k, "atlas:"):
 			d[atlasAll] += v

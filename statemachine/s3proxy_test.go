@@ -147,6 +147,10 @@ func (p *s3Proxy) Counts() map[string]int {
 // never hits them, and rows count the data's requests alone.
 func runsOp(op string) string { return "runs:" + op }
 
+// bucketOp names a request on the bucket, not on a key of it: neither
+// data nor a run's file.
+func bucketOp(op string) string { return "bucket:" + op }
+
 // runFile reports whether a path-style request's key is one of a run's
 // files.
 func runFile(path string) bool {
@@ -240,7 +244,11 @@ func (p *s3Proxy) handler(next http.Handler) http.Handler {
 		if names[0] == s3UploadPart {
 			names = append(names, s3UploadPart+"#"+r.URL.Query().Get("partNumber"))
 		}
-		if runFile(r.URL.Path) {
+		switch {
+		case strings.Count(strings.Trim(r.URL.Path, "/"), "/") == 0:
+			// The bucket itself (the sink asks its region once).
+			names = []string{bucketOp(names[0])}
+		case runFile(r.URL.Path):
 			for i, n := range names {
 				names[i] = runsOp(n)
 			}

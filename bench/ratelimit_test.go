@@ -69,14 +69,7 @@ func benchRateLimit(t *testing.T) rateRow {
 	}
 	exp.Now = fixedNow
 	r := &export.Runner{Exporter: exp, Concurrency: rateOrgs, Sleep: func(ctx context.Context, d time.Duration) error {
-		tm := time.NewTimer(d / rateScale)
-		defer tm.Stop()
-		select {
-		case <-tm.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return export.Sleep(ctx, d/rateScale)
 	}}
 	start := time.Now()
 	outcomes, err := r.Run(t.Context(), export.Request{OrgIDs: ids, StartDate: "2023-07-01", EndDate: "2024-07-01"})

@@ -94,6 +94,21 @@ func summarize(t *testing.T, w *world, run export.Run, mr sfntest.MapRun) (expor
 	return sum, nil
 }
 
+// summarizeRun writes the execution's Map Run (the orgs' children) and
+// summarizes the run.
+func summarizeRun(t *testing.T, w *world, rw sfntest.ResultWriter, run export.Run, orgs []sfntest.Child) export.Summary {
+	t.Helper()
+	mr, err := rw.Write(run.Results.Prefix, "ExportOrgs", orgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := summarize(t, w, run, mr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
 func TestPlanWrittenForTheMap(t *testing.T) {
 	w := newWorld(t, atlassim.Config{}, "")
 	// 2 orgs x 61 months: more than the 120 jobs an execution once took.
@@ -182,14 +197,7 @@ func TestSummarize(t *testing.T) {
 		{Input: mustJSON(t, items[4].Jobs[0]), Output: outcome(t, items[4].Jobs[0], "")},
 		{Input: mustJSON(t, items[4].Jobs[2]), Output: outcome(t, items[4].Jobs[2], "")},
 	}))
-	mr, err := rw.Write(run.Results.Prefix, "ExportOrgs", parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := summarize(t, w, run, mr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := summarizeRun(t, w, rw, run, parent)
 
 	// 15 jobs: org 0's 3, org 1's January and org 4's 2 succeeded.
 	if sum.Orgs != 5 || sum.Months != 3 || sum.Jobs != 15 || sum.Succeeded != 6 || sum.Failed != 9 || sum.Objects != 6 || sum.Unchanged != 3 || sum.Bytes != 60 {
@@ -252,14 +260,7 @@ func TestSummarizeBounded(t *testing.T) {
 		}
 		parent = append(parent, w.orgRun(t, rw, it, months))
 	}
-	mr, err := rw.Write(run.Results.Prefix, "ExportOrgs", parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := summarize(t, w, run, mr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := summarizeRun(t, w, rw, run, parent)
 	if sum.Jobs != 480 || sum.Failed != 480 || len(sum.Failures) != export.Listed || sum.Failures[0].OrgID != manyOrgs(1)[0] || sum.Failures[0].Month != "2023-07" {
 		t.Errorf("summary: %d jobs, %d failed, %d listed, first %+v", sum.Jobs, sum.Failed, len(sum.Failures), sum.Failures[0])
 	}

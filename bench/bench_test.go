@@ -184,7 +184,7 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 	}
 
 	if len(r.polls) > 0 {
-		p("\n3. Poll economy per org: statemachine/export.asl.json in aws-local-stepfunctions, one org and one month, the real\n")
+		p("\n3. Poll economy per org-month: the job workflow of statemachine/export.asl.json in aws-local-stepfunctions, the real\n")
 		p("   handlers (function.Handlers) against the simulator and versitygw; Wait states shortened, time\n")
 		p("   simulated: each Poll advances the query's clock by the wait it followed, the query is ready once the clock\n")
 		p("   reaches its duration. Atlas requests: billing operations (token requests not counted). Transitions: states entered.\n")

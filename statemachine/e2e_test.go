@@ -576,7 +576,7 @@ func TestChildWorkflow(t *testing.T) {
 	if outs[0].OrgID != good {
 		t.Fatalf("first child is %s", outs[0].OrgID)
 	}
-	var objs []sink.Object
+	var listed []string
 	for i, m := range outs[0].Months {
 		if m.Period.Month != months[i] || m.Error != "" {
 			t.Errorf("%s %s: error %q: %s", good, m.Period.Month, m.Error, m.Cause)
@@ -586,8 +586,12 @@ func TestChildWorkflow(t *testing.T) {
 		if err := json.Unmarshal(b, &o); err != nil {
 			t.Fatal(err)
 		}
-		checkObjects(t, w, o.Objects, expected(t, w, good, months[i], false))
-		objs = append(objs, o.Objects...)
+		want := expected(t, w, good, months[i], false)
+		checkObjects(t, w, o.Objects, want)
+		for _, ob := range o.Objects {
+			listed = append(listed, ob.Key)
+		}
+		listed = append(listed, checkManifest(t, w, good, months[i], want))
 	}
 	// The 429s never reached a step: the client waited out each Retry-After.
 	if n := refused(w.Sim, good); n == 0 || results[0].Retried != 0 || results[0].Calls[statemachine.StateSubmit] != 3 {
@@ -617,8 +621,10 @@ func TestChildWorkflow(t *testing.T) {
 	if !slices.Equal(goodOrder, months) || !slices.Equal(unknownOrder, months) {
 		t.Errorf("months submitted %v and %v, want each of each org's once", goodOrder, unknownOrder)
 	}
-	if keys := w.StagingKeys(t); len(keys) != 0 {
-		t.Errorf("staging objects left: %v", keys)
+	// Nothing stored but what the good org's outcomes list.
+	slices.Sort(listed)
+	if got := w.FinalKeys(t); !slices.Equal(got, listed) {
+		t.Errorf("bucket holds\n%s\nthe outcomes list\n%s", strings.Join(got, "\n"), strings.Join(listed, "\n"))
 	}
 	if n := w.OpenUploads(t); n != 0 {
 		t.Errorf("%d multipart uploads left open", n)

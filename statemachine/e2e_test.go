@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 				outcomes := w.Outcomes(t, res)
 				if len(outcomes) != 2 {
-					t.Fatalf("manifest lists %d jobs, want 2", len(outcomes))
+					t.Fatalf("outcomes list %d jobs, want 2", len(outcomes))
 				}
 				var listed []string
 				var bytes int64
@@ -92,7 +92,7 @@ func TestEndToEnd(t *testing.T) {
 					listed = append(listed, checkManifest(t, w, r.OrgID, month, want))
 				}
 				if sum.Bytes != bytes {
-					t.Errorf("summary counts %d bytes, the manifest %d", sum.Bytes, bytes)
+					t.Errorf("summary counts %d bytes, the outcomes %d", sum.Bytes, bytes)
 				}
 				slices.Sort(listed)
 				if got := w.FinalKeys(t); !slices.Equal(got, listed) || len(got) != 18 {
@@ -423,7 +423,7 @@ func must(t *testing.T) func(string, error) string {
 	}
 }
 
-// checkObjects checks that objs, as the run's manifest lists them, are
+// checkObjects checks that objs, as the run's outcomes list them, are
 // exactly want and that each is stored byte for byte as Atlas served it.
 func checkObjects(t *testing.T, w *e2e.World, objs []sink.Object, want map[string]stored) {
 	t.Helper()

@@ -536,10 +536,10 @@ var faultRows = []faultRow{
 		want:  expect{err: export.StorageError, retried: 4, cause: "plan.json", exact: map[string]int{s3Req(runsOp(s3PutObject)): 5, atlasAll: 0, s3Total: 0}},
 	},
 	{
-		// Every job ran and stored its files; the run's manifest cannot be
+		// Every job ran and stored its files; the run's outcomes cannot be
 		// written, so the execution fails, naming it. The re-run writes it.
-		name: "access denied writing the run's manifest", world: "s3", input: "1org",
+		name: "access denied writing the run's outcomes", world: "s3", input: "1org",
 		after: map[string]func(*faultWorld){statemachine.StateFetchInvoices: injectS3(s3Rule{Ops: []string{runsOp(s3PutObject)}, Action: s3Fail, Times: -1, Status: 403, Code: "AccessDenied"})},
-		want:  expect{err: export.StorageError, retried: 4, cause: "manifest.jsonl", exact: map[string]int{s3Req(runsOp(s3PutObject)): 1 + 5}},
+		want:  expect{err: export.StorageError, retried: 4, cause: "outcomes.jsonl", exact: map[string]int{s3Req(runsOp(s3PutObject)): 1 + 5}},
 	},
 }

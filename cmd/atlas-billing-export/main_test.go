@@ -171,7 +171,7 @@ func TestUsageErrors(t *testing.T) {
 		{"start: bad org", nil, []string{"start", "--state-machine-arn", arn, "--org", "acme"}, `--org "acme"`},
 		{"start: period and range", nil, []string{"start", "--state-machine-arn", arn, "--period", "2024-06", "--from", "2024-01", "--to", "2024-02"}, "give --period or --from/--to, not both"},
 		{"start: half a range", nil, []string{"start", "--state-machine-arn", arn, "--from", "2024-01"}, "--from and --to go together"},
-		{"backfill: retry and range", nil, []string{"backfill", "--state-machine-arn", arn, "--retry-failed", "m.jsonl", "--from", "2024-01", "--to", "2024-02"}, "--retry-failed takes its months and orgs from the manifest"},
+		{"backfill: retry and range", nil, []string{"backfill", "--state-machine-arn", arn, "--retry-failed", "m.jsonl", "--from", "2024-01", "--to", "2024-02"}, "--retry-failed takes its months and orgs from the outcomes"},
 		{"invoke: unknown step", creds, []string{"invoke", "wait", "{}"}, `unknown step "wait"`},
 		// One rule for every subcommand: 2 for anything wrong with what was asked or configured,
 		// found before any work.
@@ -328,7 +328,7 @@ func (f *fakeSFN) serve(w http.ResponseWriter, r *http.Request) {
 				ex.status = "SUCCEEDED"
 				// The state machine's summary: one job that wrote two objects.
 				out["output"] = fmt.Sprintf(`{"execution":%[1]q,"orgs":1,"months":1,"jobs":1,"succeeded":1,"failed":0,"objects":2,"unchanged":1,"bytes":2948,`+
-					`"failures":[],"warnings":{},"warningList":[],"bucket":"lake","manifest":"atlas-billing/_runs/%[1]s/manifest.jsonl","summary":"atlas-billing/_runs/%[1]s/summary.json"}`, ex.start.Name)
+					`"failures":[],"warnings":{},"warningList":[],"bucket":"lake","outcomes":"atlas-billing/_runs/%[1]s/outcomes.jsonl","summary":"atlas-billing/_runs/%[1]s/summary.json"}`, ex.start.Name)
 			}
 			out["status"] = ex.status
 			out["stopDate"] = 1718000060.0
@@ -472,20 +472,20 @@ func TestStartRange(t *testing.T) {
 	}
 }
 
-// backfill --retry-failed exports again what a run's manifest says failed: per month, its orgs.
+// backfill --retry-failed exports again what a run's outcomes say failed: per month, its orgs.
 func TestBackfillRetryFailed(t *testing.T) {
 	job := func(org, start, end, month, errName string) string {
 		return `{"orgId":"` + org + `","period":{"start":"` + start + `","end":"` + end + `","month":"` + month + `"},"objects":[],"error":"` + errName + `"}` + "\n"
 	}
-	manifest := filepath.Join(t.TempDir(), "manifest.jsonl")
+	outcomes := filepath.Join(t.TempDir(), "outcomes.jsonl")
 	body := job(org1, "2024-04-01", "2024-05-01", "2024-04", "") + job(org2, "2024-04-01", "2024-05-01", "2024-04", "Atlas.ServerError") +
 		job(org1, "2024-05-01", "2024-06-01", "2024-05", "Export.NoResult") + job(org2, "2024-05-01", "2024-06-01", "2024-05", "Atlas.NotFound") +
 		job(org1, "2024-06-01", "2024-07-01", "2024-06", "")
-	if err := os.WriteFile(manifest, []byte(body), 0o600); err != nil {
+	if err := os.WriteFile(outcomes, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, endpoint := newFakeSFN(t, nil)
-	r := run(t, nil, "backfill", "--state-machine-arn", testARN, "--retry-failed", manifest, "--endpoint", endpoint, "--interval", "10ms")
+	r := run(t, nil, "backfill", "--state-machine-arn", testARN, "--retry-failed", outcomes, "--endpoint", endpoint, "--interval", "10ms")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
@@ -518,7 +518,7 @@ func TestStart(t *testing.T) {
 			t.Fatalf("not followed to the end: %+v", execs["2024-06"])
 		}
 		for _, want := range []string{"execution june-2024 (2024-06): SUCCEEDED: 1 org(s) x 1 month(s), 2 objects (1 unchanged), 2.9 KiB, 0 warning(s)",
-			"every object and warning: s3://lake/atlas-billing/_runs/june-2024/manifest.jsonl"} {
+			"every object and warning: s3://lake/atlas-billing/_runs/june-2024/outcomes.jsonl"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 			}

@@ -225,7 +225,7 @@ func awsError(err error) (code, msg string) {
 }
 
 // summaryIn reads an execution's output, the state machine's summary (export.Summary); nil when
-// there is none (a failed execution has no output: its cause says where its manifest is).
+// there is none (a failed execution has no output: its cause says where its outcomes are).
 func summaryIn(output string) *export.Summary {
 	var sum export.Summary
 	if output == "" || json.Unmarshal([]byte(output), &sum) != nil || sum.Jobs == 0 {
@@ -249,7 +249,7 @@ Start an execution of the deployed Step Functions state machine for one period w
 {"period":..., "orgIds":[...], "includePending":...}, or for every month of --from..--to with
 {"startDate":..., "endDate":...}, then check it every --interval until it ends (at most --timeout)
 and report its status: on success its summary (jobs, objects, where every object is listed), on
-failure its error and cause (which name the failed jobs and where the run's manifest is). Exit 0
+failure its error and cause (which name the failed jobs and where the run's outcomes are). Exit 0
 only when the execution SUCCEEDED (or with --no-wait once it started); 1 on FAILED, TIMED_OUT,
 ABORTED or when following stopped.
 
@@ -363,13 +363,13 @@ func writeExecutionSummary(w io.Writer, ex *execution) {
 	}
 	fmt.Fprintf(w, "execution %s (%s): SUCCEEDED: %d org(s) x %d month(s), %d objects (%d unchanged), %s, %d warning(s)\n",
 		ex.Name, ex.Month, sum.Orgs, sum.Months, sum.Objects, sum.Unchanged, formatBytes(sum.Bytes), warnings(sum))
-	if sum.Manifest != "" {
-		fmt.Fprintf(w, "  every object and warning: s3://%s/%s\n", sum.Bucket, sum.Manifest)
+	if sum.Outcomes != "" {
+		fmt.Fprintf(w, "  every object and warning: s3://%s/%s\n", sum.Bucket, sum.Outcomes)
 	}
 	if len(sum.WarningList) > 0 {
 		writeWarnings(w, sum.WarningList)
 		if more := warnings(sum) - len(sum.WarningList); more > 0 {
-			fmt.Fprintf(w, "  and %d more in the manifest\n", more)
+			fmt.Fprintf(w, "  and %d more in the outcomes\n", more)
 		}
 	}
 }
@@ -395,15 +395,15 @@ collides with an earlier one; re-exporting a month writes the same S3 keys and l
 not change untouched. On Ctrl-C no new month starts; started ones keep running in AWS. (One
 execution also takes a whole range: start --from --to.)
 
-With --retry-failed, the months and orgs come from a run's manifest instead: the file a failed
-execution's cause names (PREFIX/_runs/<execution>/manifest.jsonl, every job's outcome, one JSON line
+With --retry-failed, the months and orgs come from a run's outcomes instead: the file a failed
+execution's cause names (PREFIX/_runs/<execution>/outcomes.jsonl, every job's outcome, one JSON line
 each), given as a path or as s3://BUCKET/KEY. Only its failed jobs are exported again, one execution
 per month with that month's failed orgs (named abx-YYYY-MM-retry-<unix seconds>).`,
 	example: `
 ` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
     --from 2024-01 --to 2024-06 --concurrency 2
 ` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
-    --retry-failed s3://my-lake/atlas-billing/_runs/abx-2024-06-1719792000/manifest.jsonl`,
+    --retry-failed s3://my-lake/atlas-billing/_runs/abx-2024-06-1719792000/outcomes.jsonl`,
 	setup: setupBackfill,
 }
 
@@ -418,7 +418,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 	s.define(fs)
 	from := fs.String("from", "", "first `MONTH`, YYYY-MM (required without --retry-failed)")
 	to := fs.String("to", "", "last `MONTH`, YYYY-MM, inclusive (required without --retry-failed)")
-	retry := fs.String("retry-failed", "", "export again only the failed jobs of a run's `MANIFEST` (a path or s3://BUCKET/KEY of its manifest.jsonl)")
+	retry := fs.String("retry-failed", "", "export again only the failed jobs of a run's `OUTCOMES` (a path or s3://BUCKET/KEY of its outcomes.jsonl)")
 	concurrency := fs.Int("concurrency", 1, "at most `N` executions running at once")
 
 	return func(ctx context.Context, pos []string) error {
@@ -430,7 +430,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		switch {
 		case *retry != "":
 			if *from != "" || *to != "" || len(s.orgs) > 0 {
-				return usagef("--retry-failed takes its months and orgs from the manifest: no --from, --to or --org")
+				return usagef("--retry-failed takes its months and orgs from the outcomes: no --from, --to or --org")
 			}
 		case *from == "" || *to == "":
 			return usagef("--from and --to are required")
@@ -515,7 +515,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 	}
 }
 
-// failedJobs reads a run's manifest (a path, or s3://BUCKET/KEY read with the AWS configuration
+// failedJobs reads a run's outcomes (a path, or s3://BUCKET/KEY read with the AWS configuration
 // resolve loaded) and groups its failed jobs by month.
 func (s *sfnFlags) failedJobs(ctx context.Context, where string) ([]monthJobs, error) {
 	var r io.ReadCloser
@@ -541,8 +541,8 @@ func (s *sfnFlags) failedJobs(ctx context.Context, where string) ([]monthJobs, e
 	return jobs, nil
 }
 
-// readFailed groups the failed jobs of a manifest (export.Outcome JSON lines) by month, months in
-// order, each month's orgs in the manifest's order.
+// readFailed groups the failed jobs of a run's outcomes (export.Outcome JSON lines) by month,
+// months in order, each month's orgs in the order listed.
 func readFailed(r io.Reader) ([]monthJobs, error) {
 	byMonth := map[string][]string{}
 	dec := json.NewDecoder(io.LimitReader(r, 1<<30))

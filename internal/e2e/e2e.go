@@ -365,7 +365,7 @@ func mustMonth(t testing.TB, month string) period.Period {
 	return p
 }
 
-// Outcome is one job's line in a run's manifest (export.Outcome).
+// Outcome is one job's line in a run's outcomes (export.Outcome).
 type Outcome struct {
 	OrgID    string           `json:"orgId"`
 	Period   period.Period    `json:"period"`
@@ -376,7 +376,7 @@ type Outcome struct {
 	Raw      json.RawMessage  `json:"-"`
 }
 
-// Outcomes reads the manifest the execution res wrote (every job's outcome),
+// Outcomes reads the outcomes the execution res wrote (every job's),
 // in plan order: org by org in the order the request names them, each org's
 // months in order.
 func (w *World) Outcomes(t testing.TB, res sfntest.Result) []Outcome {
@@ -386,10 +386,10 @@ func (w *World) Outcomes(t testing.TB, res sfntest.Result) []Outcome {
 		t.Fatalf("e2e: %v", err)
 	}
 	var out []Outcome
-	for line := range bytes.Lines(w.S3.Get(t, w.Bucket, keys.Manifest)) {
+	for line := range bytes.Lines(w.S3.Get(t, w.Bucket, keys.Outcomes)) {
 		var o Outcome
 		if err := json.Unmarshal(line, &o); err != nil {
-			t.Fatalf("e2e: manifest line %.200s: %v", line, err)
+			t.Fatalf("e2e: outcome line %.200s: %v", line, err)
 		}
 		o.Raw = bytes.TrimSpace(line)
 		out = append(out, o)

@@ -567,6 +567,13 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv
 	if err != nil {
 		return nil, nil, nil, wrap(err, where)
 	}
+	kept, keptRec, err := e.unchanged(ctx, m, inv, key, normKey)
+	if err != nil {
+		return nil, nil, nil, wrap(err, where)
+	}
+	if kept != nil {
+		return kept, nil, keptRec, nil
+	}
 	body, err := e.Atlas.InvoiceCSV(ctx, j.OrgID, inv.ID)
 	if err != nil {
 		return nil, nil, nil, wrap(err, where+": downloading the invoice CSV")
@@ -591,6 +598,7 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv
 			if read {
 				c := reconcile(inv, st)
 				rec, ok = &c, c.Reconciled
+				raw.LineItems = c.LineItems
 			}
 			raw.Reconciled = &ok
 		},
@@ -599,4 +607,41 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv
 		return nil, nil, nil, wrap(err, where+": storing the invoice CSV")
 	}
 	return s.objects(), s.warn, rec, nil
+}
+
+// unchanged lists the stored objects of an invoice that Atlas lists as it
+// was when they were written: the manifest m records, for its raw CSV at
+// key, the same id, status and updated time, and both that CSV and its
+// line items at normKey still hold what was written (their ETags). Such an
+// invoice is not downloaded again; its reconciliation is made again from
+// the recorded line items. Anything else (no updated time, no line items
+// read, a key rewritten since) is nil: download it.
+func (e *Exporter) unchanged(ctx context.Context, m *Manifest, inv atlas.Invoice, key, normKey string) ([]sink.Object, *Reconciliation, error) {
+	raw, ok := m.Object(key)
+	norm, nok := m.Object(normKey)
+	if !ok || !nok || raw.InvoiceID != inv.ID || raw.InvoiceUpdated == "" || raw.InvoiceUpdated != updated(inv.Updated) ||
+		raw.InvoiceStatus != inv.StatusName || raw.LineItems == "" {
+		return nil, nil, nil
+	}
+	objs := make([]sink.Object, 0, 2)
+	for _, en := range []Entry{raw, norm} {
+		if en.ETag == "" {
+			return nil, nil, nil
+		}
+		etag, err := e.Store.ETag(ctx, en.Key)
+		if err != nil {
+			return nil, nil, storageError("reading "+en.Key, err)
+		}
+		if etag != en.ETag {
+			return nil, nil, nil
+		}
+		objs = append(objs, sink.Object{Bucket: e.Store.Bucket(), Key: en.Key, Bytes: en.Bytes, SHA256: en.SHA256, Rows: en.Rows, Skipped: true, ETag: etag})
+	}
+	// What the export knows of the invoice is recorded anew, as for an
+	// object skipped after its download (a manifest without totals).
+	t := totalsOf(inv)
+	rec := Reconcile(inv.ID, period.Of(inv.StartDate).Label(), raw.LineItems, t)
+	raw.Totals, raw.Reconciled = &t, &rec.Reconciled
+	m.put(raw)
+	return objs, &rec, nil
 }

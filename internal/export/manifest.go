@@ -59,6 +59,10 @@ type Entry struct {
 	// Totals are, for an invoice's CSV, the invoice's totals as Atlas
 	// listed them: what its line items are reconciled with.
 	Totals *Totals `json:"totals,omitempty"`
+	// LineItems is, for an invoice's CSV whose line items were read, their
+	// exact sum (decimal text): with Totals it makes the Reconciliation
+	// again when the invoice is not downloaded again.
+	LineItems string `json:"lineItems,omitempty"`
 }
 
 // Object is the entry of key.

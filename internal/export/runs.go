@@ -209,11 +209,11 @@ type summarizer struct {
 	seen     map[jobKey]bool
 	orgErr   map[string]Outcome // an org whose child execution failed: its error
 	tally    Tally
-	manifest *json.Encoder
+	outcomes *json.Encoder
 }
 
 // Summarize reads the plan and every child's result of run, writes the
-// run's manifest (every job's outcome, one JSON line each) and summary, and
+// run's outcomes (every job's, one JSON line each) and summary, and
 // returns the summary. A planned job without a result counts as failed
 // (NoResult, or the error of its org's child execution).
 func (e *Exporter) Summarize(ctx context.Context, run Run) (Summary, error) {
@@ -225,8 +225,8 @@ func (e *Exporter) Summarize(ctx context.Context, run Run) (Summary, error) {
 	if err := s.readPlan(ctx); err != nil {
 		return Summary{}, err
 	}
-	err = e.put(ctx, s.keys.Manifest, "application/x-ndjson", func(w io.Writer) error {
-		s.manifest = json.NewEncoder(w)
+	err = e.put(ctx, s.keys.Outcomes, "application/x-ndjson", func(w io.Writer) error {
+		s.outcomes = json.NewEncoder(w)
 		if err := s.readMapRun(ctx, manifestKey, s.readOrgs); err != nil {
 			return err
 		}
@@ -236,9 +236,9 @@ func (e *Exporter) Summarize(ctx context.Context, run Run) (Summary, error) {
 		return Summary{}, err
 	}
 	bucket := e.Store.Bucket()
-	sum := s.tally.Summary("s3://" + bucket + "/" + s.keys.Manifest)
+	sum := s.tally.Summary("s3://" + bucket + "/" + s.keys.Outcomes)
 	sum.Execution, sum.Orgs, sum.Months = run.Execution, run.Orgs, run.Months
-	sum.Bucket, sum.Manifest, sum.SummaryKey = bucket, s.keys.Manifest, s.keys.Summary
+	sum.Bucket, sum.Outcomes, sum.SummaryKey = bucket, s.keys.Outcomes, s.keys.Summary
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return Summary{}, err
@@ -385,7 +385,7 @@ func (s *summarizer) add(o Outcome) error {
 	}
 	s.seen[k] = true
 	s.tally.Add(rank, o)
-	return s.manifest.Encode(o)
+	return s.outcomes.Encode(o)
 }
 
 // missing fails every planned job without a result, with its org's error.
@@ -405,7 +405,7 @@ func (s *summarizer) missing() error {
 		o.Period = p
 		s.seen[k] = true
 		s.tally.Add(rank, o)
-		if err := s.manifest.Encode(o); err != nil {
+		if err := s.outcomes.Encode(o); err != nil {
 			return err
 		}
 	}

@@ -63,10 +63,10 @@ type Summary struct {
 	// Warnings counts the warnings per name; WarningList shows the first.
 	Warnings    map[string]int `json:"warnings"`
 	WarningList []Warning      `json:"warningList"`
-	// Manifest lists every job's outcome and objects, one JSON line each,
+	// Outcomes lists every job's outcome and objects, one JSON line each,
 	// and SummaryKey is where this summary is stored (state machine runs).
 	Bucket     string `json:"bucket,omitempty"`
-	Manifest   string `json:"manifest,omitempty"`
+	Outcomes   string `json:"outcomes,omitempty"`
 	SummaryKey string `json:"summary,omitempty"`
 	// Error and Cause are set when a job failed: the first failure's name,
 	// and the failures with where to find them all. The state machine fails

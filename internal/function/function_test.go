@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,9 +16,12 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/e2e"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 const prefix = e2e.Prefix
@@ -422,5 +427,85 @@ func TestLimitMemory(t *testing.T) {
 				t.Errorf("limit = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// A re-run downloads again only the invoices Atlas changed (issue 14, item
+// 4): an invoice whose id, status and updated time match what the month's
+// manifest recorded, and whose stored objects are still those written, is
+// skipped before its CSV is asked for; its reconciliation is made again
+// from the recorded line items.
+func TestRerunDownloadsOnlyChangedInvoices(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	setNow := func(tm time.Time) { now.Store(&tm) }
+	setNow(time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC))
+	w := newWorld(t, atlassim.Config{Now: func() time.Time { return *now.Load() }}, "")
+	job := untilReady(t, w, mustCall[export.Job](t, w.H.Handler("submit"), map[string]any{"orgId": w.org, "period": "2024-07"}))
+	inv := w.Invoice(t, w.org, "2024-07")
+	key := w.InvoiceKey(t, w.org, "2024-07", inv.ID)
+	p, _ := period.Parse("2024-07", time.Time{})
+	mkey, err := w.Layout.Manifest(w.org, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func() export.Entry {
+		t.Helper()
+		var m export.Manifest
+		if err := json.Unmarshal(w.Object(t, mkey), &m); err != nil {
+			t.Fatal(err)
+		}
+		e, ok := m.Invoice(inv.ID)
+		if !ok {
+			t.Fatalf("no manifest entry for invoice %s", inv.ID)
+		}
+		return e
+	}
+
+	prev := mustCall[export.Result](t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
+	for _, step := range []struct {
+		name      string
+		before    func()
+		downloads int    // invoice CSVs asked for
+		status    string // recorded after
+	}{
+		{name: "unchanged", downloads: 0, status: "PENDING"},
+		{name: "stored object replaced", downloads: 1, status: "PENDING", before: func() {
+			_, err := w.S3.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(w.Bucket), Key: aws.String(key), Body: strings.NewReader("not the invoice\n")})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "unchanged again", downloads: 0, status: "PENDING"},
+		// August: July's invoice closed, its updated time moved on.
+		{name: "invoice closed", downloads: 1, status: "CLOSED", before: func() { setNow(time.Date(2024, time.August, 15, 12, 0, 0, 0, time.UTC)) }},
+		{name: "closed, unchanged", downloads: 0, status: "CLOSED"},
+	} {
+		if step.before != nil {
+			step.before()
+		}
+		asked := w.Sim.Requests(atlassim.OpGetInvoiceCSV)
+		res := mustCall[export.Result](t, w.H.Handler("fetch-invoice"), jobCall("fetch", job))
+		if n := w.Sim.Requests(atlassim.OpGetInvoiceCSV) - asked; n != step.downloads {
+			t.Errorf("%s: %d invoice CSVs downloaded, want %d", step.name, n, step.downloads)
+		}
+		// Downloaded, the CSV is written (its line items only if they changed).
+		for _, o := range res.Objects[2:] { // after the usage
+			if o.Key == key && o.Skipped != (step.downloads == 0) || step.downloads == 0 && !o.Skipped {
+				t.Errorf("%s: %s skipped %v", step.name, o.Key, o.Skipped)
+			}
+		}
+		var served bytes.Buffer
+		if err := w.Sim.WriteInvoiceCSV(&served, w.org, inv.ID); err != nil {
+			t.Fatal(err)
+		}
+		e := manifest()
+		if got := w.Object(t, key); !bytes.Equal(got, served.Bytes()) || e.InvoiceStatus != step.status || e.LineItems == "" || e.Totals == nil {
+			t.Errorf("%s: stored invoice (%d bytes, Atlas serves %d), recorded %s, line items %q, totals %v", step.name, len(got), served.Len(), e.InvoiceStatus, e.LineItems, e.Totals)
+		}
+		// Skipped, the invoice reconciles as it did when downloaded.
+		if len(res.Objects) != len(prev.Objects) || step.downloads == 0 && !reflect.DeepEqual(res.Reconciliations, prev.Reconciliations) {
+			t.Errorf("%s: %d objects, reconciliations %+v; the run before: %d, %+v", step.name, len(res.Objects), res.Reconciliations, len(prev.Objects), prev.Reconciliations)
+		}
+		prev = res
 	}
 }

@@ -217,17 +217,17 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("failures, in plan order:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if sum.Error != export.AtlasNotFound || !strings.HasPrefix(sum.Cause, "9 of 15 jobs failed; org "+orgs[1]+", 2024-02: Atlas.NotFound: org "+orgs[1]+", 2024-02: it broke;") ||
-		!strings.HasSuffix(sum.Cause, "; every job's outcome: s3://"+w.Bucket+"/"+sum.Manifest) {
+		!strings.HasSuffix(sum.Cause, "; every job's outcome: s3://"+w.Bucket+"/"+sum.Outcomes) {
 		t.Errorf("error %q, cause %q", sum.Error, sum.Cause)
 	}
 	if sum.Warnings["Normalize.Layout"] != 6 || len(sum.WarningList) != 6 {
 		t.Errorf("warnings %v, listed %d", sum.Warnings, len(sum.WarningList))
 	}
 
-	// The manifest has every planned job once; the summary is stored too.
-	lines := bytes.Split(bytes.TrimSpace(w.S3.Get(t, w.Bucket, sum.Manifest)), []byte("\n"))
+	// The outcomes have every planned job once; the summary is stored too.
+	lines := bytes.Split(bytes.TrimSpace(w.S3.Get(t, w.Bucket, sum.Outcomes)), []byte("\n"))
 	if len(lines) != 15 {
-		t.Errorf("manifest has %d lines, want 15", len(lines))
+		t.Errorf("outcomes have %d lines, want 15", len(lines))
 	}
 	seen := map[string]bool{}
 	for _, l := range lines {
@@ -237,7 +237,7 @@ func TestSummarize(t *testing.T) {
 		}
 		k := o.OrgID + o.Period.Label()
 		if seen[k] {
-			t.Errorf("manifest lists %s twice", k)
+			t.Errorf("outcomes list %s twice", k)
 		}
 		seen[k] = true
 	}

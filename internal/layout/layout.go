@@ -125,7 +125,7 @@ type Run struct {
 	Plan     string // the plan the Distributed Map reads (a JSON array, one item per org)
 	Results  string // the prefix the Distributed Maps' ResultWriters write under
 	Summary  string // the summary (summary.json)
-	Manifest string // every job's outcome and objects, one JSON line each
+	Outcomes string // every job's outcome and objects, one JSON line each (outcomes.jsonl)
 }
 
 // executionName is what Step Functions' own names look like (a UUID, or
@@ -151,6 +151,6 @@ func (l Layout) Run(name string) (Run, error) {
 		Plan:     dir + "/plan.json",
 		Results:  dir + "/results",
 		Summary:  dir + "/summary.json",
-		Manifest: dir + "/manifest.jsonl",
+		Outcomes: dir + "/outcomes.jsonl",
 	}, nil
 }

@@ -147,7 +147,7 @@ func TestRun(t *testing.T) {
 		Plan:     "exports/_runs/abx-2024-06-1719792000/plan.json",
 		Results:  "exports/_runs/abx-2024-06-1719792000/results",
 		Summary:  "exports/_runs/abx-2024-06-1719792000/summary.json",
-		Manifest: "exports/_runs/abx-2024-06-1719792000/manifest.jsonl",
+		Outcomes: "exports/_runs/abx-2024-06-1719792000/outcomes.jsonl",
 	}
 	if r != want {
 		t.Errorf("Run = %+v, want %+v", r, want)

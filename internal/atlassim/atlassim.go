@@ -65,6 +65,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
 // Default credentials accepted by a simulator built from a zero Config.
@@ -138,29 +140,9 @@ type Config struct {
 // Values already in c are the defaults shown.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.fillDefaults()
-	fs.Func("processing-time", fmt.Sprintf("how long each Cost Explorer query answers 102 Processing, 0 = ready at once (default %s)", c.ProcessingTime), func(s string) error {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		if d <= 0 {
-			d = -1 // zero would mean "default" in Config
-		}
-		c.ProcessingTime = d
-		return nil
-	})
+	fs.Func("processing-time", fmt.Sprintf("how long each Cost Explorer query answers 102 Processing, 0 = ready at once (default %s)", c.ProcessingTime), processingTime(&c.ProcessingTime))
 	fs.IntVar(&c.ReadyAfterPolls, "ready-after-polls", c.ReadyAfterPolls, "if > 0: each query answers 102 to this many polls, then its result (replaces --processing-time)")
-	fs.Func("report-processing-time", fmt.Sprintf("how long each invoice report takes (PENDING, then RUNNING), 0 = SUCCEEDED at the first poll (default %s)", c.ReportProcessingTime), func(s string) error {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		if d <= 0 {
-			d = -1 // zero would mean "default" in Config
-		}
-		c.ReportProcessingTime = d
-		return nil
-	})
+	fs.Func("report-processing-time", fmt.Sprintf("how long each invoice report takes (PENDING, then RUNNING), 0 = SUCCEEDED at the first poll (default %s)", c.ReportProcessingTime), processingTime(&c.ReportProcessingTime))
 	fs.IntVar(&c.ReportReadyAfterPolls, "report-ready-after-polls", c.ReportReadyAfterPolls, "if > 0: each invoice report answers PENDING/RUNNING to this many polls, then SUCCEEDED (replaces --report-processing-time)")
 	fs.DurationVar(&c.ReportURLTTL, "report-url-ttl", c.ReportURLTTL, "lifetime of a report's pre-signed download URL")
 	fs.BoolVar(&c.ReportGzip, "report-gzip", c.ReportGzip, "serve FOCUS report downloads gzipped (application/gzip)")
@@ -179,10 +161,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.Func("org", "organization as ID=NAME (repeatable; replaces the default orgs)", func(s string) error {
 		id, name, ok := strings.Cut(s, "=")
-		if !ok || !isHex(id, 24) {
+		if !ok || atlas.ValidateOrgID(id) != nil {
 			return errors.New("want ID=NAME with a 24-hex ID")
 		}
-		if sameOrgs(c.Orgs, DefaultOrgs) {
+		if slices.Equal(c.Orgs, DefaultOrgs) {
 			c.Orgs = nil
 		}
 		c.Orgs = append(c.Orgs, Org{ID: id, Name: name})
@@ -206,16 +188,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 }
 
-func sameOrgs(a, b []Org) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// processingTime parses a duration flag in which 0 means "at once"; zero
+// would mean "default" in Config, so it is stored as -1.
+func processingTime(d *time.Duration) func(string) error {
+	return func(s string) error {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
 		}
+		*d = v
+		if v <= 0 {
+			*d = -1
+		}
+		return nil
 	}
-	return true
 }
 
 func (c *Config) fillDefaults() {
@@ -282,7 +268,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.fillDefaults()
 	orgs := make(map[string]Org, len(cfg.Orgs))
 	for _, o := range cfg.Orgs {
-		if !isHex(o.ID, 24) {
+		if atlas.ValidateOrgID(o.ID) != nil {
 			return nil, fmt.Errorf("atlassim: org id %q: want 24 lowercase hex characters", o.ID)
 		}
 		orgs[o.ID] = o
@@ -391,27 +377,11 @@ func (s *Server) RevokeServiceAccount(clientID string) { s.auth.revoke(clientID)
 // Tokens already issued stay valid until they expire.
 func (s *Server) SetServiceAccount(clientID, secret string) { s.auth.setAccount(clientID, secret) }
 
-// SetAPIKey adds an API key or changes its private key.
-func (s *Server) SetAPIKey(publicKey, privateKey string) { s.auth.setKey(publicKey, privateKey) }
-
 // RevokeAPIKey removes an API key.
 func (s *Server) RevokeAPIKey(publicKey string) { s.auth.revokeKey(publicKey) }
 
 // Orgs returns the organizations the simulator serves.
 func (s *Server) Orgs() []Org { return append([]Org(nil), s.cfg.Orgs...) }
-
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 var _ io.Writer = (*countingWriter)(nil)
 

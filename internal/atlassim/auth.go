@@ -79,12 +79,6 @@ func (a *authenticator) revoke(id string) {
 	}
 }
 
-func (a *authenticator) setKey(pub, priv string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.keys[pub] = priv
-}
-
 func (a *authenticator) revokeKey(pub string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

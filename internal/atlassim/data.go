@@ -23,24 +23,22 @@ var UsageColumns = []string{"Invoice ID", "Organization ID", "Organization Name"
 // Services is the spec's enum of Cost Explorer services.
 var Services = []string{"Atlas", "Clusters", "Storage", "Serverless Instances", "Backup", "Data Transfer", "BI Connector", "DSC Compute", "DSC Storage", "Premium Features", "Atlas Data Federation", "Atlas Stream Processing", "App Services", "Charts", "Cloud Manager", "Cloud Manager Standard/Premium", "Legacy Backup", "AI Model APIs", "Automated Embedding", "Native Reranking", "Flex Consulting", "Support", "Credits"}
 
-// hashID returns n hex characters derived from parts (stable across runs).
-func hashID(n int, parts ...string) string {
+// digest is the SHA-256 of parts, each ended by a zero byte: stable across
+// runs.
+func digest(parts ...string) []byte {
 	h := sha256.New()
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		h.Write(append([]byte(p), 0))
 	}
-	return hex.EncodeToString(h.Sum(nil))[:n]
+	return h.Sum(nil)
 }
+
+// hashID returns n hex characters derived from parts.
+func hashID(n int, parts ...string) string { return hex.EncodeToString(digest(parts...))[:n] }
 
 // seeds derives two PCG seeds from parts.
 func seeds(parts ...string) (uint64, uint64) {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	sum := h.Sum(nil)
+	sum := digest(parts...)
 	return binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])
 }
 
@@ -186,22 +184,28 @@ func (s *Server) rowsOf(inv Invoice) int64 {
 	if s.cfg.InvoiceBytes <= 0 {
 		return int64(s.cfg.InvoiceRows)
 	}
-	key := "rows/" + inv.OrgID + "/" + inv.ID + "/" + inv.Status
+	return cached(s, s.sizes, "rows/"+inv.OrgID+"/"+inv.ID+"/"+inv.Status, func() int64 {
+		const sample = 512
+		var pre, rows countingWriter
+		_ = s.writeInvoicePreamble(&pre, inv) // a countingWriter never fails
+		_ = s.writeInvoiceRows(&rows, inv, 0, sample)
+		return max(1, (s.cfg.InvoiceBytes-pre.n)*sample/rows.n)
+	})
+}
+
+// cached is m[key], computed by f the first time (without holding s.mu).
+func cached[V any](s *Server, m map[string]V, key string, f func() V) V {
 	s.mu.Lock()
-	n, ok := s.sizes[key]
+	v, ok := m[key]
 	s.mu.Unlock()
 	if ok {
-		return n
+		return v
 	}
-	const sample = 512
-	var pre, rows countingWriter
-	_ = s.writeInvoicePreamble(&pre, inv) // a countingWriter never fails
-	_ = s.writeInvoiceRows(&rows, inv, 0, sample)
-	n = max(1, (s.cfg.InvoiceBytes-pre.n)*sample/rows.n)
+	v = f()
 	s.mu.Lock()
-	s.sizes[key] = n
+	m[key] = v
 	s.mu.Unlock()
-	return n
+	return v
 }
 
 func monthStart(t time.Time) time.Time {
@@ -267,28 +271,19 @@ func (s *Server) invoice(orgID, invoiceID string) (Invoice, bool) {
 }
 
 func (s *Server) totalsOf(inv Invoice) invoiceTotals {
-	key := inv.OrgID + "/" + inv.ID + "/" + strconv.FormatInt(inv.Rows, 10)
-	s.mu.Lock()
-	t, ok := s.totals[key]
-	s.mu.Unlock()
-	if ok {
-		return t
-	}
-	s1, s2 := seeds("invoice-rows", inv.OrgID, inv.ID)
-	var p rand.PCG
-	for i := int64(0); i < inv.Rows; i++ {
-		rowPCG(&p, s1, s2, i)
-		a := drawAmount(&p)
-		if a.cents < 0 {
-			t.credits -= a.cents
-		} else {
-			t.subtotal += a.cents
+	return cached(s, s.totals, inv.OrgID+"/"+inv.ID+"/"+strconv.FormatInt(inv.Rows, 10), func() (t invoiceTotals) {
+		s1, s2 := seeds("invoice-rows", inv.OrgID, inv.ID)
+		var p rand.PCG
+		for i := int64(0); i < inv.Rows; i++ {
+			rowPCG(&p, s1, s2, i)
+			if a := drawAmount(&p); a.cents < 0 {
+				t.credits -= a.cents
+			} else {
+				t.subtotal += a.cents
+			}
 		}
-	}
-	s.mu.Lock()
-	s.totals[key] = t
-	s.mu.Unlock()
-	return t
+		return t
+	})
 }
 
 // WriteInvoiceCSV writes the exact bytes the simulator serves as the CSV of
@@ -319,18 +314,11 @@ func (s *Server) invoiceCSVSize(inv Invoice) int64 {
 // sizeOf is the byte size of what gen generates for inv: one dry run,
 // cached under key.
 func (s *Server) sizeOf(key string, inv Invoice, gen func(io.Writer, Invoice) error) int64 {
-	s.mu.Lock()
-	n, ok := s.sizes[key]
-	s.mu.Unlock()
-	if ok {
-		return n
-	}
-	var c countingWriter
-	_ = gen(&c, inv) // a countingWriter never fails
-	s.mu.Lock()
-	s.sizes[key] = c.n
-	s.mu.Unlock()
-	return c.n
+	return cached(s, s.sizes, key, func() int64 {
+		var c countingWriter
+		_ = gen(&c, inv) // a countingWriter never fails
+		return c.n
+	})
 }
 
 var preambleExtras = [][2]string{

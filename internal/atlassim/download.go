@@ -4,9 +4,7 @@ import (
 	"crypto/hmac"
 	"encoding/xml"
 	"io"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -49,13 +47,7 @@ func (s *Server) DownloadRequests() []http.Header {
 func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{s: s, w: &recorder{ResponseWriter: w}, r: r, op: OpDownloadReport}
-	defer func() {
-		p := recover()
-		x.logRequest(start, p)
-		if p != nil {
-			panic(p) // http.ErrAbortHandler: net/http resets the stream/connection
-		}
-	}()
+	defer x.logRequest(start)
 	s.mu.Lock()
 	if len(s.downloads) >= maxDownloadLog {
 		s.downloads = append(s.downloads[:0], s.downloads[1:]...)
@@ -126,9 +118,7 @@ func (x *exchange) applyDownloadFault() bool {
 	f := x.fault
 	switch f.Kind {
 	case Status:
-		if secs := int64(math.Ceil(f.RetryAfter.Seconds())); secs > 0 && (f.Status == 429 || f.Status == 503) {
-			x.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		}
+		x.faultRetryAfter()
 		switch f.Status {
 		case 429, 503:
 			x.s3Error(f.Status, "SlowDown", "Please reduce your request rate.")
@@ -161,8 +151,5 @@ func (x *exchange) s3Error(status int, code, msg string) {
 	}{Code: code, Message: msg, RequestID: hashID(16, "request", x.r.URL.String(), time.Now().String())})
 	body = append([]byte(xml.Header), body...)
 	x.w.Header().Set("Content-Type", "application/xml")
-	x.send(status, int64(len(body)), body, func(w io.Writer) error {
-		_, err := w.Write(body)
-		return err
-	})
+	x.send(status, int64(len(body)), body, nil)
 }

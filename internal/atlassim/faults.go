@@ -46,32 +46,16 @@ const (
 	ExpiredURL
 )
 
+// FaultKinds lists every kind, in order.
+var FaultKinds = []FaultKind{Status, Reset, Truncate, SlowBody, ExpiredToken, NotFound, NeverReady, WrongMediaType, MalformedJSON, ReportFailed, ExpiredURL}
+
+var faultNames = []string{"FaultKind(?)", "Status", "Reset", "Truncate", "SlowBody", "ExpiredToken", "NotFound", "NeverReady", "WrongMediaType", "MalformedJSON", "ReportFailed", "ExpiredURL"}
+
 func (k FaultKind) String() string {
-	switch k {
-	case Status:
-		return "Status"
-	case Reset:
-		return "Reset"
-	case Truncate:
-		return "Truncate"
-	case SlowBody:
-		return "SlowBody"
-	case ExpiredToken:
-		return "ExpiredToken"
-	case NotFound:
-		return "NotFound"
-	case NeverReady:
-		return "NeverReady"
-	case WrongMediaType:
-		return "WrongMediaType"
-	case MalformedJSON:
-		return "MalformedJSON"
-	case ReportFailed:
-		return "ReportFailed"
-	case ExpiredURL:
-		return "ExpiredURL"
+	if k < 0 || int(k) >= len(faultNames) {
+		return faultNames[0]
 	}
-	return "FaultKind(?)"
+	return faultNames[k]
 }
 
 // Operation ids (from the spec), and the pseudo ids of the token endpoint

@@ -144,15 +144,40 @@ func (x *exchange) invoiceJSON(inv Invoice, full bool) invoiceJSON {
 	return j
 }
 
-type invoicePage struct {
-	Links      []link        `json:"links"`
-	Results    []invoiceJSON `json:"results"`
-	TotalCount *int          `json:"totalCount,omitempty"`
+// page is a list answer: one page of results.
+type page[T any] struct {
+	Links      []link `json:"links"`
+	Results    []T    `json:"results"`
+	TotalCount *int   `json:"totalCount,omitempty"`
+}
+
+// pageOf is the page of all that itemsPerPage and pageNum ask for, each
+// item shown by show, with the total unless includeCount=false.
+func pageOf[T, J any](x *exchange, all []T, show func(T) J) page[J] {
+	qv := x.r.URL.Query()
+	perPage, n := intParam(qv, "itemsPerPage", 100), intParam(qv, "pageNum", 1)
+	lo := min((n-1)*perPage, len(all))
+	hi := min(lo+perPage, len(all))
+	p := page[J]{Results: []J{}, Links: x.pageLinks(n, perPage, hi < len(all))}
+	for _, v := range all[lo:hi] {
+		p.Results = append(p.Results, show(v))
+	}
+	if qv.Get("includeCount") != "false" {
+		total := len(all)
+		p.TotalCount = &total
+	}
+	return p
+}
+
+func intParam(qv url.Values, name string, def int) int {
+	if v, err := strconv.Atoi(qv.Get(name)); err == nil {
+		return v
+	}
+	return def
 }
 
 func (s *Server) listInvoices(x *exchange) {
 	qv := x.r.URL.Query()
-	perPage, page := intParam(qv, "itemsPerPage", 100), intParam(qv, "pageNum", 1)
 	var from, to time.Time
 	if !s.has(IgnoreDateFilters) {
 		from, _ = time.Parse("2006-01-02", qv.Get("fromDate")) // format checked by the spec; zero if absent
@@ -185,17 +210,7 @@ func (s *Server) listInvoices(x *exchange) {
 		}
 		return c
 	})
-	lo := min((page-1)*perPage, len(all))
-	hi := min(lo+perPage, len(all))
-	res := invoicePage{Results: []invoiceJSON{}}
-	for _, inv := range all[lo:hi] {
-		res.Results = append(res.Results, x.invoiceJSON(inv, false))
-	}
-	res.Links = x.pageLinks(page, perPage, hi < len(all))
-	if qv.Get("includeCount") != "false" {
-		n := len(all)
-		res.TotalCount = &n
-	}
+	res := pageOf(x, all, func(inv Invoice) invoiceJSON { return x.invoiceJSON(inv, false) })
 	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
 }
 
@@ -236,7 +251,7 @@ func (s *Server) getInvoice(x *exchange, id string) {
 }
 
 func (s *Server) pendingInvoices(x *exchange) {
-	res := invoicePage{Results: []invoiceJSON{}}
+	res := page[invoiceJSON]{Results: []invoiceJSON{}}
 	for _, inv := range s.Invoices(x.org) {
 		if inv.Status == "PENDING" {
 			res.Results = append(res.Results, x.invoiceJSON(inv, true))
@@ -258,8 +273,5 @@ func (s *Server) pendingInvoices(x *exchange) {
 		return
 	}
 	obj := jsonBody(res.Results[0])
-	x.send(http.StatusOK, int64(len(obj)), obj, func(w io.Writer) error {
-		_, err := w.Write(obj)
-		return err
-	})
+	x.send(http.StatusOK, int64(len(obj)), obj, nil)
 }

@@ -1,6 +1,7 @@
 package atlassim
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -201,8 +202,6 @@ func (s *Server) listReports(x *exchange, invoiceID string) {
 		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", fmt.Sprintf("Cannot find invoice %s for organization %s.", invoiceID, x.org))
 		return
 	}
-	qv := x.r.URL.Query()
-	perPage, page := intParam(qv, "itemsPerPage", 100), intParam(qv, "pageNum", 1)
 	now := time.Now()
 	s.mu.Lock()
 	var all []*report
@@ -211,43 +210,10 @@ func (s *Server) listReports(x *exchange, invoiceID string) {
 			all = append(all, r)
 		}
 	}
-	slices.SortFunc(all, func(a, b *report) int { return -cmpUint(a.seq, b.seq) }) // newest first
-	lo := min((page-1)*perPage, len(all))
-	hi := min(lo+perPage, len(all))
-	res := reportPage{Results: []reportJSON{}}
-	for _, r := range all[lo:hi] {
-		res.Results = append(res.Results, r.json(false))
-	}
+	slices.SortFunc(all, func(a, b *report) int { return cmp.Compare(b.seq, a.seq) }) // newest first
+	res := pageOf(x, all, func(r *report) reportJSON { return r.json(false) })
 	s.mu.Unlock()
-	res.Links = x.pageLinks(page, perPage, hi < len(all))
-	if qv.Get("includeCount") != "false" {
-		n := len(all)
-		res.TotalCount = &n
-	}
 	x.sendJSON(http.StatusOK, x.accept, jsonBody(res))
-}
-
-type reportPage struct {
-	Links      []link       `json:"links"`
-	Results    []reportJSON `json:"results"`
-	TotalCount *int         `json:"totalCount,omitempty"`
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func intParam(qv url.Values, name string, def int) int {
-	if v, err := strconv.Atoi(qv.Get(name)); err == nil {
-		return v
-	}
-	return def
 }
 
 // SetDownloadBaseURL sets the base URL (scheme://host:port) of the download

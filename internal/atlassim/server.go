@@ -72,13 +72,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{s: s, w: &recorder{ResponseWriter: w}, r: r}
-	defer func() {
-		p := recover()
-		x.logRequest(start, p)
-		if p != nil {
-			panic(p) // http.ErrAbortHandler: net/http resets the stream/connection
-		}
-	}()
+	defer x.logRequest(start)
 	if r.URL.Path == tokenPath {
 		s.serveToken(x)
 		return
@@ -243,11 +237,12 @@ func (x *exchange) applyFault() bool {
 	f := x.fault
 	switch f.Kind {
 	case Status:
-		code, reason := statusFault(f.Status)
-		if secs := int64(math.Ceil(f.RetryAfter.Seconds())); secs > 0 && (f.Status == 429 || f.Status == 503) {
-			x.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		x.faultRetryAfter()
+		cr, ok := statusFaults[f.Status]
+		if !ok {
+			cr = [2]string{"UNEXPECTED_ERROR", "Simulated fault."}
 		}
-		x.apiError(f.Status, code, reason)
+		x.apiError(f.Status, cr[0], cr[1])
 		return true
 	case NotFound:
 		x.apiError(http.StatusNotFound, "RESOURCE_NOT_FOUND", "Cannot find resource (simulated fault).")
@@ -271,20 +266,20 @@ func (x *exchange) applyFault() bool {
 	return false
 }
 
-func statusFault(code int) (string, string) {
-	switch code {
-	case 429:
-		return "RATE_LIMITED", "Too many requests (simulated fault)."
-	case 500:
-		return "UNEXPECTED_ERROR", "Unexpected error (simulated fault)."
-	case 502:
-		return "BAD_GATEWAY", "Bad gateway (simulated fault)."
-	case 503:
-		return "SERVICE_UNAVAILABLE", "Service unavailable (simulated fault)."
-	case 504:
-		return "GATEWAY_TIMEOUT", "Gateway timeout (simulated fault)."
+// statusFaults are the error code and detail a Status fault answers with.
+var statusFaults = map[int][2]string{
+	429: {"RATE_LIMITED", "Too many requests (simulated fault)."},
+	500: {"UNEXPECTED_ERROR", "Unexpected error (simulated fault)."},
+	502: {"BAD_GATEWAY", "Bad gateway (simulated fault)."},
+	503: {"SERVICE_UNAVAILABLE", "Service unavailable (simulated fault)."},
+	504: {"GATEWAY_TIMEOUT", "Gateway timeout (simulated fault)."},
+}
+
+// faultRetryAfter sets the Retry-After of a Status fault of 429 or 503.
+func (x *exchange) faultRetryAfter() {
+	if f := x.fault; f.RetryAfter > 0 && (f.Status == 429 || f.Status == 503) {
+		x.w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(f.RetryAfter.Seconds())), 10))
 	}
-	return "UNEXPECTED_ERROR", "Simulated fault."
 }
 
 // apiError is the spec's ApiError.
@@ -324,10 +319,7 @@ func (x *exchange) sendJSON(status int, ct string, body []byte) {
 			body = buf.Bytes()
 		}
 	}
-	x.send(status, int64(len(body)), body, func(w io.Writer) error {
-		_, err := w.Write(body)
-		return err
-	})
+	x.send(status, int64(len(body)), body, nil)
 }
 
 // sendStream sends a CSV of known size produced by gen. Only status and
@@ -380,10 +372,7 @@ func (x *exchange) invalidResponse(err error) {
 	h.Set("Content-Type", typeAPIError)
 	body, _ := json.Marshal(apiError{Detail: err.Error(), Error: 500, ErrorCode: "SIMULATOR_INVALID_RESPONSE", Parameters: []any{}, Reason: "Internal Server Error"})
 	x.fault = nil
-	x.send(http.StatusInternalServerError, int64(len(body)), body, func(w io.Writer) error {
-		_, err := w.Write(body)
-		return err
-	})
+	x.send(http.StatusInternalServerError, int64(len(body)), body, nil)
 }
 
 func (x *exchange) rateHeaders() {
@@ -449,10 +438,17 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 }
 
 // send writes status, Content-Length and the body from gen, applying the
-// transport faults. buffered is the body when it is a buffered JSON answer.
+// transport faults. buffered is the body when it is a buffered answer, sent
+// when gen is nil.
 func (x *exchange) send(status int, size int64, buffered []byte, gen func(io.Writer) error) {
 	h := x.w.Header()
 	f := x.fault
+	if gen == nil {
+		gen = func(w io.Writer) error {
+			_, err := w.Write(buffered)
+			return err
+		}
+	}
 	if f != nil && f.Kind == MalformedJSON {
 		var cut []byte
 		if len(buffered) > 1 {
@@ -565,7 +561,11 @@ func (x *exchange) processing() {
 	_ = conn.Close()
 }
 
-func (x *exchange) logRequest(start time.Time, panicked any) {
+// logRequest logs the request once answered. Deferred: a panic
+// (http.ErrAbortHandler, which makes net/http reset the stream or
+// connection) is logged, then goes on.
+func (x *exchange) logRequest(start time.Time) {
+	panicked := recover()
 	status := x.w.status
 	if status == 0 && panicked != nil {
 		status = 499
@@ -591,6 +591,9 @@ func (x *exchange) logRequest(start time.Time, panicked any) {
 		attrs = append(attrs, slog.String("cut", x.w.cut))
 	}
 	x.s.log.LogAttrs(context.Background(), slog.LevelInfo, "atlas request", attrs...)
+	if panicked != nil {
+		panic(panicked)
+	}
 }
 
 // serveToken is the OAuth 2.0 client-credentials token endpoint (not in the

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -146,27 +145,8 @@ func (s *Server) WriteUsageCSV(w io.Writer, orgID string, q UsageQuery) error {
 		return err
 	}
 	err := s.usageRows(orgID, q, func(r usageRow) error {
-		b = b[:0]
-		b = append(b, r.invoiceID...)
-		b = append(b, ',')
-		b = append(b, r.orgID...)
-		b = append(b, ',')
-		b = appendField(b, r.orgName)
-		b = append(b, ',')
-		b = append(b, r.projectID...)
-		b = append(b, ',')
-		b = appendField(b, r.projectName)
-		b = append(b, ',')
-		b = append(b, r.clusterID...)
-		b = append(b, ',')
-		b = appendField(b, r.clusterName)
-		b = append(b, ',')
-		b = appendField(b, r.service)
-		b = append(b, ',')
-		b = r.date.AppendFormat(b, "2006-01-02")
-		b = append(b, ',')
-		b = appendCents(b, r.cents)
-		b = append(b, '\n')
+		b = appendRecord(b[:0], r.invoiceID, r.orgID, r.orgName, r.projectID, r.projectName, r.clusterID, r.clusterName,
+			r.service, r.date.Format("2006-01-02"), formatCents(r.cents))
 		_, err := bw.Write(b)
 		return err
 	})
@@ -206,36 +186,17 @@ func (s *Server) WriteUsageJSON(w io.Writer, orgID string, q UsageQuery) error {
 	if _, err := bw.WriteString(`{"usageDetails":[`); err != nil {
 		return err
 	}
-	first := true
-	b := make([]byte, 0, 512)
+	sep := ""
 	err := s.usageRows(orgID, q, func(r usageRow) error {
-		b = b[:0]
-		if !first {
-			b = append(b, ',')
+		b, err := json.Marshal(usageDetail{r.invoiceID, r.orgID, r.orgName, r.projectID, r.projectName, r.clusterID, r.clusterName,
+			r.service, json.Number(formatCents(r.cents)), r.date.Format("2006-01-02")})
+		if err == nil {
+			_, err = bw.WriteString(sep)
+			sep = ","
 		}
-		first = false
-		b = append(b, `{"invoiceId":`...)
-		b = strconv.AppendQuote(b, r.invoiceID)
-		b = append(b, `,"organizationId":`...)
-		b = strconv.AppendQuote(b, r.orgID)
-		b = append(b, `,"organizationName":`...)
-		b = appendJSONString(b, r.orgName)
-		b = append(b, `,"projectId":`...)
-		b = strconv.AppendQuote(b, r.projectID)
-		b = append(b, `,"projectName":`...)
-		b = appendJSONString(b, r.projectName)
-		b = append(b, `,"clusterId":`...)
-		b = strconv.AppendQuote(b, r.clusterID)
-		b = append(b, `,"clusterName":`...)
-		b = appendJSONString(b, r.clusterName)
-		b = append(b, `,"service":`...)
-		b = appendJSONString(b, r.service)
-		b = append(b, `,"usageAmount":`...)
-		b = appendCents(b, r.cents)
-		b = append(b, `,"usageDate":"`...)
-		b = r.date.AppendFormat(b, "2006-01-02")
-		b = append(b, `"}`...)
-		_, err := bw.Write(b)
+		if err == nil {
+			_, err = bw.Write(b)
+		}
 		return err
 	})
 	if err != nil {
@@ -247,7 +208,16 @@ func (s *Server) WriteUsageJSON(w io.Writer, orgID string, q UsageQuery) error {
 	return bw.Flush()
 }
 
-func appendJSONString(b []byte, s string) []byte {
-	j, _ := json.Marshal(s) // a string always marshals
-	return append(b, j...)
+// usageDetail is one entry of the JSON result's usageDetails.
+type usageDetail struct {
+	InvoiceID        string      `json:"invoiceId"`
+	OrganizationID   string      `json:"organizationId"`
+	OrganizationName string      `json:"organizationName"`
+	ProjectID        string      `json:"projectId"`
+	ProjectName      string      `json:"projectName"`
+	ClusterID        string      `json:"clusterId"`
+	ClusterName      string      `json:"clusterName"`
+	Service          string      `json:"service"`
+	UsageAmount      json.Number `json:"usageAmount"`
+	UsageDate        string      `json:"usageDate"`
 }

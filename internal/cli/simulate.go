@@ -171,9 +171,7 @@ func writeFileAtomic(path string, b []byte) error {
 
 var faultKinds = func() map[string]atlassim.FaultKind {
 	m := map[string]atlassim.FaultKind{}
-	for _, k := range []atlassim.FaultKind{atlassim.Status, atlassim.Reset, atlassim.Truncate, atlassim.SlowBody,
-		atlassim.ExpiredToken, atlassim.NotFound, atlassim.NeverReady, atlassim.WrongMediaType, atlassim.MalformedJSON,
-		atlassim.ReportFailed, atlassim.ExpiredURL} {
+	for _, k := range atlassim.FaultKinds {
 		m[strings.ToLower(k.String())] = k
 	}
 	return m

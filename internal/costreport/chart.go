@@ -1,7 +1,6 @@
 package costreport
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -67,18 +66,14 @@ func newScale(lo, hi, from, to float64) scale {
 	step := niceStep((hi - lo) / 5)
 	// The top is a round tick; the bottom is the lowest value, a little
 	// below, so that a small credit does not take a whole tick of room.
-	s := scale{lo: lo - (hi-lo)*0.03*b2f(lo < 0), hi: math.Ceil(hi/step) * step, from: from, to: to}
+	s := scale{lo: lo, hi: math.Ceil(hi/step) * step, from: from, to: to}
+	if lo < 0 {
+		s.lo -= (hi - lo) * 0.03
+	}
 	for v := math.Ceil(s.lo/step) * step; v <= s.hi+step/2; v += step {
 		s.ticks = append(s.ticks, math.Round(v/step)*step)
 	}
 	return s
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // niceStep is the smallest of 1, 2, 2.5 or 5 times a power of ten that is at
@@ -136,10 +131,3 @@ func num(f float64) string { return strconv.FormatFloat(math.Round(f*10)/10, 'f'
 
 // textPx is about how wide s is at fontPx.
 func textPx(s string) float64 { return float64(utf8.RuneCountInString(s)) * charPx }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}

@@ -1,6 +1,7 @@
 package costreport
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"html/template"
@@ -163,7 +164,11 @@ func (r *Report) view() view {
 	for _, o := range r.Orgs {
 		names = append(names, orgName(o))
 	}
-	v.OrgLine = plural(len(r.Orgs), "organization", "organizations") + ": " + strings.Join(names, "; ")
+	noun := "organizations"
+	if len(r.Orgs) == 1 {
+		noun = "organization"
+	}
+	v.OrgLine = fmt.Sprintf("%d %s: %s", len(r.Orgs), noun, strings.Join(names, "; "))
 
 	// Cost per month and service, and the totals.
 	chart := r.costChart()
@@ -260,7 +265,7 @@ func (r *Report) view() view {
 		fr.Currency = strings.Join(inv.Focus.Currencies, ", ")
 		switch {
 		case len(inv.Focus.Currencies) != 1 || inv.Focus.Currencies[0] != currency:
-			fr.FocusNote = "not compared: the FOCUS report bills in " + cmpOr(fr.Currency, "no currency") + ", the invoice in " + currency
+			fr.FocusNote = "not compared: the FOCUS report bills in " + cmp.Or(fr.Currency, "no currency") + ", the invoice in " + currency
 		case !inv.HasLineItems:
 			fr.FocusNote = "not compared: no line items"
 		default:
@@ -279,13 +284,6 @@ func (r *Report) view() view {
 		v.Files = append(v.Files, row)
 	}
 	return v
-}
-
-func cmpOr(s, alt string) string {
-	if s == "" {
-		return alt
-	}
-	return s
 }
 
 func orgName(o Org) string {
@@ -330,7 +328,7 @@ func (r *Report) where(it Item) string {
 		parts = append(parts, it.Project)
 	}
 	if len(r.Orgs) > 1 {
-		parts = append(parts, cmpOr(r.orgName(it.OrgID), it.OrgID))
+		parts = append(parts, cmp.Or(r.orgName(it.OrgID), it.OrgID))
 	}
 	return strings.Join(parts, " · ")
 }
@@ -532,28 +530,19 @@ const (
 func (r *Report) itemChart(id, kind string, items []Item) hbarView {
 	noun := map[string]string{"project": "projects", "cluster": "clusters"}[kind]
 	v := hbarView{ID: id + "-chart", Title: fmt.Sprintf("Top %d %s in %s (USD)", len(items), noun, r.Last), XLabel: "Cost in " + r.Last + " (USD)",
-		X0: num(hbarX0), X1: num(hbarX1), Head1: r.Last, Head2: "change", HeadY: num(hbarTop - 10)}
+		Head1: r.Last, Head2: "change"}
 	if r.Prev != "" {
 		v.Head2 = "change from " + r.Prev
 	}
-	hi := 0.0
-	for _, it := range items {
-		hi = max(hi, it.Last.Float())
-	}
-	lo := 0.0
-	for _, it := range items {
-		lo = min(lo, it.Last.Float())
-	}
-	sc := newScale(lo, hi, hbarX0, hbarX1)
-	v.Zero = num(sc.at(0))
+	values := make([]float64, len(items))
 	for i, it := range items {
-		y := hbarTop + float64(i)*rowH
+		values[i] = it.Last.Float()
+	}
+	v.layout(values, func(i int, y float64, row *hbarRow) {
+		it := items[i]
 		key := it.OrgID + "|" + it.ID
 		label, sub := it.Name, r.where(it)
-		f := it.Last.Float()
-		x := sc.at(min(f, 0))
-		row := hbarRow{Y: num(y + 5), TextY: num(y + rowH/2 + 4), ValueY: num(y + rowH/2 + 4), Label: fit(label, labelPx-8), Full: label + ": " + it.Last.Grouped() + " USD",
-			BarX: num(x), BarW: num(sc.size(f)), BarH: num(rowH - 10), Fill: hbarFill, Value: money(kind+"-last", key, it.Last)}
+		row.Label, row.Full, row.Value = fit(label, labelPx-8), label+": "+it.Last.Grouped()+" USD", money(kind+"-last", key, it.Last)
 		if sub != "" {
 			row.Full = label + " (" + sub + "): " + it.Last.Grouped() + " USD"
 			row.TextY, row.Sub, row.SubY = num(y+rowH/2-1), fit(sub, (labelPx-8)*1.2), num(y+rowH/2+10)
@@ -567,16 +556,37 @@ func (r *Report) itemChart(id, kind string, items []Item) hbarView {
 			row.Second = &c
 			row.Arrow = arrow(ch)
 		}
+	})
+	v.Desc = fmt.Sprintf("Horizontal bars of the %s with the largest cost in %s, largest first; at the right each one's cost and its change from %s. The table below has the same numbers.",
+		noun, r.Last, cmp.Or(r.Prev, "the month before (not in this report)"))
+	return v
+}
+
+// layout places one bar per value, from hbarTop down, on a scale from the
+// lowest value (or 0) to the highest (or 0), with its axis below; fill
+// completes each row (y is its top).
+func (v *hbarView) layout(values []float64, fill func(i int, y float64, row *hbarRow)) {
+	lo, hi := 0.0, 0.0
+	for _, f := range values {
+		lo, hi = min(lo, f), max(hi, f)
+	}
+	sc := newScale(lo, hi, hbarX0, hbarX1)
+	v.X0, v.X1, v.HeadY, v.Zero = num(hbarX0), num(hbarX1), num(hbarTop-10), num(sc.at(0))
+	for i, f := range values {
+		y := hbarTop + float64(i)*rowH
+		row := hbarRow{Y: num(y + 5), TextY: num(y + rowH/2 + 4), ValueY: num(y + rowH/2 + 4),
+			BarX: num(sc.at(min(f, 0))), BarW: num(sc.size(f)), BarH: num(rowH - 10), Fill: hbarFill}
+		fill(i, y, &row)
 		v.Rows = append(v.Rows, row)
 	}
-	h := hbarTop + float64(len(items))*rowH
+	h := hbarTop + float64(len(values))*rowH
 	v.AxisY, v.TickY, v.XLabelY, v.H = num(h+2), num(h+16), num(h+34), num(h+44)
+	if v.Diverging { // room for the legend
+		v.LegendY, v.H = num(h+52), num(h+62)
+	}
 	for _, t := range sc.ticks {
 		v.Ticks = append(v.Ticks, tickView{Pos: num(sc.at(t)), Label: compact(t)})
 	}
-	v.Desc = fmt.Sprintf("Horizontal bars of the %s with the largest cost in %s, largest first; at the right each one's cost and its change from %s. The table below has the same numbers.",
-		noun, r.Last, cmpOr(r.Prev, "the month before (not in this report)"))
-	return v
 }
 
 func arrow(m Money) string {
@@ -591,21 +601,16 @@ func arrow(m Money) string {
 
 func (r *Report) moverChart() hbarView {
 	v := hbarView{ID: "movers-chart", Title: fmt.Sprintf("Change in cost per service, %s to %s (USD)", r.Prev, r.Last),
-		XLabel: "Change (USD)", X0: num(hbarX0), X1: num(hbarX1), Head1: "change", Head2: "in percent", HeadY: num(hbarTop - 10), Diverging: true}
-	lo, hi := 0.0, 0.0
-	for _, mv := range r.Movers {
-		f := mv.Change().Float()
-		lo, hi = min(lo, f), max(hi, f)
-	}
-	sc := newScale(lo, hi, hbarX0, hbarX1)
-	v.Zero = num(sc.at(0))
+		XLabel: "Change (USD)", Head1: "change", Head2: "in percent", Diverging: true}
+	values := make([]float64, len(r.Movers))
 	for i, mv := range r.Movers {
-		y := hbarTop + float64(i)*rowH
+		values[i] = mv.Change().Float()
+	}
+	v.layout(values, func(i int, _ float64, row *hbarRow) {
+		mv := r.Movers[i]
 		ch := mv.Change()
-		f := ch.Float()
-		row := hbarRow{Y: num(y + 5), TextY: num(y + rowH/2 + 4), ValueY: num(y + rowH/2 + 4), Label: fit(mv.Service, labelPx-8), Full: mv.Service + ": " + ch.Signed() + " USD",
-			BarX: num(sc.at(min(f, 0))), BarW: num(sc.size(f)), BarH: num(rowH - 10), Value: change("service-change", mv.Service, ch), Arrow: arrow(ch)}
-		row.Fill = upFill
+		row.Label, row.Full = fit(mv.Service, labelPx-8), mv.Service+": "+ch.Signed()+" USD"
+		row.Value, row.Arrow, row.Fill = change("service-change", mv.Service, ch), arrow(ch), upFill
 		if ch.Sign() < 0 {
 			row.Fill = downFill
 		}
@@ -614,13 +619,7 @@ func (r *Report) moverChart() hbarView {
 		} else if ch.Sign() != 0 {
 			row.SecondText = "new"
 		}
-		v.Rows = append(v.Rows, row)
-	}
-	h := hbarTop + float64(len(r.Movers))*rowH
-	v.AxisY, v.TickY, v.XLabelY, v.LegendY, v.H = num(h+2), num(h+16), num(h+34), num(h+52), num(h+62)
-	for _, t := range sc.ticks {
-		v.Ticks = append(v.Ticks, tickView{Pos: num(sc.at(t)), Label: compact(t)})
-	}
+	})
 	v.Desc = fmt.Sprintf("Horizontal bars from a zero line: right and solid vermillion (▲) where a service cost more in %s than in %s, left and striped blue (▼) where it cost less; largest change first, with the change and its percentage at the right. The table below has the same numbers.", r.Last, r.Prev)
 	return v
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -222,14 +223,7 @@ func pick(refs []manifestRef, opt Options) ([]manifestRef, error) {
 		}
 	}
 	if len(out) == 0 {
-		found := func(set map[string]bool) string {
-			keys := make([]string, 0, len(set))
-			for k := range set {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			return strings.Join(keys, ", ")
-		}
+		found := func(set map[string]bool) string { return strings.Join(slices.Sorted(maps.Keys(set)), ", ") }
 		return nil, &NoExportError{Msg: fmt.Sprintf("nothing to report on at %s for the orgs and months asked: it holds orgs %s and months %s",
 			opt.Where, found(orgs), found(months))}
 	}
@@ -374,16 +368,9 @@ func (rd *reader) usage(ctx context.Context, org, month string, e export.Entry) 
 		if rd.names[org] == "" && row.OrgName != "" {
 			rd.names[org] = row.OrgName
 		}
-		service := row.Service
-		if service == "" {
-			service = noService
-		}
-		cell(cost, service).add(row.Amount)
+		cell(cost, cmp.Or(row.Service, noService)).add(row.Amount)
 		total.add(row.Amount)
-		project := row.ProjectName
-		if project == "" {
-			project = row.ProjectID
-		}
+		project := cmp.Or(row.ProjectName, row.ProjectID)
 		if row.ProjectID != "" || row.ProjectName != "" {
 			addItem(projects, itemKey{org, cmp.Or(row.ProjectID, row.ProjectName)}, project, "", row.Amount)
 		}

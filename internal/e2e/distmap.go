@@ -48,7 +48,7 @@ func (w *World) RunWith(t testing.TB, input any, routes sfntest.Routes) sfntest.
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	opt := w.sfn
+	var opt sfntest.Options
 	opt.ExecutionName = fmt.Sprintf("e2e-%d-%d", os.Getpid(), runs.Add(1))
 	if opt.Node == "" || opt.NodeModules == "" {
 		opt.Node, opt.NodeModules = sfntest.Tools(t)

@@ -30,7 +30,6 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 )
@@ -60,8 +59,6 @@ type Options struct {
 	// Secret is the secret's JSON, default the simulator's service account
 	// (ServiceAccountSecret).
 	Secret string
-	// SFN tunes the state machine runs (waits, retry pauses, timeout).
-	SFN sfntest.Options
 }
 
 // World is one test's running export.
@@ -84,7 +81,6 @@ type World struct {
 	Secrets []string
 	Layout  layout.Layout
 
-	sfn  sfntest.Options
 	logs *testenv.Buffer // log lines from concurrent handler calls
 }
 
@@ -120,7 +116,7 @@ func New(t testing.TB, opts Options) *World {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	w := &World{Layout: lay, sfn: opts.SFN, logs: &testenv.Buffer{}}
+	w := &World{Layout: lay, logs: &testenv.Buffer{}}
 	w.Sim, w.BaseURL = atlassimtest.Start(t, cfg)
 	for _, o := range w.Sim.Orgs() {
 		w.Orgs = append(w.Orgs, o.ID)
@@ -365,15 +361,10 @@ func mustMonth(t testing.TB, month string) period.Period {
 	return p
 }
 
-// Outcome is one job's line in a run's outcomes (export.Outcome).
+// Outcome is one job's line in a run's outcomes, and the line as written.
 type Outcome struct {
-	OrgID    string           `json:"orgId"`
-	Period   period.Period    `json:"period"`
-	Objects  []sink.Object    `json:"objects"`
-	Warnings []export.Warning `json:"warnings"`
-	Error    string           `json:"error"`
-	Cause    string           `json:"cause"`
-	Raw      json.RawMessage  `json:"-"`
+	export.Outcome
+	Raw json.RawMessage `json:"-"`
 }
 
 // Outcomes reads the outcomes the execution res wrote (every job's),

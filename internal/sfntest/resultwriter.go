@@ -1,6 +1,7 @@
 package sfntest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -87,16 +88,16 @@ type resultFile struct {
 // prefix and returns the Map state's output.
 func (w ResultWriter) Write(prefix, label string, children []Child) (MapRun, error) {
 	id := uuid()
-	smArn := "arn:aws:states:us-east-1:123456789012:stateMachine:" + or(w.StateMachine, "sfntest")
+	smArn := "arn:aws:states:us-east-1:123456789012:stateMachine:" + cmp.Or(w.StateMachine, "sfntest")
 	var run MapRun
-	run.MapRunArn = "arn:aws:states:us-east-1:123456789012:mapRun:" + or(w.StateMachine, "sfntest") + "/" + label + ":" + id
+	run.MapRunArn = "arn:aws:states:us-east-1:123456789012:mapRun:" + cmp.Or(w.StateMachine, "sfntest") + "/" + label + ":" + id
 	dir := path.Join(strings.TrimSuffix(prefix, "/"), id)
 	byStatus := map[string][]record{}
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	for _, c := range children {
 		name := uuid()
 		r := record{
-			ExecutionArn: "arn:aws:states:us-east-1:123456789012:execution:" + or(w.StateMachine, "sfntest") + "/" + label + ":" + name,
+			ExecutionArn: "arn:aws:states:us-east-1:123456789012:execution:" + cmp.Or(w.StateMachine, "sfntest") + "/" + label + ":" + name,
 			Input:        string(c.Input), InputDetails: details{Included: true}, Name: name,
 			StartDate: now, StopDate: now, StateMachineArn: smArn + "/" + label,
 		}
@@ -152,11 +153,4 @@ func uuid() string {
 	_, _ = rand.Read(b[:])
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

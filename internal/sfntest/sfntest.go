@@ -26,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 //go:embed run.mjs
@@ -64,10 +66,9 @@ type Error struct{ Name, Cause string }
 func (e *Error) Error() string     { return e.Cause }
 func (e *Error) ErrorName() string { return e.Name }
 
-// Options tune a run. The zero value is usable.
+// Options tune a run. The zero value is usable. Every Wait state pauses 1
+// ms, every Retry not at all.
 type Options struct {
-	WaitMs  int           // every Wait state pauses this long (default 1 ms)
-	RetryMs int           // every Retry pause (default 0)
 	Timeout time.Duration // the whole run, Node start included (default 2 min)
 	// Node and NodeModules default to what Tools finds.
 	Node, NodeModules string
@@ -150,12 +151,6 @@ func Exec(ctx context.Context, dir string, def []byte, input any, h Handler, opt
 	if node == "" || modules == "" {
 		return Result{}, errors.New("Exec needs Options.Node and Options.NodeModules (from Tools)")
 	}
-	if opt.WaitMs <= 0 {
-		opt.WaitMs = 1
-	}
-	if opt.RetryMs < 0 {
-		opt.RetryMs = 0
-	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = 2 * time.Minute
 	}
@@ -200,8 +195,8 @@ func Exec(ctx context.Context, dir string, def []byte, input any, h Handler, opt
 		"definition":    json.RawMessage(def),
 		"input":         json.RawMessage(inputJSON),
 		"bridge":        bridge.URL,
-		"waitMs":        opt.WaitMs,
-		"retryMs":       opt.RetryMs,
+		"waitMs":        1,
+		"retryMs":       0,
 		"executionName": opt.ExecutionName,
 	})
 	if err != nil {
@@ -300,7 +295,7 @@ func Tools(t testing.TB) (node, modules string) {
 	t.Helper()
 	node, modules = os.Getenv("ABX_NODE"), os.Getenv("ABX_NODE_MODULES")
 	if modules == "" {
-		modules = filepath.Join(repoRoot(t), "tools", "node_modules")
+		modules = filepath.Join(testenv.RepoRoot(t), "tools", "node_modules")
 	}
 	if node == "" {
 		if pkg, ok := nodePackages[runtime.GOOS+"/"+runtime.GOARCH]; ok {
@@ -322,24 +317,6 @@ func Tools(t testing.TB) (node, modules string) {
 		return a
 	}
 	return abs(node), abs(modules)
-}
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("sfntest: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("sfntest: no go.mod above the working directory: %s", toolsAdvice)
-		}
-		dir = parent
-	}
 }
 
 func lastLine(b []byte) []byte {

@@ -117,7 +117,7 @@ type Invocation struct {
 // Failed reports whether the invocation ended in an error.
 func (i Invocation) Failed() bool { return i.ErrorType != "" }
 
-// RunBootstrap runs the bootstrap binary under a Lambda Runtime API served on
+// RunBootstrapOutput runs the bootstrap binary under a Lambda Runtime API served on
 // 127.0.0.1 (AWS_LAMBDA_RUNTIME_API), feeds it events one at a time, and
 // returns one Invocation per event, in order. env ("KEY=value") is added to a
 // clean Lambda-like environment (the test's own environment is not inherited,
@@ -125,14 +125,8 @@ func (i Invocation) Failed() bool { return i.ErrorType != "" }
 // or reports an init error fails the event it was working on (ErrorType
 // Runtime.ExitError, or the init error's type) and is started again for the
 // rest. The process is killed at the end; the whole run is bounded in time.
-func RunBootstrap(t testing.TB, bin string, env []string, events ...json.RawMessage) []Invocation {
-	t.Helper()
-	inv, _ := RunBootstrapOutput(t, bin, env, events...)
-	return inv
-}
-
-// RunBootstrapOutput is RunBootstrap that also returns what the process wrote
-// to stdout and stderr (its logs), for example to assert that no secret leaks.
+// It also returns what the process wrote to stdout and stderr (its logs),
+// for example to assert that no secret leaks.
 func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.RawMessage) ([]Invocation, string) {
 	t.Helper()
 	a := newRuntimeAPI(events, invokeTime)
@@ -153,17 +147,7 @@ func RunBootstrapOutput(t testing.TB, bin string, env []string, events ...json.R
 		if starts > len(events) {
 			t.Fatalf("testenv: %s restarted %d times; output:\n%s", bin, starts, out.String())
 		}
-		cmd := exec.Command(bin)
-		cmd.Dir = filepath.Dir(bin)
-		cmd.Env = fullEnv
-		cmd.Stdout, cmd.Stderr = out, out
-		killWithParent(cmd)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("testenv: start %s: %v", bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-
+		cmd, exited := startProcess(t, bin, fullEnv, out)
 		select {
 		case <-a.allDone:
 			_ = cmd.Process.Kill()
@@ -210,6 +194,23 @@ func lambdaEnv(t testing.TB, bin string, env []string, api string) []string {
 	return append(append(base, env...), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(api, "http://"))
 }
 
+// startProcess starts bin in its folder with env, its stdout and stderr in
+// out; exited receives how it ended.
+func startProcess(t testing.TB, bin string, env []string, out io.Writer) (*exec.Cmd, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Dir = filepath.Dir(bin)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	killWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return cmd, exited
+}
+
 // Timed is what one bootstrap process did under RunTimed.
 type Timed struct {
 	Invocations []Invocation
@@ -234,17 +235,9 @@ func RunTimed(t testing.TB, bin string, env []string, timeout time.Duration, eve
 	defer close(a.stop) // runs first: releases the parked /next
 
 	out := &Buffer{Max: 4 << 20}
-	cmd := exec.Command(bin)
-	cmd.Dir = filepath.Dir(bin)
-	cmd.Env = lambdaEnv(t, bin, env, srv.URL)
-	cmd.Stdout, cmd.Stderr = out, out
-	killWithParent(cmd)
+	fullEnv := lambdaEnv(t, bin, env, srv.URL)
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, exited := startProcess(t, bin, fullEnv, out)
 	limit := time.NewTimer(timeout)
 	defer limit.Stop()
 	var peak int64

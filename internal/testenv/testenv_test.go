@@ -242,7 +242,7 @@ func TestRunBootstrap(t *testing.T) {
 
 func TestRunBootstrapInitError(t *testing.T) {
 	bin := BuildBootstrap(t, "./internal/testenv/testdata/echo")
-	got := RunBootstrap(t, bin, []string{"ECHO_INIT_FAIL=missing ABX_BUCKET"}, json.RawMessage(`1`), json.RawMessage(`2`))
+	got, _ := RunBootstrapOutput(t, bin, []string{"ECHO_INIT_FAIL=missing ABX_BUCKET"}, json.RawMessage(`1`), json.RawMessage(`2`))
 	if len(got) != 2 {
 		t.Fatalf("%d invocations, want 2", len(got))
 	}

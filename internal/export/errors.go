@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
@@ -68,11 +69,7 @@ func wrap(err error, msg string) error {
 	if err == nil {
 		return nil
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return &Error{Name: e.Name, Msg: msg, Err: err}
-	}
-	return &Error{Name: classify(err), Msg: msg, Err: err}
+	return &Error{Name: Name(err), Msg: msg, Err: err}
 }
 
 func classify(err error) string {
@@ -107,11 +104,17 @@ func classify(err error) string {
 	return AtlasError
 }
 
-// truncate keeps messages short whatever a caller sends.
-func truncate(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "..."
+// truncate cuts s to at most n bytes, on a rune boundary, and says so: a
+// message stays short whatever a caller or Atlas sent.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
+
+// shown bounds a value quoted back in an error.
+const shown = 64

@@ -104,13 +104,11 @@ func (e *Exporter) now() time.Time {
 	return time.Now()
 }
 
+var discard = slog.New(slog.DiscardHandler)
+
 // log is the step's logger, with the org and period every line carries.
 func (e *Exporter) log(orgID string, p period.Period, step string) *slog.Logger {
-	l := e.Log
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	return l.With("org", orgID, "period", p.Label(), "step", step)
+	return cmp.Or(e.Log, discard).With("org", orgID, "period", p.Label(), "step", step)
 }
 
 // Plan expands a request into one job per org and month, validating all of
@@ -140,10 +138,6 @@ func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	max := e.MaxAttempts
-	if max < 1 {
-		max = 1
-	}
 	focus := e.Focus
 	if req.Focus != nil {
 		focus = *req.Focus
@@ -156,7 +150,7 @@ func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 		for _, m := range months {
 			p.Jobs = append(p.Jobs, Job{
 				OrgID: org, Period: m, Filters: f, IncludePending: req.IncludePending,
-				InvoiceID: req.InvoiceID, Focus: focus, MaxAttempts: max,
+				InvoiceID: req.InvoiceID, Focus: focus, MaxAttempts: e.maxAttempts(0),
 			})
 		}
 	}
@@ -168,7 +162,7 @@ func (e *Exporter) months(req Request) ([]period.Period, error) {
 	if req.ScheduledTime != "" {
 		t, err := time.Parse(time.RFC3339, req.ScheduledTime)
 		if err != nil {
-			return nil, invalid("scheduledTime %q: want an RFC 3339 time such as 2024-07-01T06:00:00Z", truncate(req.ScheduledTime))
+			return nil, invalid("scheduledTime %q: want an RFC 3339 time such as 2024-07-01T06:00:00Z", truncate(req.ScheduledTime, shown))
 		}
 		ref = t
 	}
@@ -490,7 +484,7 @@ func (e *Exporter) checkUsageObjects(j Job) error {
 			return &Error{Name: InputInvalid, Msg: "usage key", Err: err}
 		}
 		if o.obj.Key != want {
-			return invalid("org %s, %s: the job's usage object %q is not the month's usage key", j.OrgID, j.Period, truncate(o.obj.Key))
+			return invalid("org %s, %s: the job's usage object %q is not the month's usage key", j.OrgID, j.Period, truncate(o.obj.Key, shown))
 		}
 	}
 	return nil

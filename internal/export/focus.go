@@ -45,7 +45,7 @@ func (r *Result) validate() error {
 			return &Error{Name: InputInvalid, Msg: fmt.Sprintf("org %s: invalid invoiceId", r.OrgID), Err: err}
 		}
 		if _, err := period.Parse(rep.Month, time.Time{}); err != nil || len(rep.Month) != 7 {
-			return invalid("org %s, invoice %s: month %q is not YYYY-MM", r.OrgID, rep.InvoiceID, truncate(rep.Month))
+			return invalid("org %s, invoice %s: month %q is not YYYY-MM", r.OrgID, rep.InvoiceID, truncate(rep.Month, shown))
 		}
 		if rep.ReportID != "" {
 			if err := atlas.ValidateReportID(rep.ReportID); err != nil {
@@ -178,7 +178,7 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, mf *jobManifest, r
 		if reason == "" {
 			reason = "no reason given"
 		}
-		e.unavailable(r, rep, "focus-poll", fmt.Sprintf("report %s failed: %s", rep.ReportID, truncate(reason)))
+		e.unavailable(r, rep, "focus-poll", fmt.Sprintf("report %s failed: %s", rep.ReportID, truncate(reason, shown)))
 		return true, nil
 	case atlas.ReportSucceeded:
 	default:
@@ -186,7 +186,7 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, mf *jobManifest, r
 	}
 	month, err := period.Parse(rep.Month, time.Time{})
 	if err != nil {
-		return false, invalid("%s: month %q", where, truncate(rep.Month))
+		return false, invalid("%s: month %q", where, truncate(rep.Month, shown))
 	}
 	key, err := e.Layout.Focus(r.OrgID, month, rep.InvoiceID)
 	if err != nil {

@@ -3,6 +3,7 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,11 +118,7 @@ func (e *Exporter) WritePlan(ctx context.Context, req Request, execution string)
 
 // runLog is the logger of a run's step.
 func (e *Exporter) runLog(execution, step string) *slog.Logger {
-	l := e.Log
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	return l.With("execution", execution, "step", step)
+	return cmp.Or(e.Log, discard).With("execution", execution, "step", step)
 }
 
 // put stores what write writes under key, whole or not at all, as it goes:
@@ -265,7 +262,7 @@ func (s *summarizer) check() (string, error) {
 	bucket := s.e.Store.Bucket()
 	want := Location{Bucket: bucket, Prefix: keys.Results}
 	if s.run.Bucket != bucket || s.run.Plan != keys.Plan || s.run.Results != want {
-		return "", invalid("run %s: its bucket, plan or results are not the run's own (%s, %s)", s.run.Execution, truncate(s.run.Bucket), truncate(s.run.Plan))
+		return "", invalid("run %s: its bucket, plan or results are not the run's own (%s, %s)", s.run.Execution, truncate(s.run.Bucket, shown), truncate(s.run.Plan, shown))
 	}
 	var mr mapRun
 	if err := json.Unmarshal(s.run.MapRun, &mr); err != nil {
@@ -277,7 +274,7 @@ func (s *summarizer) check() (string, error) {
 // resultKey refuses a ResultWriter key outside the run's results folder.
 func (s *summarizer) resultKey(bucket, key string) error {
 	if bucket != s.e.Store.Bucket() || !strings.HasPrefix(key, s.keys.Results+"/") || sink.ValidateKey(key) != nil {
-		return invalid("run %s: result %s is not in the run's results folder", s.run.Execution, truncate(key))
+		return invalid("run %s: result %s is not in the run's results folder", s.run.Execution, truncate(key, shown))
 	}
 	return nil
 }
@@ -367,7 +364,7 @@ func (s *summarizer) failedChild(_ context.Context, rec rwRecord) error {
 	if err := embedded(rec.Input, &in); err != nil || atlas.ValidateOrgID(in.OrgID) != nil {
 		return fmt.Errorf("a failed child's input names no org: %.200s", rec.Input)
 	}
-	o := Outcome{OrgID: in.OrgID, Objects: []sink.Object{}, Error: or(rec.Error, "States.Failed"), Cause: rec.Cause}
+	o := Outcome{OrgID: in.OrgID, Objects: []sink.Object{}, Error: cmp.Or(rec.Error, "States.Failed"), Cause: rec.Cause}
 	if in.Period == nil {
 		s.orgErr[in.OrgID] = o // the org's child: its months get its error
 		return nil
@@ -468,11 +465,4 @@ func embedded(raw json.RawMessage, v any) error {
 		raw = []byte(s)
 	}
 	return json.Unmarshal(raw, v)
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

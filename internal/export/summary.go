@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -103,14 +102,14 @@ func (t *Tally) Add(rank int, o Outcome) {
 	for _, w := range o.Warnings {
 		t.sum.Warnings[w.Name]++
 		if len(t.sum.WarningList) < Listed {
-			w.Message = clip(w.Message, maxCauseText)
+			w.Message = truncate(w.Message, maxCauseText)
 			t.sum.WarningList = append(t.sum.WarningList, w)
 		}
 		t.warned++
 	}
 	if o.Failed() {
 		t.sum.Failed++
-		t.failures = append(t.failures, rankedFailure{rank, Failure{OrgID: o.OrgID, Month: o.Period.Label(), Error: o.Error, Cause: clip(o.Cause, maxCauseText)}})
+		t.failures = append(t.failures, rankedFailure{rank, Failure{OrgID: o.OrgID, Month: o.Period.Label(), Error: o.Error, Cause: truncate(o.Cause, maxCauseText)}})
 		// Only the first Listed in plan order are kept.
 		slices.SortFunc(t.failures, func(a, b rankedFailure) int { return a.rank - b.rank })
 		t.failures = t.failures[:min(len(t.failures), Listed)]
@@ -168,17 +167,6 @@ func runCause(s Summary, where string) string {
 		fmt.Fprintf(&b, "; and %d more", more)
 	}
 	return b.String() + tail
-}
-
-// clip cuts s to at most n bytes, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
 
 func oneLine(s string) string {

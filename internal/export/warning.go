@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -55,10 +56,7 @@ const WarningLog = "export warning"
 // warn adds a warning to ws and logs it, one JSON line with its org, period,
 // step and name.
 func (e *Exporter) warn(ws []Warning, orgID string, p period.Period, step, invoiceID, name, msg string) []Warning {
-	if len(msg) > maxWarningMessage {
-		msg = strings.ToValidUTF8(msg[:maxWarningMessage], "") + "..."
-	}
-	w := Warning{Name: name, Message: msg, OrgID: orgID, Period: p.Label(), Step: step, InvoiceID: invoiceID}
+	w := Warning{Name: name, Message: truncate(msg, maxWarningMessage), OrgID: orgID, Period: p.Label(), Step: step, InvoiceID: invoiceID}
 	e.log(orgID, p, step).Warn(WarningLog, "name", w.Name, "invoice", invoiceID, "message", w.Message)
 	e.report(Event{OrgID: orgID, Period: p, Step: "warning", Warning: &w})
 	return append(ws, w)
@@ -81,17 +79,12 @@ func WarningsError(ws []Warning) error {
 		return nil
 	}
 	count := map[string]int{}
-	var names []string
 	for _, w := range ws {
-		if count[w.Name] == 0 {
-			names = append(names, w.Name)
-		}
 		count[w.Name]++
 	}
-	slices.Sort(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s x%d", n, count[n])
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(count)) {
+		parts = append(parts, fmt.Sprintf("%s x%d", n, count[n]))
 	}
 	first := ws[0]
 	where := "org " + first.OrgID + ", " + first.Period

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -173,10 +174,10 @@ func (l line) text() string {
 	}
 	switch l.Kind {
 	case "org":
-		b.WriteString(or(l.Message, "started"))
+		b.WriteString(cmp.Or(l.Message, "started"))
 		return b.String()
 	case "poll":
-		fmt.Fprintf(&b, "poll attempt %d: %s", l.Attempt, or(l.Status, "answered"))
+		fmt.Fprintf(&b, "poll attempt %d: %s", l.Attempt, cmp.Or(l.Status, "answered"))
 	case "wait":
 		fmt.Fprintf(&b, "waiting %s", (time.Duration(l.WaitSeconds * float64(time.Second))).Round(time.Millisecond))
 		if l.Attempt > 0 {
@@ -207,13 +208,6 @@ func (l line) text() string {
 		b.WriteString(": " + l.Message)
 	}
 	return b.String()
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // formatBytes prints a size for a person: 512 B, 12.3 KiB, 1.0 GiB.

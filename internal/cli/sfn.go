@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,9 +68,7 @@ func (s *sfnFlags) define(fs *flag.FlagSet) {
 
 // resolve validates the shared flags and builds the client.
 func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(string) string) (sfnAPI, error) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["state-machine-arn"] {
+	if !isSet(fs, "state-machine-arn") {
 		s.arn = getenv(envStateMachine)
 	}
 	if s.arn == "" {
@@ -110,6 +109,7 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 
 // execution is one started execution and how it ended.
 type execution struct {
+	Event     string          `json:"event"` // "result": its JSON line says how it ended
 	Month     string          `json:"month"` // YYYY-MM, or FROM..TO for a range
 	Name      string          `json:"name"`
 	ARN       string          `json:"executionArn,omitempty"`
@@ -122,6 +122,7 @@ type execution struct {
 }
 
 func (e *execution) succeeded() bool { return e.Status == string(types.ExecutionStatusSucceeded) }
+
 
 // failure is the one line that says why an execution did not succeed.
 func (e *execution) failure() string {
@@ -138,7 +139,7 @@ func (e *execution) failure() string {
 // startAndFollow starts one execution with req (labelled month) and, unless noWait, follows it to
 // its end. The orgs and includePending are the flags' unless req names orgs.
 func startAndFollow(ctx context.Context, api sfnAPI, s *sfnFlags, p *printer, month string, req export.Request, name string, noWait bool) *execution {
-	ex := &execution{Month: month, Name: name, Status: "NOT_STARTED"}
+	ex := &execution{Event: "result", Month: month, Name: name, Status: "NOT_STARTED"}
 	req.IncludePending = s.pending
 	if req.OrgIDs == nil {
 		req.OrgIDs = s.orgs
@@ -294,10 +295,7 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 		}
 		p := a.printer()
 		ex := startAndFollow(ctx, api, &s, p, label, req.Request, *name, *noWait)
-		p.JSON(struct {
-			Event string `json:"event"`
-			*execution
-		}{"result", ex})
+		p.JSON(ex)
 		switch {
 		case ex.Status == "START_FAILED":
 			return errors.New(oneLine("start execution " + ex.Name + ": " + ex.Error + ": " + ex.Cause))
@@ -339,18 +337,27 @@ func startRequest(fs *flag.FlagSet, spec, from, to string, now time.Time) (strin
 	case from == "" || to == "":
 		return "", named{}, usagef("--from and --to go together")
 	}
-	months, err := period.Months(from, to)
-	if err == nil {
-		err = export.CheckMonths(months, now)
-	}
+	months, err := rangeMonths(from, to, now)
 	if err != nil {
-		return "", named{}, usagef("--from/--to: %v", err)
+		return "", named{}, err
 	}
 	first, last := months[0], months[len(months)-1]
 	return first.Label() + ".." + last.Label(), named{
 		Request: export.Request{StartDate: first.StartDate(), EndDate: last.EndDate()},
 		name:    fmt.Sprintf("abx-%s-to-%s-%d", first.Label(), last.Label(), now.Unix()),
 	}, nil
+}
+
+// rangeMonths are the months of --from..--to, each one Atlas can bill.
+func rangeMonths(from, to string, now time.Time) ([]period.Period, error) {
+	months, err := period.Months(from, to)
+	if err == nil {
+		err = export.CheckMonths(months, now)
+	}
+	if err != nil {
+		return nil, usagef("--from/--to: %v", err)
+	}
+	return months, nil
 }
 
 // writeExecutionSummary says what a succeeded execution did, and where every object it wrote is
@@ -435,12 +442,9 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		case *from == "" || *to == "":
 			return usagef("--from and --to are required")
 		default:
-			months, err := period.Months(*from, *to)
-			if err == nil {
-				err = export.CheckMonths(months, now)
-			}
+			months, err := rangeMonths(*from, *to, now)
 			if err != nil {
-				return usagef("--from/--to: %v", err)
+				return err
 			}
 			for _, m := range months {
 				jobs = append(jobs, monthJobs{Month: m.Label()})
@@ -486,29 +490,20 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 			}()
 		}
 		wg.Wait()
-		failed := 0
+		failed, first := 0, ""
 		for i, ex := range results {
 			if ex == nil {
-				ex = &execution{Month: jobs[i].Month, Status: "NOT_STARTED", Error: "interrupted before it started"}
+				ex = &execution{Event: "result", Month: jobs[i].Month, Status: "NOT_STARTED", Error: "interrupted before it started"}
 				results[i] = ex
 			}
 			if !ex.succeeded() {
 				failed++
+				first = cmp.Or(first, ex.failure())
 			}
-			p.JSON(struct {
-				Event string `json:"event"`
-				*execution
-			}{"result", ex})
+			p.JSON(ex)
 		}
 		p.Human(func(w io.Writer) { writeBackfillTable(w, results) })
 		if failed > 0 {
-			first := ""
-			for _, ex := range results {
-				if !ex.succeeded() {
-					first = ex.failure()
-					break
-				}
-			}
 			return fmt.Errorf("backfill: %d of %d months did not succeed; first: %s", failed, len(jobs), first)
 		}
 		return nil
@@ -585,7 +580,7 @@ func writeBackfillTable(w io.Writer, results []*execution) {
 		if ex.Cause != "" {
 			errText += ": " + ex.Cause
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, jobs, objs, warned, or(ex.Name, "-"), oneLine(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ex.Month, ex.Status, jobs, objs, warned, cmp.Or(ex.Name, "-"), oneLine(errText))
 	}
 	tw.Flush()
 }

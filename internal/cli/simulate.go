@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,18 +80,17 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		if err != nil {
 			return fmt.Errorf("simulate: listen on %s: %w", *addr, err)
 		}
+		defer ln.Close() // Serve closes it; this is for the early returns
 		base := "http://" + ln.Addr().String()
 		// The download host: same address, another port, so report
 		// downloads come from a host other than the API's.
 		dlHost, _, _ := net.SplitHostPort(ln.Addr().String())
 		dl, err := net.Listen("tcp", net.JoinHostPort(dlHost, "0"))
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("simulate: listen for the download host: %w", err)
 		}
+		defer dl.Close()
 		if err := srv.SetDownloadBaseURL("http://" + dl.Addr().String()); err != nil {
-			ln.Close()
-			dl.Close()
 			return fmt.Errorf("simulate: %w", err)
 		}
 		dlDone := make(chan error, 1)
@@ -98,8 +98,6 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		a.printSimulator(base, srv.DownloadBaseURL(), cfg)
 		if *readyFile != "" {
 			if err := writeFileAtomic(*readyFile, []byte(base+"\n")); err != nil {
-				ln.Close()
-				dl.Close()
 				return fmt.Errorf("simulate: write ready file: %w", err)
 			}
 			defer os.Remove(*readyFile)
@@ -123,13 +121,8 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 // --json, one line {"event": "listening", "baseUrl", "downloadBaseUrl", "env": {variable: value}}.
 func (a *App) printSimulator(base, downloads string, cfg atlassim.Config) {
 	var orgs []string
-	for _, o := range cfg.Orgs {
+	for _, o := range cfg.Orgs { // RegisterFlags filled in the default orgs
 		orgs = append(orgs, o.ID)
-	}
-	if len(orgs) == 0 {
-		for _, o := range atlassim.DefaultOrgs {
-			orgs = append(orgs, o.ID)
-		}
 	}
 	p := a.printer()
 	p.JSON(map[string]any{"event": "listening", "baseUrl": base, "downloadBaseUrl": downloads, "env": map[string]string{
@@ -190,12 +183,7 @@ func parseFault(s string) (atlassim.Fault, error) {
 		case "kind":
 			kind, ok := faultKinds[strings.ToLower(v)]
 			if !ok {
-				var names []string
-				for n := range faultKinds {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				return f, fmt.Errorf("kind %q: want one of %s", v, strings.Join(names, ", "))
+				return f, fmt.Errorf("kind %q: want one of %s", v, strings.Join(slices.Sorted(maps.Keys(faultKinds)), ", "))
 			}
 			f.Kind = kind
 		case "op":

@@ -43,46 +43,26 @@ type wireInvoice struct {
 	lineItems                            int
 }
 
-// field decodes the value of key into w if it is an invoice field. Line
-// items are counted and skipped, never held: a pending invoice carries them
-// all.
-func (w *wireInvoice) field(dec *json.Decoder, key string) (bool, error) {
-	var dst any
-	switch key {
-	case "id":
-		dst = &w.ID
-	case "orgId":
-		dst = &w.OrgID
-	case "statusName":
-		dst = &w.StatusName
-	case "startDate":
-		dst = &w.StartDate
-	case "endDate":
-		dst = &w.EndDate
-	case "created":
-		dst = &w.Created
-	case "updated":
-		dst = &w.Updated
-	case "amountBilledCents":
-		dst = &w.AmountBilledCents
-	case "amountPaidCents":
-		dst = &w.AmountPaidCents
-	case "creditsCents":
-		dst = &w.CreditsCents
-	case "subtotalCents":
-		dst = &w.SubtotalCents
-	case "salesTaxCents":
-		dst = &w.SalesTaxCents
-	case "startingBalanceCents":
-		dst = &w.StartingBalanceCents
-	case "lineItems":
+// field decodes the value of key into w if it is an invoice field, and
+// skips it if not. Line items are counted and skipped, never held: a
+// pending invoice carries them all.
+func (w *wireInvoice) field(dec *json.Decoder, key string) error {
+	if key == "lineItems" {
 		n, err := skipArray(dec, "lineItems")
 		w.lineItems = n
-		return true, err
-	default:
-		return false, nil
+		return err
 	}
-	return true, dec.Decode(dst)
+	dst, ok := map[string]any{
+		"id": &w.ID, "orgId": &w.OrgID, "statusName": &w.StatusName,
+		"startDate": &w.StartDate, "endDate": &w.EndDate, "created": &w.Created, "updated": &w.Updated,
+		"amountBilledCents": &w.AmountBilledCents, "amountPaidCents": &w.AmountPaidCents,
+		"creditsCents": &w.CreditsCents, "subtotalCents": &w.SubtotalCents,
+		"salesTaxCents": &w.SalesTaxCents, "startingBalanceCents": &w.StartingBalanceCents,
+	}[key]
+	if !ok {
+		return skip(dec)
+	}
+	return dec.Decode(dst)
 }
 
 func (w wireInvoice) invoice() (Invoice, error) {
@@ -159,13 +139,7 @@ func readInvoices(dec *json.Decoder, max int, add func(Invoice) error) (invoiceA
 				return a, err
 			}
 		default:
-			if ok, err := a.top.field(dec, key); err != nil || ok {
-				if err != nil {
-					return a, err
-				}
-				continue
-			}
-			if err := skip(dec); err != nil {
+			if err := a.top.field(dec, key); err != nil {
 				return a, err
 			}
 		}
@@ -190,12 +164,8 @@ func readInvoice(dec *json.Decoder) (Invoice, error) {
 		if err != nil {
 			return Invoice{}, err
 		}
-		if ok, err := w.field(dec, key); err != nil {
+		if err := w.field(dec, key); err != nil {
 			return Invoice{}, err
-		} else if !ok {
-			if err := skip(dec); err != nil {
-				return Invoice{}, err
-			}
 		}
 	}
 	if _, err := dec.Token(); err != nil {

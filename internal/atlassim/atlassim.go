@@ -170,22 +170,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.Orgs = append(c.Orgs, Org{ID: id, Name: name})
 		return nil
 	})
-	fs.Func("service-account", "accepted service account as CLIENT_ID:SECRET (repeatable; adds to the default one)", func(s string) error {
+	fs.Func("service-account", "accepted service account as CLIENT_ID:SECRET (repeatable; adds to the default one)", credentialFlag(c.ServiceAccounts, "CLIENT_ID:SECRET"))
+	fs.Func("api-key", "accepted API key as PUBLIC:PRIVATE (repeatable; adds to the default one)", credentialFlag(c.APIKeys, "PUBLIC:PRIVATE"))
+}
+
+// credentialFlag adds ID:SECRET to m.
+func credentialFlag(m map[string]string, want string) func(string) error {
+	return func(s string) error {
 		id, secret, ok := strings.Cut(s, ":")
 		if !ok || id == "" || secret == "" {
-			return errors.New("want CLIENT_ID:SECRET")
+			return errors.New("want " + want)
 		}
-		c.ServiceAccounts[id] = secret
+		m[id] = secret
 		return nil
-	})
-	fs.Func("api-key", "accepted API key as PUBLIC:PRIVATE (repeatable; adds to the default one)", func(s string) error {
-		id, secret, ok := strings.Cut(s, ":")
-		if !ok || id == "" || secret == "" {
-			return errors.New("want PUBLIC:PRIVATE")
-		}
-		c.APIKeys[id] = secret
-		return nil
-	})
+	}
 }
 
 // processingTime parses a duration flag in which 0 means "at once"; zero

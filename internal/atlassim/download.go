@@ -77,14 +77,13 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	rep := s.grants[sig]
-	var expires time.Time
-	var org, invoiceID string
-	if rep != nil {
-		expires, org, invoiceID = rep.expires, rep.org, rep.invoice
+	rep, ok := s.grants[sig]
+	var grant report
+	if ok {
+		grant = *rep
 	}
 	s.mu.Unlock()
-	if rep == nil {
+	if !ok {
 		x.s3Error(http.StatusForbidden, "AccessDenied", "Access Denied")
 		return
 	}
@@ -94,11 +93,11 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if time.Now().After(expires) {
+	if time.Now().After(grant.expires) {
 		x.s3Error(http.StatusForbidden, "AccessDenied", "Request has expired")
 		return
 	}
-	inv, ok := s.invoice(org, invoiceID)
+	inv, ok := s.invoice(grant.org, grant.invoice)
 	if !ok {
 		x.s3Error(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
 		return

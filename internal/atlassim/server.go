@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,24 +199,20 @@ func (x *exchange) negotiate(op *openapi3.Operation) bool {
 			}
 		}
 	}
-	pref := func() string {
-		for _, o := range offered {
-			if o == typeJSON {
-				return o
-			}
-		}
-		return offered[0]
+	pref := offered[0]
+	if slices.Contains(offered, typeJSON) {
+		pref = typeJSON
 	}
 	accept := strings.TrimSpace(x.r.Header.Get("Accept"))
 	if accept == "" {
-		x.accept = pref()
+		x.accept = pref
 		return true
 	}
 	for _, part := range strings.Split(accept, ",") {
 		mt, _, _ := strings.Cut(part, ";")
 		mt = strings.ToLower(strings.TrimSpace(mt))
 		if mt == "*/*" {
-			x.accept = pref()
+			x.accept = pref
 			return true
 		}
 		for _, o := range offered {

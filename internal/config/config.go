@@ -157,19 +157,17 @@ func load(getenv func(string) string, out *string) (Config, error) {
 		}
 		c.MaxPollAttempts = n
 	}
-	if v := get(EnvFocus); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			problem("%s %.64q: want true or false", EnvFocus, v)
+	for _, b := range []struct {
+		env string
+		dst *bool
+	}{{EnvFocus, &c.FocusReports}, {EnvStrict, &c.StrictWarnings}} {
+		if v := get(b.env); v != "" {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				problem("%s %.64q: want true or false", b.env, v)
+			}
+			*b.dst = on
 		}
-		c.FocusReports = on
-	}
-	if v := get(EnvStrict); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			problem("%s %.64q: want true or false", EnvStrict, v)
-		}
-		c.StrictWarnings = on
 	}
 	if v := get(EnvZone); v != "" {
 		zone, err := period.Zone(v)

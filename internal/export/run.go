@@ -51,7 +51,7 @@ func (r *Runner) Run(ctx context.Context, req Request) ([]Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.report(Event{Step: "plan", Jobs: len(plan.Jobs)})
+	r.Exporter.report(Event{Step: "plan", Jobs: len(plan.Jobs)})
 	outcomes := make([]Outcome, 0, len(plan.Jobs))
 	orgs := plan.Items()
 	results := make([][]Outcome, len(orgs))
@@ -123,7 +123,7 @@ func (f *Failed) Error() string { return f.Summary.Cause }
 
 func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	ev := func(step string) Event { return Event{OrgID: j.OrgID, Period: j.Period, Step: step} }
-	r.report(ev("submit"))
+	r.Exporter.report(ev("submit"))
 	j, err := r.Exporter.Submit(ctx, j)
 	if err != nil {
 		return Result{}, err
@@ -133,14 +133,14 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r.report(ev("fetch-invoice"))
+	r.Exporter.report(ev("fetch-invoice"))
 	res, err := r.Exporter.FetchInvoices(ctx, j)
 	if err != nil {
 		return Result{}, err
 	}
 	if res.wantsFocus() {
 		// The FOCUS reports are requested and polled like the usage query.
-		r.report(ev("focus-submit"))
+		r.Exporter.report(ev("focus-submit"))
 		if res, err = r.Exporter.SubmitFocus(ctx, res); err != nil {
 			return Result{}, err
 		}
@@ -150,7 +150,7 @@ func (r *Runner) job(ctx context.Context, j Job) (Result, error) {
 			return Result{}, err
 		}
 	}
-	r.report(ev("done"))
+	r.Exporter.report(ev("done"))
 	return res, nil
 }
 
@@ -166,7 +166,7 @@ func untilReady[T any](ctx context.Context, r *Runner, ev func(string) Event, st
 		wait := time.Duration(waitSeconds) * time.Second
 		e := ev("wait")
 		e.Attempt, e.Wait = attempt, wait
-		r.report(e)
+		r.Exporter.report(e)
 		if err := r.sleep(ctx, wait); err != nil {
 			return v, fmt.Errorf("org %s, %s: waiting to %s: %w", e.OrgID, e.Period, step, err)
 		}
@@ -177,12 +177,8 @@ func untilReady[T any](ctx context.Context, r *Runner, ev func(string) Event, st
 		status, _, attempt = state(v)
 		e = ev(step)
 		e.Attempt, e.Status = attempt, status
-		r.report(e)
+		r.Exporter.report(e)
 	}
-}
-
-func (r *Runner) report(e Event) {
-	r.Exporter.report(e)
 }
 
 func (r *Runner) sleep(ctx context.Context, d time.Duration) error {

@@ -58,11 +58,9 @@ func (c Credentials) String() string {
 	return fmt.Sprintf("secret.Credentials{kind: %s, orgIds: %d, values: [REDACTED]}", c.Kind(), len(c.OrgIDs))
 }
 
-// GoString is redacted too, for %#v.
-func (c Credentials) GoString() string { return c.String() }
-
-// Format redacts every verb, so %v, %+v and %s of a struct holding
-// Credentials do not print the fields.
+// Format redacts every verb (fmt asks a Formatter before a GoStringer, so
+// %#v too), and %v, %+v and %s of a struct holding Credentials do not
+// print the fields.
 func (c Credentials) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
 
 // LogValue is redacted.

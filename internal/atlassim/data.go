@@ -208,11 +208,6 @@ func cached[V any](s *Server, m map[string]V, key string, f func() V) V {
 	return v
 }
 
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-}
-
 func invoiceIDOf(org, month string) string { return hashID(24, "invoice", org, month) }
 
 // Invoices returns the invoices of orgID, oldest first: one closed invoice
@@ -222,7 +217,8 @@ func (s *Server) Invoices(orgID string) []Invoice {
 	if _, ok := s.orgs[orgID]; !ok {
 		return nil
 	}
-	cur := monthStart(s.cfg.Now())
+	now := s.cfg.Now().UTC()
+	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	first := cur.AddDate(-1, 0, 0)
 	if s.cfg.FirstMonth != "" {
 		t, _ := time.Parse("2006-01", s.cfg.FirstMonth) // checked in New

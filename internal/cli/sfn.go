@@ -123,7 +123,6 @@ type execution struct {
 
 func (e *execution) succeeded() bool { return e.Status == string(types.ExecutionStatusSucceeded) }
 
-
 // failure is the one line that says why an execution did not succeed.
 func (e *execution) failure() string {
 	s := fmt.Sprintf("execution %s (%s): %s", e.Name, e.Month, e.Status)

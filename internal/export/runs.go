@@ -387,7 +387,7 @@ func (s *summarizer) add(o Outcome) error {
 
 // missing fails every planned job without a result, with its org's error.
 func (s *summarizer) missing() error {
-	for rank, k := range s.order {
+	for _, k := range s.order {
 		if s.seen[k] {
 			continue
 		}
@@ -400,9 +400,7 @@ func (s *summarizer) missing() error {
 			return err
 		}
 		o.Period = p
-		s.seen[k] = true
-		s.tally.Add(rank, o)
-		if err := s.outcomes.Encode(o); err != nil {
+		if err := s.add(o); err != nil {
 			return err
 		}
 	}

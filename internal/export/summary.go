@@ -156,7 +156,7 @@ func runCause(s Summary, where string) string {
 		tail = "; every job's outcome: " + where
 	}
 	for i, f := range s.Failures {
-		item := fmt.Sprintf("; org %s, %s: %s: %s", f.OrgID, f.Month, f.Error, oneLine(f.Cause))
+		item := fmt.Sprintf("; org %s, %s: %s: %s", f.OrgID, f.Month, f.Error, strings.Join(strings.Fields(f.Cause), " "))
 		if b.Len()+len(item)+len(tail)+32 > maxRunCause {
 			fmt.Fprintf(&b, "; and %d more", s.Failed-i)
 			return b.String() + tail
@@ -167,8 +167,4 @@ func runCause(s Summary, where string) string {
 		fmt.Fprintf(&b, "; and %d more", more)
 	}
 	return b.String() + tail
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -86,12 +86,7 @@ func redactURL(raw string) string {
 
 // ValidateReportID checks an invoice report id (^[a-f0-9]{24}$, as the spec
 // declares InvoiceReportResponse.reportId).
-func ValidateReportID(id string) error {
-	if !isHex24(id) {
-		return &ValidationError{Field: "reportId", Reason: "must be 24 lowercase hexadecimal characters"}
-	}
-	return nil
-}
+func ValidateReportID(id string) error { return checkHex24("reportId", id) }
 
 type wireReport struct {
 	DownloadURL       string `json:"downloadUrl"`

@@ -61,8 +61,8 @@ func (q UsageQuery) Validate() error {
 		ids   []string
 	}{{"organizations", q.Organizations}, {"projects", q.Projects}, {"clusters", q.Clusters}} {
 		for i, id := range l.ids {
-			if !isHex24(id) {
-				return &ValidationError{Field: fmt.Sprintf("%s[%d]", l.field, i), Reason: "must be 24 lowercase hexadecimal characters"}
+			if err := checkHex24(fmt.Sprintf("%s[%d]", l.field, i), id); err != nil {
+				return err
 			}
 		}
 	}
@@ -107,17 +107,16 @@ func parseDate(field, s string) (time.Time, error) {
 }
 
 // ValidateOrgID checks an organization id (^[a-f0-9]{24}$).
-func ValidateOrgID(id string) error {
-	if !isHex24(id) {
-		return &ValidationError{Field: "orgId", Reason: "must be 24 lowercase hexadecimal characters"}
-	}
-	return nil
-}
+func ValidateOrgID(id string) error { return checkHex24("orgId", id) }
 
 // ValidateInvoiceID checks an invoice id (^[a-f0-9]{24}$).
-func ValidateInvoiceID(id string) error {
+func ValidateInvoiceID(id string) error { return checkHex24("invoiceId", id) }
+
+// checkHex24 checks the id of field: ^[a-f0-9]{24}$, as the spec declares
+// every id but the Cost Explorer token.
+func checkHex24(field, id string) error {
 	if !isHex24(id) {
-		return &ValidationError{Field: "invoiceId", Reason: "must be 24 lowercase hexadecimal characters"}
+		return &ValidationError{Field: field, Reason: "must be 24 lowercase hexadecimal characters"}
 	}
 	return nil
 }

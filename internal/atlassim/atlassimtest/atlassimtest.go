@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,7 +100,7 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.stopped {
-		w.t.Log(string(trimNL(p)))
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	}
 	return len(p), nil
 }
@@ -108,11 +109,4 @@ func (w *tWriter) stop() {
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
-}
-
-func trimNL(p []byte) []byte {
-	if n := len(p); n > 0 && p[n-1] == '\n' {
-		return p[:n-1]
-	}
-	return p
 }

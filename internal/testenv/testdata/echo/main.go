@@ -46,7 +46,8 @@ func handle(ctx context.Context, in json.RawMessage) (any, error) {
 
 func main() {
 	if msg := os.Getenv("ECHO_INIT_FAIL"); msg != "" {
-		body := `{"errorMessage":` + quote(msg) + `,"errorType":"Config.Invalid"}`
+		quoted, _ := json.Marshal(msg)
+		body := `{"errorMessage":` + string(quoted) + `,"errorType":"Config.Invalid"}`
 		resp, err := http.Post("http://"+os.Getenv("AWS_LAMBDA_RUNTIME_API")+"/2018-06-01/runtime/init/error", "application/json", strings.NewReader(body))
 		if err == nil {
 			resp.Body.Close()
@@ -54,9 +55,4 @@ func main() {
 		os.Exit(1)
 	}
 	lambda.Start(handle)
-}
-
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }

@@ -36,9 +36,7 @@ func (s *Server) createUsage(x *exchange) {
 func (s *Server) getUsage(x *exchange, tok string) {
 	s.mu.Lock()
 	q, ok := s.queries[tok]
-	if ok && q.org != x.org {
-		ok = false
-	}
+	ok = ok && q.org == x.org
 	ready := false
 	if ok {
 		if x.fault != nil && x.fault.Kind == NeverReady {

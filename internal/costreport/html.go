@@ -88,10 +88,10 @@ type view struct {
 	LastChange, LastPct     *fig
 	Reconciled, Checked     int
 	Cost                    stackView
-	CostRows                []costRow
+	CostRows                []tableRow
 	CostTotals              []fig
 	GrandTotal              fig
-	Orgs                    []orgRow
+	Orgs                    []tableRow
 	Projects, Clusters      hbarView
 	ProjectRows             []itemRow
 	ClusterRows             []itemRow
@@ -102,15 +102,11 @@ type view struct {
 	Files                   []fileRow
 }
 
-type costRow struct {
-	Service string
-	Swatch  string // pattern id, "" when the chart groups it
-	Cells   []fig
-	Total   fig
-}
-
-type orgRow struct {
-	ID, Name string
+// tableRow is a service's or an org's row of a money table: a cell per
+// month, and their total.
+type tableRow struct {
+	Name, ID string
+	Swatch   string // a service's pattern id, "" when the chart groups it
 	Cells    []fig
 	Total    fig
 }
@@ -176,7 +172,7 @@ func (r *Report) view() view {
 	grand := Money{}
 	monthTotals := map[string]Money{}
 	for _, svc := range r.Services {
-		row := costRow{Service: svc, Swatch: chart.swatch[svc]}
+		row := tableRow{Name: svc, Swatch: chart.swatch[svc]}
 		var t Money
 		for _, m := range r.Months {
 			a := r.Cost[m][svc]
@@ -204,7 +200,7 @@ func (r *Report) view() view {
 	}
 	if len(r.Orgs) > 1 {
 		for _, o := range r.Orgs {
-			row := orgRow{ID: o.ID, Name: o.Name}
+			row := tableRow{ID: o.ID, Name: o.Name}
 			var t Money
 			for _, m := range r.Months {
 				a := r.OrgCost[o.ID][m]

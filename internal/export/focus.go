@@ -1,9 +1,11 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
@@ -102,14 +104,7 @@ func (e *Exporter) requestReport(ctx context.Context, r *Result, rep *Report, st
 // client's and the state machine's retries are spent.
 func refused(err error) bool {
 	var apiErr *atlas.Error
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.StatusCode {
-	case 400, 403, 404:
-		return true
-	}
-	return false
+	return errors.As(err, &apiErr) && slices.Contains([]int{400, 403, 404}, apiErr.StatusCode)
 }
 
 // unavailable marks rep as one Atlas will not give, with a warning.
@@ -174,10 +169,7 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, mf *jobManifest, r
 	rep.State = string(got.State)
 	switch got.State {
 	case atlas.ReportFailed:
-		reason := got.FailureReason
-		if reason == "" {
-			reason = "no reason given"
-		}
+		reason := cmp.Or(got.FailureReason, "no reason given")
 		e.unavailable(r, rep, "focus-poll", fmt.Sprintf("report %s failed: %s", rep.ReportID, truncate(reason, shown)))
 		return true, nil
 	case atlas.ReportSucceeded:

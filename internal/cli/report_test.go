@@ -497,6 +497,23 @@ func textOf(n *html.Node) string {
 	return b.String()
 }
 
+// TestRunReportInNewFolder: the demo's first run, with the report inside an
+// output folder that the run itself creates.
+func TestRunReportInNewFolder(t *testing.T) {
+	sim, base := atlassimtest.Start(t, atlassim.Config{FirstMonth: "2024-01", ReadyAfterPolls: 1, ReportReadyAfterPolls: 1, Now: func() time.Time { return fixedNow }})
+	env := map[string]string{config.EnvAtlasBaseURL: base, secret.EnvClientID: atlassim.DefaultClientID, secret.EnvClientSecret: atlassim.DefaultClientSecret}
+	out := filepath.Join(t.TempDir(), "out")
+	file := filepath.Join(out, "report.html")
+	a, _, stderr := testApp(t, env)
+	args := []string{"run", "--org", sim.Orgs()[0].ID, "--period", "2024-06", "--out", out, "--report", file, "--quiet"}
+	if code := a.Main(context.Background(), args); code != ExitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
+		t.Fatalf("no report in the new folder: %v", err)
+	}
+}
+
 // TestReportUsageErrors: a location without an export, or a request it
 // cannot answer, is a clear one-line error and exit 2, before anything is
 // written (or, for run --report, exported).

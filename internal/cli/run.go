@@ -84,11 +84,6 @@ func (r *runFlags) request(fs *flag.FlagSet) (export.Request, error) {
 	if r.timeout < 0 {
 		return req, usagef("--timeout %s: want a positive duration, or 0 for no limit", r.timeout)
 	}
-	if isSet(fs, "report") {
-		if err := checkReportFile(r.report); err != nil {
-			return req, err
-		}
-	}
 	switch {
 	case r.from == "" && r.to == "":
 		req.Period = r.period
@@ -136,6 +131,13 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		exp, err := s.exporter(ctx, cfg, true, a.Getenv)
 		if err != nil {
 			return err
+		}
+		// After exporter, which creates the output folder: a report inside
+		// it (--out out --report out/report.html) is then fine on a first run.
+		if isSet(fs, "report") {
+			if err := checkReportFile(r.report); err != nil {
+				return err
+			}
 		}
 		p := a.printer()
 		exp.Progress, exp.Now = p.event, a.Now

@@ -10,14 +10,8 @@
 // PENDING, RUNNING and SUCCEEDED (see Config.ReportProcessingTime and
 // ReportReadyAfterPolls), or FAILED with a ReportFailed fault. A SUCCEEDED
 // report carries a pre-signed-looking downloadUrl on a second host, the
-// download host (DownloadHandler, served on its own listener; see
-// SetDownloadBaseURL), which behaves like S3 for a pre-signed GET: it checks
-// the URL's X-Amz-Signature (an HMAC over path and query), answers 403
-// AccessDenied "Request has expired" after Config.ReportURLTTL (or on an
-// ExpiredURL fault), refuses a request that also carries an Authorization
-// header (400 InvalidArgument, as S3 does), and streams the FOCUS CSV
-// (WriteFocusCSV, FocusColumns). It records the headers of every request it
-// gets (DownloadRequests), so a test can check no credentials reached it.
+// download host, which behaves like S3 for a pre-signed GET (DownloadHandler)
+// and records the headers of every request it gets (DownloadRequests).
 //
 // Answers (all bodies of errors are the spec's ApiError, application/json):
 //   - no or bad credentials: 401 UNAUTHORIZED with a Digest challenge

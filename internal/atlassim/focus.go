@@ -1,6 +1,7 @@
 package atlassim
 
 import (
+	"cmp"
 	"compress/gzip"
 	"io"
 	"strconv"
@@ -113,10 +114,7 @@ func (s *Server) writeFocusCSV(w io.Writer, inv Invoice) error {
 		case l.app != "":
 			resID, resName, resType = hashID(24, "app", l.project.ID), l.app, "App Services Application"
 		}
-		svcCat := serviceCategories[l.sku.Service]
-		if svcCat == "" {
-			svcCat = "Other"
-		}
+		svcCat := cmp.Or(serviceCategories[l.sku.Service], "Other")
 		b = appendRecord(b[:0],
 			billed, org.ID, org.Name, "USD",
 			periodEnd, periodStart, category, "",

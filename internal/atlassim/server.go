@@ -212,14 +212,11 @@ func (x *exchange) negotiate(op *openapi3.Operation) bool {
 		mt, _, _ := strings.Cut(part, ";")
 		mt = strings.ToLower(strings.TrimSpace(mt))
 		if mt == "*/*" {
-			x.accept = pref
-			return true
+			mt = pref
 		}
-		for _, o := range offered {
-			if mt == o {
-				x.accept = o
-				return true
-			}
+		if slices.Contains(offered, mt) {
+			x.accept = mt
+			return true
 		}
 	}
 	x.apiError(http.StatusNotAcceptable, "INVALID_VERSION_DATE",
@@ -440,25 +437,20 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 func (x *exchange) send(status int, size int64, buffered []byte, gen func(io.Writer) error) {
 	h := x.w.Header()
 	f := x.fault
-	if gen == nil {
-		gen = func(w io.Writer) error {
-			_, err := w.Write(buffered)
-			return err
-		}
-	}
 	if f != nil && f.Kind == MalformedJSON {
-		var cut []byte
+		cut := []byte(`{"results":[{"id":"`)
 		if len(buffered) > 1 {
 			cut = buffered[:len(buffered)/2]
-		} else {
-			cut = []byte(`{"results":[{"id":"`)
 		}
 		if !strings.Contains(h.Get("Content-Type"), "json") {
 			h.Set("Content-Type", typeJSON)
 		}
+		buffered, gen = cut, nil
 		status, size = http.StatusOK, int64(len(cut))
+	}
+	if gen == nil {
 		gen = func(w io.Writer) error {
-			_, err := w.Write(cut)
+			_, err := w.Write(buffered)
 			return err
 		}
 	}
@@ -488,7 +480,7 @@ func (x *exchange) send(status int, size int64, buffered []byte, gen func(io.Wri
 		err = bw.Flush()
 	}
 	if errors.Is(err, errCut) || (err == nil && cutKind != "") {
-		x.cut(cutKind == "reset")
+		x.cut(cutKind)
 		return
 	}
 	if err != nil {
@@ -496,17 +488,14 @@ func (x *exchange) send(status int, size int64, buffered []byte, gen func(io.Wri
 	}
 }
 
-// cut ends the response early on purpose. HTTP/1.1: hijack the connection and
-// close it, with SO_LINGER 0 for a TCP RST when reset. HTTP/2 cannot hijack:
-// abort the handler, which makes net/http reset the stream.
-func (x *exchange) cut(reset bool) {
+// cut ends the response early on purpose ("reset" or "truncate"). HTTP/1.1:
+// hijack the connection and close it, with SO_LINGER 0 for a TCP RST when
+// reset. HTTP/2 cannot hijack: abort the handler, which makes net/http reset
+// the stream.
+func (x *exchange) cut(kind string) {
 	rc := http.NewResponseController(x.w)
 	_ = rc.Flush()
-	if reset {
-		x.w.cut = "reset"
-	} else {
-		x.w.cut = "truncate"
-	}
+	x.w.cut = kind
 	if x.r.ProtoMajor >= 2 {
 		panic(http.ErrAbortHandler)
 	}
@@ -515,7 +504,7 @@ func (x *exchange) cut(reset bool) {
 		panic(http.ErrAbortHandler)
 	}
 	_ = buf.Flush()
-	if reset {
+	if kind == "reset" {
 		lingerZero(conn)
 	}
 	_ = conn.Close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 )
@@ -61,19 +62,13 @@ type query struct {
 	neverReady bool
 }
 
-type usageRow struct {
-	invoiceID, orgID, orgName, projectID, projectName, clusterID, clusterName, service string
-	date                                                                               time.Time
-	cents                                                                              int64
-}
-
 // usageRows calls fn for each row of the result of q for orgID, in order:
 // for each month of q and each org it names (orgID when none), the line
 // items of that org's invoice of the month that match the filters, summed
 // by usage date, service, project and cluster. So a month's usage total is
 // its invoice's line-item total (Subtotal - Credits) when nothing is
 // filtered out, and months without an invoice have no rows.
-func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) error {
+func (s *Server) usageRows(orgID string, q UsageQuery, fn func(d usageDetail, cents int64) error) error {
 	start, end, err := q.period()
 	if err != nil {
 		return err
@@ -98,30 +93,24 @@ func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) 
 			if !ok {
 				continue
 			}
-			sums := map[usageRow]int64{}
+			sums := map[usageDetail]int64{}
 			g := newLineGen(inv)
 			for i := int64(0); i < inv.Rows; i++ {
 				l := g.line(i)
-				r := usageRow{invoiceID: inv.ID, orgID: org.ID, orgName: org.Name, projectID: l.project.ID, projectName: l.project.Name,
-					clusterName: l.cluster, service: l.sku.Service, date: inv.Start.AddDate(0, 0, l.day)}
+				d := usageDetail{InvoiceID: inv.ID, OrganizationID: org.ID, OrganizationName: org.Name, ProjectID: l.project.ID, ProjectName: l.project.Name,
+					ClusterName: l.cluster, Service: l.sku.Service, UsageDate: inv.Start.AddDate(0, 0, l.day).Format("2006-01-02")}
 				if l.cluster != "" {
-					r.clusterID = hashID(24, "cluster", l.project.ID, l.cluster)
+					d.ClusterID = hashID(24, "cluster", l.project.ID, l.cluster)
 				}
-				if keep(q.Services, r.service) && keep(q.Projects, r.projectID) && keep(q.Clusters, r.clusterID) {
-					sums[r] += l.cents
+				if keep(q.Services, d.Service) && keep(q.Projects, d.ProjectID) && keep(q.Clusters, d.ClusterID) {
+					sums[d] += l.cents
 				}
 			}
-			rows := make([]usageRow, 0, len(sums))
-			for r, c := range sums {
-				r.cents = c
-				rows = append(rows, r)
-			}
-			slices.SortFunc(rows, func(a, b usageRow) int {
-				return cmp.Or(a.date.Compare(b.date), cmp.Compare(a.service, b.service),
-					cmp.Compare(a.projectID, b.projectID), cmp.Compare(a.clusterName, b.clusterName))
-			})
-			for _, r := range rows {
-				if err := fn(r); err != nil {
+			for _, d := range slices.SortedFunc(maps.Keys(sums), func(a, b usageDetail) int {
+				return cmp.Or(cmp.Compare(a.UsageDate, b.UsageDate), cmp.Compare(a.Service, b.Service),
+					cmp.Compare(a.ProjectID, b.ProjectID), cmp.Compare(a.ClusterName, b.ClusterName))
+			}) {
+				if err := fn(d, sums[d]); err != nil {
 					return err
 				}
 			}
@@ -133,78 +122,61 @@ func (s *Server) usageRows(orgID string, q UsageQuery, fn func(usageRow) error) 
 // WriteUsageCSV writes the exact bytes the simulator serves as the CSV
 // result of query q for orgID (deterministic in org and query).
 func (s *Server) WriteUsageCSV(w io.Writer, orgID string, q UsageQuery) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
 	if s.has(KeyValueUsage) {
-		if err := s.writeUsageKeyValue(bw, orgID, q); err != nil {
-			return err
-		}
-		return bw.Flush()
+		return s.writeUsage(w, orgID, q, "", "", appendKeyValue)
 	}
-	b := appendRecord(make([]byte, 0, 512), UsageColumns...)
-	if _, err := bw.Write(b); err != nil {
-		return err
-	}
-	err := s.usageRows(orgID, q, func(r usageRow) error {
-		b = appendRecord(b[:0], r.invoiceID, r.orgID, r.orgName, r.projectID, r.projectName, r.clusterID, r.clusterName,
-			r.service, r.date.Format("2006-01-02"), formatCents(r.cents))
-		_, err := bw.Write(b)
-		return err
+	return s.writeUsage(w, orgID, q, string(appendRecord(nil, UsageColumns...)), "", func(b []byte, d usageDetail, cents int64) []byte {
+		return appendRecord(b, d.InvoiceID, d.OrganizationID, d.OrganizationName, d.ProjectID, d.ProjectName, d.ClusterID, d.ClusterName,
+			d.Service, d.UsageDate, formatCents(cents))
 	})
-	if err != nil {
-		return err
-	}
-	return bw.Flush()
 }
 
-// writeUsageKeyValue writes the usage rows in the form of the spec's only
-// example of this answer: no header row, a block of "Key,value" lines per
-// row (trailing commas on some, a space before the amount), a blank line
-// after each block.
-func (s *Server) writeUsageKeyValue(w io.Writer, orgID string, q UsageQuery) error {
-	b := make([]byte, 0, 512)
-	return s.usageRows(orgID, q, func(r usageRow) error {
-		b = appendRecord(b[:0], "Billed Date", r.date.Format("2006-01-02"), "")
-		b = appendRecord(b, "Invoice Id", r.invoiceID, "")
-		b = appendRecord(b, "Organization Name", r.orgName, "")
-		b = appendRecord(b, "Organization ID", r.orgID, "")
-		b = appendRecord(b, "Project Name", r.projectName, "")
-		b = appendRecord(b, "Project Id", r.projectID, "")
-		b = appendRecord(b, "Cluster Name", r.clusterName)
-		b = appendRecord(b, "Cluster Unique Id", r.clusterID)
-		b = appendRecord(b, "Service", r.service)
-		b = append(appendCents(append(b, "Usage Amount, "...), r.cents), '\n', '\n')
-		_, err := w.Write(b)
-		return err
-	})
+// appendKeyValue appends a usage row in the form of the spec's only example
+// of this answer: no header row, a block of "Key,value" lines per row
+// (trailing commas on some, a space before the amount), a blank line after
+// each block.
+func appendKeyValue(b []byte, d usageDetail, cents int64) []byte {
+	b = appendRecord(b, "Billed Date", d.UsageDate, "")
+	b = appendRecord(b, "Invoice Id", d.InvoiceID, "")
+	b = appendRecord(b, "Organization Name", d.OrganizationName, "")
+	b = appendRecord(b, "Organization ID", d.OrganizationID, "")
+	b = appendRecord(b, "Project Name", d.ProjectName, "")
+	b = appendRecord(b, "Project Id", d.ProjectID, "")
+	b = appendRecord(b, "Cluster Name", d.ClusterName)
+	b = appendRecord(b, "Cluster Unique Id", d.ClusterID)
+	b = appendRecord(b, "Service", d.Service)
+	return append(appendCents(append(b, "Usage Amount, "...), cents), '\n', '\n')
 }
 
 // WriteUsageJSON writes the exact bytes the simulator serves as the JSON
 // result of query q for orgID: {"usageDetails":[...]} with usageAmount a
 // JSON number with two decimals.
 func (s *Server) WriteUsageJSON(w io.Writer, orgID string, q UsageQuery) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.WriteString(`{"usageDetails":[`); err != nil {
-		return err
-	}
 	sep := ""
-	err := s.usageRows(orgID, q, func(r usageRow) error {
-		b, err := json.Marshal(usageDetail{r.invoiceID, r.orgID, r.orgName, r.projectID, r.projectName, r.clusterID, r.clusterName,
-			r.service, json.Number(formatCents(r.cents)), r.date.Format("2006-01-02")})
-		if err == nil {
-			_, err = bw.WriteString(sep)
-			sep = ","
-		}
-		if err == nil {
-			_, err = bw.Write(b)
-		}
+	return s.writeUsage(w, orgID, q, `{"usageDetails":[`, "]}", func(b []byte, d usageDetail, cents int64) []byte {
+		d.UsageAmount = json.Number(formatCents(cents))
+		j, _ := json.Marshal(d) // strings and a valid number: cannot fail
+		b = append(append(b, sep...), j...)
+		sep = ","
+		return b
+	})
+}
+
+// writeUsage writes head, each row of the result of q as row appends it,
+// then tail, buffered.
+func (s *Server) writeUsage(w io.Writer, orgID string, q UsageQuery, head, tail string, row func([]byte, usageDetail, int64) []byte) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.WriteString(head) // a bufio.Writer keeps its first error for Flush
+	var b []byte
+	err := s.usageRows(orgID, q, func(d usageDetail, cents int64) error {
+		b = row(b[:0], d, cents)
+		_, err := bw.Write(b)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := bw.WriteString("]}"); err != nil {
-		return err
-	}
+	_, _ = bw.WriteString(tail)
 	return bw.Flush()
 }
 

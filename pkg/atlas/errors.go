@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Error is an error answer from the Atlas Admin API (an ApiError body), or a
@@ -202,10 +204,7 @@ func decodeError(status int, body []byte) *Error {
 	if len(a.Error) > 0 && a.Error[0] == '"' {
 		_ = json.Unmarshal(a.Error, &oauthCode)
 	}
-	e.ErrorCode = clean(a.ErrorCode, 128)
-	if e.ErrorCode == "" {
-		e.ErrorCode = clean(oauthCode, 128)
-	}
+	e.ErrorCode = clean(cmp.Or(a.ErrorCode, oauthCode), 128)
 	if a.Detail != nil {
 		e.Detail = clean(*a.Detail, 1024)
 	} else {
@@ -232,15 +231,13 @@ func clean(s string, max int) string {
 	}, s)
 	if len(s) > max {
 		cut := max
-		for cut > 0 && !isRuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "..."
 	}
 	return s
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
@@ -249,13 +246,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > 24*3600 {
-			n = 24 * 3600
-		}
-		return time.Duration(n) * time.Second
+		return time.Duration(min(max(n, 0), 24*3600)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

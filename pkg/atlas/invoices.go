@@ -105,73 +105,43 @@ type invoiceAnswer struct {
 // read (at most max of them), or an invoice object itself, left in top.
 func readInvoices(dec *json.Decoder, max int, add func(Invoice) error) (invoiceAnswer, error) {
 	var a invoiceAnswer
-	if err := delim(dec, '{', "the answer"); err != nil {
-		return a, err
-	}
-	for dec.More() {
-		key, err := objectKey(dec)
-		if err != nil {
-			return a, err
-		}
+	err := object(dec, "the answer", func(key string) error {
 		switch key {
 		case "results":
 			a.page = true
 			if err := delim(dec, '[', "results"); err != nil {
-				return a, err
+				return err
 			}
 			for n := 0; dec.More(); n++ {
 				if n == max {
-					return a, &AnswerError{Reason: fmt.Sprintf("more than the %d invoices asked for", max)}
+					return &AnswerError{Reason: fmt.Sprintf("more than the %d invoices asked for", max)}
 				}
-				inv, err := readInvoice(dec)
+				var w wireInvoice
+				if err := object(dec, "an entry of results", func(key string) error { return w.field(dec, key) }); err != nil {
+					return err
+				}
+				inv, err := w.invoice()
 				if err != nil {
-					return a, err
+					return err
 				}
 				if err := add(inv); err != nil {
-					return a, err
+					return err
 				}
 			}
-			if _, err := dec.Token(); err != nil {
-				return a, err
-			}
+			_, err := dec.Token()
+			return err
 		case "totalCount":
-			if err := dec.Decode(&a.totalCount); err != nil {
-				return a, err
-			}
-		default:
-			if err := a.top.field(dec, key); err != nil {
-				return a, err
-			}
+			return dec.Decode(&a.totalCount)
 		}
-	}
-	if _, err := dec.Token(); err != nil {
+		return a.top.field(dec, key)
+	})
+	if err != nil {
 		return a, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return a, &AnswerError{Reason: "more data after the answer"}
 	}
 	return a, nil
-}
-
-// readInvoice reads one entry of "results".
-func readInvoice(dec *json.Decoder) (Invoice, error) {
-	var w wireInvoice
-	if err := delim(dec, '{', "an entry of results"); err != nil {
-		return Invoice{}, err
-	}
-	for dec.More() {
-		key, err := objectKey(dec)
-		if err != nil {
-			return Invoice{}, err
-		}
-		if err := w.field(dec, key); err != nil {
-			return Invoice{}, err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return Invoice{}, err
-	}
-	return w.invoice()
 }
 
 // InvoiceListOptions filters ListInvoices. Zero values use the API defaults,

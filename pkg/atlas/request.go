@@ -2,6 +2,7 @@ package atlas
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,11 +180,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	}
 	u := *c.base
 	u.Path = apiPrefix + r.path
-	q := url.Values{}
-	for k, v := range r.query {
-		q[k] = v
-	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = r.query.Encode()
 
 	// What the server sent, as the trace hooks saw it.
 	var got102, gotHeaders atomic.Bool
@@ -205,11 +202,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, string, er
 	}
 	req.Header.Set("Accept", r.accept)
 	if r.body != nil {
-		ct := mediaJSON
-		if r.ctype != "" {
-			ct = r.ctype
-		}
-		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Content-Type", cmp.Or(r.ctype, mediaJSON))
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -20,17 +20,26 @@ func delim(dec *json.Decoder, want json.Delim, what string) error {
 	return nil
 }
 
-// objectKey reads the next key of an object.
-func objectKey(dec *json.Decoder) (string, error) {
-	t, err := dec.Token()
-	if err != nil {
-		return "", err
+// object reads an object, handing each key to field, which reads its value.
+func object(dec *json.Decoder, what string, field func(key string) error) error {
+	if err := delim(dec, '{', what); err != nil {
+		return err
 	}
-	k, ok := t.(string)
-	if !ok {
-		return "", &AnswerError{Reason: fmt.Sprintf("an object key is %s", kind(t))}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, ok := t.(string)
+		if !ok {
+			return &AnswerError{Reason: fmt.Sprintf("an object key is %s", kind(t))}
+		}
+		if err := field(k); err != nil {
+			return err
+		}
 	}
-	return k, nil
+	_, err := dec.Token()
+	return err
 }
 
 // skip reads the next value, whatever it is, and drops it.

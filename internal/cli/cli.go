@@ -199,10 +199,7 @@ var versionCommand = &command{
 	about:   "Print the tool's version, the Go version and the platform.",
 	example: progName + " version",
 	setup: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
-		return func(_ context.Context, pos []string) error {
-			if len(pos) > 0 {
-				return usagef("version takes no arguments")
-			}
+		return func(context.Context, []string) error {
 			v := struct {
 				Version string `json:"version"`
 				Go      string `json:"go"`

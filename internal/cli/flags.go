@@ -31,7 +31,7 @@ func (l *listFlag) Set(s string) error {
 // command describes a subcommand: its help text and how it builds its flags and runs.
 type command struct {
 	name    string
-	args    string // after "[flags]" in the usage line, e.g. "STEP EVENT"
+	args    string // after "[flags]" in the usage line, e.g. "STEP EVENT"; none: no arguments
 	summary string // one line, for the top-level help
 	about   string // paragraphs for `--help`
 	example string
@@ -59,6 +59,9 @@ func (c *command) newFlagSet(a *App) (*flag.FlagSet, func(ctx context.Context, p
 			a.mode = modeJSON
 		default:
 			a.mode = modeHuman
+		}
+		if c.args == "" && len(pos) > 0 {
+			return usagef("%s takes no arguments, got %.40q", c.name, pos[0])
 		}
 		return run(ctx, pos)
 	}

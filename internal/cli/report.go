@@ -52,10 +52,7 @@ func setupReport(a *App, fs *flag.FlagSet) func(context.Context, []string) error
 	fs.StringVar(&endpoint, "s3-endpoint", "", "custom S3 endpoint `URL`, path-style, e.g. versitygw or MinIO (env "+config.EnvS3Endpoint+")")
 	fs.StringVar(&region, "region", "", "AWS `REGION` of the bucket (default: AWS_REGION or the AWS profile)")
 
-	return func(ctx context.Context, pos []string) error {
-		if len(pos) > 0 {
-			return usagef("report takes no arguments, got %.40q", pos[0])
-		}
+	return func(ctx context.Context, _ []string) error {
 		opt := costreport.Options{Orgs: orgs, From: from, To: to, Now: a.Now()}
 		if err := checkReportOptions(opt); err != nil {
 			return err
@@ -126,14 +123,13 @@ func checkReportFile(file string) error {
 // (function.Build), without creating a folder: a folder that is not there
 // holds no export.
 func reportExporter(ctx context.Context, cfg config.Config, region string, getenv func(string) string) (*export.Exporter, error) {
+	var awsCfg aws.Config
+	var err error
 	if cfg.Dir != "" {
 		if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
 			return nil, usagef("no export at %.80q: no such folder", cfg.Dir)
 		}
-		return function.Build(cfg, aws.Config{}, getenv, "cli", nil)
-	}
-	awsCfg, err := loadAWS(ctx, region)
-	if err != nil {
+	} else if awsCfg, err = loadAWS(ctx, region); err != nil {
 		return nil, err
 	}
 	return function.Build(cfg, awsCfg, getenv, "cli", nil)

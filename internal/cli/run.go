@@ -113,10 +113,7 @@ func setupRun(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 	var r runFlags
 	r.define(fs)
 
-	return func(ctx context.Context, pos []string) error {
-		if len(pos) > 0 {
-			return usagef("run takes no arguments, got %.40q", pos[0])
-		}
+	return func(ctx context.Context, _ []string) error {
 		req, err := r.request(fs)
 		if err != nil {
 			return err

@@ -274,10 +274,7 @@ func setupStart(a *App, fs *flag.FlagSet) func(context.Context, []string) error 
 	name := fs.String("name", "", "execution `NAME` (default abx-YYYY-MM-<unix seconds>)")
 	noWait := fs.Bool("no-wait", false, "print the execution ARN and exit once it started")
 
-	return func(ctx context.Context, pos []string) error {
-		if len(pos) > 0 {
-			return usagef("start takes no arguments, got %.40q", pos[0])
-		}
+	return func(ctx context.Context, _ []string) error {
 		label, req, err := startRequest(fs, *spec, *from, *to, a.Now())
 		if err != nil {
 			return err
@@ -427,10 +424,7 @@ func setupBackfill(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 	retry := fs.String("retry-failed", "", "export again only the failed jobs of a run's `OUTCOMES` (a path or s3://BUCKET/KEY of its outcomes.jsonl)")
 	concurrency := fs.Int("concurrency", 1, "at most `N` executions running at once")
 
-	return func(ctx context.Context, pos []string) error {
-		if len(pos) > 0 {
-			return usagef("backfill takes no arguments, got %.40q", pos[0])
-		}
+	return func(ctx context.Context, _ []string) error {
 		now := a.Now()
 		var jobs []monthJobs
 		switch {

@@ -62,10 +62,7 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		return err
 	})
 
-	return func(ctx context.Context, pos []string) error {
-		if len(pos) > 0 {
-			return usagef("simulate takes no arguments, got %.40q", pos[0])
-		}
+	return func(ctx context.Context, _ []string) error {
 		if *verbose {
 			cfg.Logger = slog.New(slog.NewJSONHandler(a.Stderr, nil))
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -48,16 +49,10 @@ func (w *World) RunWith(t testing.TB, input any, routes sfntest.Routes) sfntest.
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	var opt sfntest.Options
-	opt.ExecutionName = fmt.Sprintf("e2e-%d-%d", os.Getpid(), runs.Add(1))
-	if opt.Node == "" || opt.NodeModules == "" {
-		opt.Node, opt.NodeModules = sfntest.Tools(t)
-	}
+	opt := sfntest.Options{ExecutionName: fmt.Sprintf("e2e-%d-%d", os.Getpid(), runs.Add(1))}
+	opt.Node, opt.NodeModules = sfntest.Tools(t)
 	m := &mapPlayer{w: w, org: org, routes: routes, opt: opt, concurrency: concurrency}
-	all := sfntest.Routes{}
-	for k, v := range routes {
-		all[k] = v
-	}
+	all := maps.Clone(routes)
 	all[statemachine.StateExportOrgs] = m.play
 	res := sfntest.Run(t, parent, input, all.Handle, opt)
 	m.mu.Lock()

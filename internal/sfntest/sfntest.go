@@ -133,7 +133,10 @@ type replyError struct {
 // invalid definition, timeout) fails the test.
 func Run(t testing.TB, def []byte, input any, h Handler, opt Options) Result {
 	t.Helper()
-	opt.Node, opt.NodeModules = tools(t, opt)
+	if opt.Node == "" || opt.NodeModules == "" {
+		n, m := Tools(t)
+		opt.Node, opt.NodeModules = cmp.Or(opt.Node, n), cmp.Or(opt.NodeModules, m)
+	}
 	dir := t.TempDir()
 	res, err := Exec(t.Context(), dir, def, input, h, opt)
 	if err != nil {
@@ -265,19 +268,6 @@ func errorName(err error) string {
 	return ty.Name()
 }
 
-func tools(t testing.TB, opt Options) (node, modules string) {
-	t.Helper()
-	node, modules = opt.Node, opt.NodeModules
-	if node == "" || modules == "" {
-		n, m := Tools(t)
-		node, modules = cmp.Or(node, n), cmp.Or(modules, m)
-	}
-	if _, err := os.Stat(filepath.Join(modules, "aws-local-stepfunctions", "package.json")); err != nil {
-		t.Fatalf("sfntest: %v: %s", err, toolsAdvice)
-	}
-	return node, modules
-}
-
 const toolsAdvice = "run make tools (or set ABX_NODE to a Node 22 and ABX_NODE_MODULES)"
 
 // nodePackages are the npm packages of Node 22 that tools/package.json
@@ -290,7 +280,7 @@ var nodePackages = map[string]string{
 // Tools returns the Node binary and the node_modules folder of the pinned
 // test tools: $ABX_NODE and $ABX_NODE_MODULES (the Makefile sets both), else
 // <repo root>/tools/node_modules with its Node package for this platform,
-// else the node on PATH.
+// else the node on PATH. aws-local-stepfunctions must be installed there.
 func Tools(t testing.TB) (node, modules string) {
 	t.Helper()
 	node, modules = os.Getenv("ABX_NODE"), os.Getenv("ABX_NODE_MODULES")
@@ -304,7 +294,7 @@ func Tools(t testing.TB) (node, modules string) {
 			t.Fatalf("sfntest: no node on PATH: %s", toolsAdvice)
 		}
 	}
-	for _, p := range []string{node, modules} {
+	for _, p := range []string{node, filepath.Join(modules, "aws-local-stepfunctions", "package.json")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("sfntest: %v: %s", err, toolsAdvice)
 		}

@@ -110,21 +110,12 @@ func etag(fi fs.FileInfo) string {
 	return strconv.FormatInt(fi.Size(), 10) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 16)
 }
 
-// Open reads the file of key: ErrNotFound if there is none.
+// Open reads the file of key: ErrNotFound if there is none. It does not
+// create the folder.
 func (d *Dir) Open(_ context.Context, key string) (io.ReadCloser, error) {
-	if err := ValidateKey(key); err != nil {
-		return nil, err
-	}
-	root, err := d.open()
+	f, err := d.openFile(key)
 	if err != nil {
 		return nil, err
-	}
-	f, err := root.Open(key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("sink: open %s: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sink: open %s: %w", key, err)
 	}
 	return f, nil
 }
@@ -167,6 +158,14 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 // OpenFile opens the file of key for reading at any offset: ErrNotFound if
 // there is none. It does not create the folder.
 func (d *Dir) OpenFile(_ context.Context, key string) (File, error) {
+	f, err := d.openFile(key)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (d *Dir) openFile(key string) (*dirFile, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, err
 	}

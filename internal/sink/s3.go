@@ -123,12 +123,10 @@ func (s *S3) ETag(ctx context.Context, key string) (string, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		// Without s3:ListBucket, S3 answers 403 for a missing key: take it
-		// as absent; a real denial fails the writes that follow.
-		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
+		if err = keyError("head", key, err); errors.Is(err, ErrNotFound) {
 			return "", nil
 		}
-		return "", fmt.Errorf("sink: head %s: %w", key, err)
+		return "", err
 	}
 	return aws.ToString(out.ETag), nil
 }
@@ -141,12 +139,19 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
-			return nil, fmt.Errorf("sink: get %s: %w", key, ErrNotFound)
-		}
-		return nil, fmt.Errorf("sink: get %s: %w", key, err)
+		return nil, keyError("get", key, err)
 	}
 	return out.Body, nil
+}
+
+// keyError names a failed call on key. Without s3:ListBucket S3 answers 403
+// for a missing key: that is ErrNotFound too (a real denial fails the writes
+// that follow).
+func keyError(op, key string, err error) error {
+	if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
+		err = ErrNotFound
+	}
+	return fmt.Errorf("sink: %s %s: %w", op, key, err)
 }
 
 // List returns the keys under prefix, sorted;
@@ -185,10 +190,7 @@ func (s *S3) OpenFile(ctx context.Context, key string) (File, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		if isNotFound(err) || httpStatus(err) == http.StatusForbidden {
-			return nil, fmt.Errorf("sink: head %s: %w", key, ErrNotFound)
-		}
-		return nil, fmt.Errorf("sink: head %s: %w", key, err)
+		return nil, keyError("head", key, err)
 	}
 	return &s3File{s: s, ctx: ctx, key: key, etag: out.ETag, size: aws.ToInt64(out.ContentLength)}, nil
 }
@@ -341,14 +343,6 @@ func (u *s3Upload) failed() error {
 		return fmt.Errorf("sink: upload of %s is finished", u.key)
 	}
 	return u.err
-}
-
-func (u *s3Upload) fail(err error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.err == nil {
-		u.err = err
-	}
 }
 
 // send uploads the full buffer as the next part, in the background, once a

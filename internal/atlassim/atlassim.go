@@ -43,6 +43,7 @@
 package atlassim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -209,12 +210,8 @@ func (c *Config) fillDefaults() {
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = time.Hour
 	}
-	if c.ProcessingTime == 0 {
-		c.ProcessingTime = 2 * time.Second
-	}
-	if c.ReportProcessingTime == 0 {
-		c.ReportProcessingTime = 2 * time.Second
-	}
+	c.ProcessingTime = cmp.Or(c.ProcessingTime, 2*time.Second)
+	c.ReportProcessingTime = cmp.Or(c.ReportProcessingTime, 2*time.Second)
 	if c.ReportURLTTL <= 0 {
 		c.ReportURLTTL = 15 * time.Minute
 	}
@@ -224,9 +221,7 @@ func (c *Config) fillDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
 // Server is the simulator. Create it with New; it is safe for concurrent use.

@@ -112,10 +112,7 @@ func (s *Server) Inject(f Fault) {
 			f.Op = OpDownloadReport
 		}
 	}
-	n := f.Times
-	if n <= 0 {
-		n = 1
-	}
+	n := max(f.Times, 1)
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	s.faults.q = append(s.faults.q, &pending{f: f, left: n})

@@ -97,9 +97,7 @@ func (s *Server) createReport(x *exchange, invoiceID string) {
 		x.apiError(http.StatusBadRequest, "INVALID_JSON", "The request body is not valid JSON.")
 		return
 	}
-	if req.FormatSpecVersion == "" {
-		req.FormatSpecVersion = FocusSpecVersion
-	}
+	req.FormatSpecVersion = cmp.Or(req.FormatSpecVersion, FocusSpecVersion)
 	if req.FormatSpecVersion != FocusSpecVersion {
 		x.apiError(http.StatusBadRequest, "VALIDATION_ERROR", fmt.Sprintf("formatSpecVersion %q is not supported; the simulator generates FOCUS %s.", req.FormatSpecVersion, FocusSpecVersion))
 		return

@@ -85,10 +85,7 @@ func (s *sfnFlags) resolve(ctx context.Context, fs *flag.FlagSet, getenv func(st
 	if s.interval <= 0 || s.timeout <= 0 {
 		return nil, usagef("--interval and --timeout must be positive")
 	}
-	region := s.region
-	if region == "" {
-		region = match[1]
-	}
+	region := cmp.Or(s.region, match[1])
 	if s.endpoint != "" {
 		if err := config.CheckEndpoint(s.endpoint); err != nil {
 			return nil, usagef("--endpoint: %v", err)

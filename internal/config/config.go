@@ -7,6 +7,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -98,9 +99,7 @@ func load(getenv func(string) string, out *string) (Config, error) {
 		MaxPollAttempts: DefaultMaxPollAttempts,
 		FocusReports:    true,
 	}
-	if c.Prefix == "" {
-		c.Prefix = layout.DefaultPrefix
-	}
+	c.Prefix = cmp.Or(c.Prefix, layout.DefaultPrefix)
 	var problems []string
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if out != nil {
@@ -125,9 +124,7 @@ func load(getenv func(string) string, out *string) (Config, error) {
 			problem("%s is not set", EnvSecretARN)
 		}
 	}
-	if c.BaseURL == "" {
-		c.BaseURL = atlas.DefaultBaseURL
-	}
+	c.BaseURL = cmp.Or(c.BaseURL, atlas.DefaultBaseURL)
 	if c.Bucket != "" && (!bucketName.MatchString(c.Bucket) || strings.Contains(c.Bucket, "..")) {
 		problem("%s %.64q is not a valid S3 bucket name", EnvBucket, c.Bucket)
 	}

@@ -13,6 +13,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,10 +128,7 @@ func New(t testing.TB, opts Options) *World {
 	// The functions sign both services' requests with the one set of AWS
 	// credentials in their environment, as in Lambda.
 	w.SM.AccessKey = w.S3.AccessKey
-	secretJSON := opts.Secret
-	if secretJSON == "" {
-		secretJSON = ServiceAccountSecret(atlassim.DefaultClientID, atlassim.DefaultClientSecret)
-	}
+	secretJSON := cmp.Or(opts.Secret, ServiceAccountSecret(atlassim.DefaultClientID, atlassim.DefaultClientSecret))
 	w.Secrets = []string{atlassim.DefaultClientSecret, atlassim.DefaultPrivateKey}
 	w.SecretARN = w.SM.Put(SecretName, secretJSON)
 	w.Env = map[string]string{

@@ -2,6 +2,7 @@ package function
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,9 +190,7 @@ func decodeRequest(raw []byte) (*export.Request, error) {
 	if err := strict(ev.Detail, &req); err != nil {
 		return nil, err
 	}
-	if req.ScheduledTime == "" {
-		req.ScheduledTime = ev.Time
-	}
+	req.ScheduledTime = cmp.Or(req.ScheduledTime, ev.Time)
 	return &req, nil
 }
 

@@ -5,6 +5,7 @@
 package function
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,10 +114,7 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 // them too; that package also links the SSO, STS and sign-in clients, which
 // cost a Lambda 2 MiB of binary and a third of its cold start for nothing.
 func lambdaAWSConfig(getenv func(string) string) (aws.Config, error) {
-	region := getenv("AWS_REGION")
-	if region == "" {
-		region = getenv("AWS_DEFAULT_REGION")
-	}
+	region := cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
 	key, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
 	switch {
 	case region == "":
@@ -245,10 +243,7 @@ func (h *Handlers) fail(err error) error {
 }
 
 func (h *Handlers) logger() *slog.Logger {
-	if h.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return h.Log
+	return cmp.Or(h.Log, slog.New(slog.DiscardHandler))
 }
 
 // MemoryLimit is the soft limit on the Go heap the functions run with unless

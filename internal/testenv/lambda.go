@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -510,12 +511,7 @@ func readRuntimeError(r *http.Request) Invocation {
 	if err := json.Unmarshal(body, &e); err != nil {
 		e.ErrorMessage = string(body)
 	}
-	if e.ErrorType == "" {
-		e.ErrorType = r.Header.Get("Lambda-Runtime-Function-Error-Type")
-	}
-	if e.ErrorType == "" {
-		e.ErrorType = "Unhandled"
-	}
+	e.ErrorType = cmp.Or(e.ErrorType, r.Header.Get("Lambda-Runtime-Function-Error-Type"), "Unhandled")
 	return Invocation{ErrorType: e.ErrorType, ErrorMessage: e.ErrorMessage}
 }
 

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,9 +113,7 @@ func (m *SecretsManager) put(name, value, token string) *smSecret {
 		}
 		m.secrets[name] = s
 	}
-	if token == "" {
-		token = randomHex(16)
-	}
+	token = cmp.Or(token, randomHex(16))
 	s.values[token] = value
 	s.previous, s.current = s.current, token
 	return s

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,14 +110,9 @@ func freePort(t testing.TB) string {
 // versityEnv is the test's environment without versitygw's own settings
 // (VGW_*, ROOT_*), which would otherwise override the flags given here.
 func versityEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_")
+	})
 }
 
 func startVersity(t testing.TB, bin, region, access, secret string) (string, int, error) {
@@ -126,8 +122,7 @@ func startVersity(t testing.TB, bin, region, access, secret string) (string, int
 	out := &Buffer{Max: 64 << 10}
 	cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", root)
 	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
-	cmd.Stdout = out
-	cmd.Stderr = out
+	cmd.Stdout, cmd.Stderr = out, out
 	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", 0, fmt.Errorf("exec %s: %w", bin, err)

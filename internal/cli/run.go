@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/costreport"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
@@ -23,8 +24,8 @@ var runCommand = &command{
 Export Cost Explorer usage and the invoice CSVs of one or more Atlas organizations for a month or a
 range of months, in this process, with the same steps as the state machine: submit the usage query,
 wait the returned seconds, poll until ready, stream the result to storage, then fetch the invoices of
-the period. Like the state machine, it exports --concurrency orgs at once, each org's months one
-after another (so each org's Atlas rate limit sees one request at a time), and a job that fails does
+the period. Like the state machine, it exports --concurrency orgs at once, each org's months two at a
+time (so each org's Atlas rate limit sees at most two requests at once), and a job that fails does
 not stop the others: the summary lists the failed jobs, and the exit status is then 1. Files get the S3 layout (usage/org_id=.../billing_month=YYYY-MM/usage.csv,
 invoices/org_id=.../billing_month=YYYY-MM/invoice_id=....csv) under a local folder or s3://bucket/prefix;
 a file already stored unchanged is not rewritten.
@@ -59,7 +60,7 @@ type runFlags struct {
 }
 
 func (r *runFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&r.period, "period", period.PreviousMonth, "`MONTH` to export: YYYY-MM, "+period.PreviousMonth+" or "+period.MonthToDate+" (UTC)")
+	fs.StringVar(&r.period, "period", period.PreviousMonth, "`MONTH` to export: YYYY-MM, "+period.PreviousMonth+" or "+period.MonthToDate+" (months of "+config.EnvZone+", default UTC)")
 	fs.StringVar(&r.from, "from", "", "first `MONTH` of a range, YYYY-MM (with --to, instead of --period)")
 	fs.StringVar(&r.to, "to", "", "last `MONTH` of a range, YYYY-MM, inclusive")
 	fs.Var(&r.services, "services", "only these Cost Explorer `SERVICES`, comma list or repeated, e.g. \"Clusters,Data Transfer\"")
@@ -67,7 +68,7 @@ func (r *runFlags) define(fs *flag.FlagSet) {
 	fs.Var(&r.clusters, "clusters", "only these cluster `IDS` (24 hex), comma list or repeated")
 	fs.StringVar(&r.groupBy, "group-by", "", "group usage by `FIELD`: organizations, projects, clusters or services (needs a filter value)")
 	fs.BoolVar(&r.pending, "include-pending", false, "also export the current month's pending invoice")
-	fs.IntVar(&r.concurrency, "concurrency", 4, "export `N` orgs at once, each org's months in order, like the state machine (1 to 64)")
+	fs.IntVar(&r.concurrency, "concurrency", 4, "export `N` orgs at once, each org's months two at a time, like the state machine (1 to 64)")
 	fs.DurationVar(&r.timeout, "timeout", 0, "stop the whole run after `DURATION` (e.g. 2h), whatever Atlas or S3 do; 0: no limit")
 	fs.StringVar(&r.report, "report", "", "after the export, write the HTML cost report of its orgs and months to `FILE` (see the report command)")
 }

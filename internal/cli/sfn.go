@@ -251,14 +251,14 @@ only when the execution SUCCEEDED (or with --no-wait once it started); 1 on FAIL
 ABORTED or when following stopped.
 
 One execution takes up to 1,000 orgs and 120 months: each org in a child execution of its own,
-its months one after another. The execution name defaults to abx-YYYY-MM-<unix seconds>
+its months two at a time. The execution name defaults to abx-YYYY-MM-<unix seconds>
 (abx-YYYY-MM-mtd-<unix seconds> for month-to-date, abx-FROM-to-TO-<unix seconds> for a range).
 Step Functions keeps names unique for 90 days, so each start is a new execution; a --name used
 before is refused (ExecutionAlreadyExists). previous-month is resolved here (UTC) so the name and
 the input name the same month. AWS credentials come from the SDK's usual chain.`,
 	example: `
-` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export --period 2024-06
-` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export --from 2023-01 --to 2024-06`,
+` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export-export --period 2024-06
+` + progName + ` start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export-export --from 2023-01 --to 2024-06`,
 	setup: setupStart,
 }
 
@@ -400,9 +400,9 @@ execution's cause names (PREFIX/_runs/<execution>/outcomes.jsonl, every job's ou
 each), given as a path or as s3://BUCKET/KEY. Only its failed jobs are exported again, one execution
 per month with that month's failed orgs (named abx-YYYY-MM-retry-<unix seconds>).`,
 	example: `
-` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
+` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export-export \
     --from 2024-01 --to 2024-06 --concurrency 2
-` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export \
+` + progName + ` backfill --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:atlas-billing-export-export \
     --retry-failed s3://my-lake/atlas-billing/_runs/abx-2024-06-1719792000/outcomes.jsonl`,
 	setup: setupBackfill,
 }

@@ -100,13 +100,16 @@ template: ## cfn-lint template.yaml (zero errors, zero warnings); needs cfn-lint
 	$(CFN_LINT) template.yaml
 
 test: tools lint template ## run every test (installs the pinned tools first)
-	$(GO) test -count=1 -timeout 30m -skip '^TestFaultMatrix$$' ./...
-	@# The fault matrix on its own, so its table shows (go test hides a passing package's log);
-	@# on a failure, all of its output.
-	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	if $(GO) test -count=1 -timeout 20m -v -run '^TestFaultMatrix$$' ./statemachine >"$$log" 2>&1; then \
-	  awk '/fault matrix/ { show = 1 } show { print } /faults tried/ { show = 0 } /^ok /' "$$log"; \
-	else cat "$$log"; exit 1; fi
+	$(GO) test -count=1 -timeout 30m -skip '^(TestFaultMatrix|TestREADME)$$' ./...
+	@# The fault matrix and the README's examples on their own, side by side, so their tables
+	@# show (go test hides a passing package's log); on a failure, all of its output.
+	@fm=$$(mktemp); rd=$$(mktemp); trap 'rm -f "$$fm" "$$rd"' EXIT; \
+	$(GO) test -count=1 -timeout 20m -v -run '^TestREADME$$' ./cmd/atlas-billing-export >"$$rd" 2>&1 & readme=$$!; \
+	$(GO) test -count=1 -timeout 20m -v -run '^TestFaultMatrix$$' ./statemachine >"$$fm" 2>&1; fmok=$$?; \
+	wait $$readme; rdok=$$?; \
+	if [ $$fmok = 0 ]; then awk '/fault matrix/ { show = 1 } show { print } /faults tried/ { show = 0 } /^ok /' "$$fm"; else cat "$$fm"; fi; \
+	if [ $$rdok = 0 ]; then awk '/README examples/ { show = 1 } show { sub(/^ +/, ""); print } /examples run/ { show = 0 } /^ok /' "$$rd"; else cat "$$rd"; fi; \
+	[ $$fmok = 0 ] && [ $$rdok = 0 ]
 
 clean: ## remove build output and the demo's export
 	rm -rf bin out .aws-sam

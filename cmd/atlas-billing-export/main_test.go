@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/cli"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 // bin is the tool, built once for all tests.
@@ -64,16 +64,23 @@ type started struct {
 	cmd            *exec.Cmd
 	cancel         context.CancelFunc
 	args           []string
-	stdout, stderr bytes.Buffer
-	res            *result // once it ended
+	stdout, stderr testenv.Buffer // read while it runs, too
+	res            *result        // once it ended
 }
 
 // start starts the tool as run does and returns at once.
 func start(t *testing.T, env []string, args ...string) *started {
 	t.Helper()
+	return startIn(t, "", time.Minute, env, args...)
+}
+
+// startIn is start in the folder dir (empty: the test's), bounded to limit.
+func startIn(t *testing.T, dir string, limit time.Duration, env []string, args ...string) *started {
+	t.Helper()
 	home := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	s := &started{cmd: exec.CommandContext(ctx, bin, args...), cancel: cancel, args: args}
+	s.cmd.Dir = dir
 	s.cmd.Env = append([]string{
 		"HOME=" + home,
 		"AWS_ACCESS_KEY_ID=AKIDEXAMPLETEST",

@@ -24,8 +24,8 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
-// TestAthenaQueries runs every SQL query of the README's "Query it with
-// Athena", as written there, in a real query engine (DuckDB) over the
+// TestAthenaQueries runs every SQL query of the README (its "Query it with
+// Athena" and the first deploy's), as written there, in a real query engine (DuckDB) over the
 // files an export of six months wrote, hive-partitioned as Athena reads
 // them, each table a view with the columns and types the Glue table
 // declares in template.yaml (what Athena applies to the files). Next to
@@ -165,6 +165,16 @@ var readmeChecks = map[string]func(t *testing.T, r duckResult, want map[string]i
 		}
 		checkMonths(t, "projects", got, want)
 	},
+	// Cost per month and service: the services of a month add up to its
+	// usage, the month's invoice.
+	"billing_month,service,usd": func(t *testing.T, r duckResult, want map[string]int64) {
+		r.wantType(t, "usd", "DECIMAL(38,2)")
+		got := map[string]int64{}
+		for _, row := range r.Rows {
+			got[row[0].(string)] += cents(t, row[2])
+		}
+		checkMonths(t, "services", got, want)
+	},
 	// Month-over-month change per service: the services of a month add up
 	// to its usage, the month's invoice; each change is the difference.
 	"billing_month,service,usd,change_usd": func(t *testing.T, r duckResult, want map[string]int64) {
@@ -262,25 +272,19 @@ func cents(t *testing.T, v any) int64 {
 	return r.Num().Int64()
 }
 
-// readmeQueries are the SQL blocks of the README's Athena section.
+// readmeQueries are the SQL blocks of the README.
 func readmeQueries(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	start := strings.Index(s, "\n## Query it with Athena")
-	end := strings.Index(s[start+1:], "\n## ")
-	if start < 0 || end < 0 {
-		t.Fatal(`README has no "Query it with Athena" section`)
-	}
 	var out []string
-	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(s[start:start+1+end], -1) {
+	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
 		out = append(out, m[1])
 	}
-	if len(out) < 3 {
-		t.Fatalf("%d SQL queries in the README's Athena section, want at least 3", len(out))
+	if len(out) < 4 {
+		t.Fatalf("%d SQL queries in the README, want at least 4", len(out))
 	}
 	return out
 }

@@ -633,6 +633,61 @@ func TestMakeHelpMatchesREADME(t *testing.T) {
 	}
 }
 
+// TestParametersMatchREADME keeps the README's Parameters table (names and
+// defaults) and its list of outputs the template's.
+func TestParametersMatchREADME(t *testing.T) {
+	tp := loadTemplate(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, ok := strings.Cut(string(readme), "\n### Parameters\n")
+	if !ok {
+		t.Fatal("README has no Parameters section")
+	}
+	params, _, _ = strings.Cut(params, "\n## ")
+	table := map[string]string{} // name -> default as the README shows it
+	for _, m := range regexp.MustCompile("(?m)^\\| ((?:`\\w+`(?:, )?)+) \\| ([^|]*) \\|").FindAllStringSubmatch(params, -1) {
+		def := strings.TrimSpace(m[2])
+		switch def {
+		case "(required)":
+			def = "<nil>"
+		case "empty":
+			def = ""
+		default:
+			def = strings.Trim(def, "`")
+		}
+		for _, name := range regexp.MustCompile("`(\\w+)`").FindAllStringSubmatch(m[1], -1) {
+			table[name[1]] = def
+		}
+	}
+	for name, p := range tp.typed.Parameters {
+		def, ok := table[name]
+		switch {
+		case !ok:
+			t.Errorf("the README's Parameters table lacks %s", name)
+		case def != fmt.Sprint(p.Default):
+			t.Errorf("the README gives %s the default %q, the template %q", name, def, fmt.Sprint(p.Default))
+		}
+	}
+	for name := range table {
+		if _, ok := tp.typed.Parameters[name]; !ok {
+			t.Errorf("the README's Parameters table lists %s, which the template does not have", name)
+		}
+	}
+	outputs := regexp.MustCompile(`(?s)\nThe outputs are (.*?)\.\n`).FindStringSubmatch(params)
+	if outputs == nil {
+		t.Fatal(`the README's Parameters section has no "The outputs are ..." sentence`)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile("`(\\w+)`").FindAllStringSubmatch(outputs[1], -1) {
+		listed = append(listed, m[1])
+	}
+	if want := slices.Sorted(maps.Keys(tp.typed.Outputs)); !slices.Equal(slices.Sorted(slices.Values(listed)), want) {
+		t.Errorf("the README names the outputs %v, the template has %v", listed, want)
+	}
+}
+
 // TestFunctionsEmbedTimeZones: each function loads ScheduleTimezone
 // (ABX_SCHEDULE_TIMEZONE) from the zone database in its binary, since
 // provided.al2023 does not promise /usr/share/zoneinfo.

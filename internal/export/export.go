@@ -228,7 +228,7 @@ func (f Filters) query(p period.Period) atlas.UsageQuery {
 
 func (j *Job) validate() error {
 	if err := atlas.ValidateOrgID(j.OrgID); err != nil {
-		return &Error{Name: InputInvalid, Msg: "invalid orgId", Err: err}
+		return &Error{Name: InputInvalid, Msg: "job", Err: err}
 	}
 	if j.Period.Start.IsZero() {
 		return invalid("org %s: period is required", j.OrgID)

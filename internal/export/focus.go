@@ -37,7 +37,7 @@ const maxRenewals = 3
 
 func (r *Result) validate() error {
 	if err := atlas.ValidateOrgID(r.OrgID); err != nil {
-		return &Error{Name: InputInvalid, Msg: "invalid orgId", Err: err}
+		return &Error{Name: InputInvalid, Msg: "result", Err: err}
 	}
 	if r.Period.Start.IsZero() {
 		return invalid("org %s: period is required", r.OrgID)

@@ -6,6 +6,7 @@ package period
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -73,6 +74,11 @@ func (p *Period) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field == "" {
+			// A request's "2024-06" given where a job's period goes.
+			return fmt.Errorf(`period: want {"start", "end", "month"} as plan gives it, not a %.20s`, typ.Value)
+		}
 		return fmt.Errorf("period: %.80s", err.Error())
 	}
 	var (

@@ -131,6 +131,11 @@ func TestJSONRoundTrip(t *testing.T) {
 			t.Errorf("Unmarshal(%s) accepted", bad)
 		}
 	}
+	// A request's month where a job's period goes: say what a period is.
+	err = json.Unmarshal([]byte(`"2024-06"`), &back)
+	if want := `period: want {"start", "end", "month"} as plan gives it, not a string`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Unmarshal(\"2024-06\") = %v, want %q", err, want)
+	}
 }
 
 // A schedule's time, converted to its zone, decides the month: on the 1st

@@ -157,24 +157,10 @@ func invoiceTotals(sim *atlassim.Server, org string) map[string]int64 {
 // readmeChecks check a README query's answer, found by its columns.
 var readmeChecks = map[string]func(t *testing.T, r duckResult, want map[string]int64){
 	// Cost per project per month: the projects of a month add up to its invoice.
-	"billing_month,project,usd": func(t *testing.T, r duckResult, want map[string]int64) {
-		r.wantType(t, "usd", "DECIMAL(38,2)")
-		got := map[string]int64{}
-		for _, row := range r.Rows {
-			got[row[0].(string)] += cents(t, row[2])
-		}
-		checkMonths(t, "projects", got, want)
-	},
+	"billing_month,project,usd": monthSums("projects"),
 	// Cost per month and service: the services of a month add up to its
 	// usage, the month's invoice.
-	"billing_month,service,usd": func(t *testing.T, r duckResult, want map[string]int64) {
-		r.wantType(t, "usd", "DECIMAL(38,2)")
-		got := map[string]int64{}
-		for _, row := range r.Rows {
-			got[row[0].(string)] += cents(t, row[2])
-		}
-		checkMonths(t, "services", got, want)
-	},
+	"billing_month,service,usd": monthSums("services"),
 	// Month-over-month change per service: the services of a month add up
 	// to its usage, the month's invoice; each change is the difference.
 	"billing_month,service,usd,change_usd": func(t *testing.T, r duckResult, want map[string]int64) {
@@ -232,6 +218,18 @@ var readmeChecks = map[string]func(t *testing.T, r duckResult, want map[string]i
 			t.Errorf("AWS rows %v, want %v", awsCost, wantAWS)
 		}
 	},
+}
+
+// monthSums checks rows (month, what, usd): each month's add up to its invoice.
+func monthSums(what string) func(t *testing.T, r duckResult, want map[string]int64) {
+	return func(t *testing.T, r duckResult, want map[string]int64) {
+		r.wantType(t, "usd", "DECIMAL(38,2)")
+		got := map[string]int64{}
+		for _, row := range r.Rows {
+			got[row[0].(string)] += cents(t, row[2])
+		}
+		checkMonths(t, what, got, want)
+	}
 }
 
 func sign(f float64) float64 {

@@ -465,8 +465,11 @@ func (r *readme) answers(t *testing.T, kind string) ([]any, string) {
 	if r.chain == nil {
 		r.runChain(t)
 	}
-	if kind == "manifest" {
+	switch kind {
+	case "manifest":
 		return r.chain[kind], "the manifest those steps wrote"
+	case "focus":
+		return r.chain[kind], "what invoke focus-submit and focus-poll answered"
 	}
 	return r.chain[kind], "what invoke " + kind + " answered"
 }

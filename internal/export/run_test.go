@@ -194,3 +194,18 @@ func TestTally(t *testing.T) {
 		t.Errorf("cause (%d bytes): %s", len(s.Cause), s.Cause)
 	}
 }
+
+// TestFailureReason: a listed failure names its org and month once.
+func TestFailureReason(t *testing.T) {
+	for _, tt := range []struct{ cause, want string }{
+		{"org " + orgA + ", 2024-06: read secret x: refused", "read secret x: refused"},
+		{"org " + orgA + ", 2024-06, invoice 65ab: not found", "invoice 65ab: not found"},
+		{"org " + orgA + ", 2024-05: another month's", "org " + orgA + ", 2024-05: another month's"},
+		{"org " + orgA + ", 2024-066: not this month", "org " + orgA + ", 2024-066: not this month"},
+		{"no org\n  on two lines", "no org on two lines"},
+	} {
+		if got := (Failure{OrgID: orgA, Month: "2024-06", Cause: tt.cause}).Reason(); got != tt.want {
+			t.Errorf("Reason of %q = %q, want %q", tt.cause, got, tt.want)
+		}
+	}
+}

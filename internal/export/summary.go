@@ -45,6 +45,16 @@ type Failure struct {
 	Cause string `json:"cause"`
 }
 
+// Reason is the cause on one line, without the org and month a job's error
+// begins with: a line that lists the failure names them already.
+func (f Failure) Reason() string {
+	c := strings.Join(strings.Fields(f.Cause), " ")
+	if rest, ok := strings.CutPrefix(c, "org "+f.OrgID+", "+f.Month); ok && (strings.HasPrefix(rest, ": ") || strings.HasPrefix(rest, ", ")) {
+		return rest[2:]
+	}
+	return c
+}
+
 // Summary is what a whole export did, small whatever its size: counts, the
 // first failures and warnings (Listed at most), and where the rest is.
 type Summary struct {
@@ -156,7 +166,7 @@ func runCause(s Summary, where string) string {
 		tail = "; every job's outcome: " + where
 	}
 	for i, f := range s.Failures {
-		item := fmt.Sprintf("; org %s, %s: %s: %s", f.OrgID, f.Month, f.Error, strings.Join(strings.Fields(f.Cause), " "))
+		item := fmt.Sprintf("; org %s, %s: %s: %s", f.OrgID, f.Month, f.Error, f.Reason())
 		if b.Len()+len(item)+len(tail)+32 > maxRunCause {
 			fmt.Fprintf(&b, "; and %d more", s.Failed-i)
 			return b.String() + tail

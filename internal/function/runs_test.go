@@ -216,7 +216,7 @@ func TestSummarize(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("failures, in plan order:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if sum.Error != export.AtlasNotFound || !strings.HasPrefix(sum.Cause, "9 of 15 jobs failed; org "+orgs[1]+", 2024-02: Atlas.NotFound: org "+orgs[1]+", 2024-02: it broke;") ||
+	if sum.Error != export.AtlasNotFound || !strings.HasPrefix(sum.Cause, "9 of 15 jobs failed; org "+orgs[1]+", 2024-02: Atlas.NotFound: it broke;") ||
 		!strings.HasSuffix(sum.Cause, "; every job's outcome: s3://"+w.Bucket+"/"+sum.Outcomes) {
 		t.Errorf("error %q, cause %q", sum.Error, sum.Cause)
 	}

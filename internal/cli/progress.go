@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"path/filepath"
 	"slices"
@@ -277,6 +278,10 @@ func writeSummary(w io.Writer, cfg config.Config, s summary, elapsed time.Durati
 		fmt.Fprintln(w)
 		writeReconciliations(w, s.Reconciliations)
 	}
+	if len(s.NoInvoice) > 0 {
+		fmt.Fprintln(w)
+		writeNoInvoice(w, s.NoInvoice)
+	}
 	if len(s.Warnings) > 0 {
 		fmt.Fprintln(w)
 		writeWarnings(w, s.Warnings)
@@ -313,6 +318,16 @@ func writeReconciliations(w io.Writer, recs []reconciliation) {
 	}
 }
 
+// writeNoInvoice names the months without an invoice, which would otherwise
+// show only as missing files.
+func writeNoInvoice(w io.Writer, months map[string][]string) {
+	fmt.Fprintln(w, "NO INVOICE: Atlas listed no invoice for these months: only their usage is stored")
+	for _, org := range slices.Sorted(maps.Keys(months)) {
+		ms := slices.Sorted(slices.Values(months[org]))
+		fmt.Fprintf(w, "  org %s: %s\n", org, strings.Join(ms, ", "))
+	}
+}
+
 // writeWarnings prints a line per warning.
 func writeWarnings(w io.Writer, ws []export.Warning) {
 	fmt.Fprintf(w, "WARNINGS: %d\n", len(ws))
@@ -334,7 +349,7 @@ func writeFailures(w io.Writer, failures []export.Failure) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORG\tMONTH\tERROR\tCAUSE")
 	for _, f := range failures {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.OrgID, f.Month, f.Error, oneLine(f.Cause))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.OrgID, f.Month, f.Error, f.Reason())
 	}
 	tw.Flush()
 }

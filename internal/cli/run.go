@@ -184,10 +184,13 @@ type summary struct {
 	Totals  []total       `json:"usageTotals,omitempty"` // usage per month and service
 	// Reconciliations check each invoice against its own totals.
 	Reconciliations []reconciliation `json:"reconciliations"`
-	Warnings        []export.Warning `json:"warnings"`
-	Failures        []export.Failure `json:"failures,omitempty"` // every failed job, in plan order
-	ElapsedSeconds  float64          `json:"elapsedSeconds"`
-	Error           string           `json:"error,omitempty"`
+	// NoInvoice are the months, by org, for which Atlas listed no invoice:
+	// only their usage is stored, which says why.
+	NoInvoice      map[string][]string `json:"noInvoice,omitempty"`
+	Warnings       []export.Warning    `json:"warnings"`
+	Failures       []export.Failure    `json:"failures,omitempty"` // every failed job, in plan order
+	ElapsedSeconds float64             `json:"elapsedSeconds"`
+	Error          string              `json:"error,omitempty"`
 }
 
 // reconciliation is one invoice's, with its org.
@@ -222,6 +225,12 @@ func summarize(outcomes []export.Outcome) summary {
 			sum.Months = append(sum.Months, r.Period.Label())
 		}
 		sum.Objects = append(sum.Objects, r.Objects...)
+		if len(r.Reconciliations) == 0 {
+			if sum.NoInvoice == nil {
+				sum.NoInvoice = map[string][]string{}
+			}
+			sum.NoInvoice[r.OrgID] = append(sum.NoInvoice[r.OrgID], r.Period.Label())
+		}
 		for _, rec := range r.Reconciliations {
 			sum.Reconciliations = append(sum.Reconciliations, reconciliation{OrgID: r.OrgID, Reconciliation: rec})
 		}

@@ -233,16 +233,32 @@ func TestRunOutput(t *testing.T) {
 		for _, want := range []string{
 			"6 files (6 written, 0 unchanged)", "in " + dir + " for 1 org(s), 2024-06",
 			filepath.Join(dir, "usage", "org_id="+testOrg1, "billing_month=2024-06", "usage.csv"),
-			"USAGE (USD)", "total", "done in",
+			"USAGE (USD)", "total", "RECONCILIATION: 1 of 1", "done in",
 		} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("stdout lacks %q:\n%s", want, stdout)
 			}
 		}
+		if strings.Contains(stdout.String(), "NO INVOICE") {
+			t.Errorf("a month with its invoice is listed without one:\n%s", stdout)
+		}
 		// Again: every file unchanged.
 		a, stdout, _ = testApp(t, env)
 		if code := a.Main(context.Background(), []string{"run", "--out", dir, "--period", "2024-06"}); code != ExitOK || !strings.Contains(stdout.String(), "6 files (0 written, 6 unchanged)") {
 			t.Errorf("second run: exit %d:\n%s", code, stdout)
+		}
+	})
+
+	// A month Atlas has no invoice for says so, rather than showing only fewer files.
+	t.Run("a month without an invoice", func(t *testing.T) {
+		_, env := simEnv(t)
+		a, stdout, stderr := testApp(t, env)
+		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--from", "2020-01", "--to", "2020-02"}); code != ExitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		want := "NO INVOICE: Atlas listed no invoice for these months: only their usage is stored\n  org " + testOrg1 + ": 2020-01, 2020-02\n"
+		if !strings.Contains(stdout.String(), want) || strings.Contains(stdout.String(), "RECONCILIATION") {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	})
 
@@ -326,7 +342,7 @@ func TestRunOutput(t *testing.T) {
 		if code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--period", "2024-06", "--quiet"}); code != ExitFailure {
 			t.Fatalf("exit %d, want %d", code, ExitFailure)
 		}
-		assertOneErrorLine(t, stderr.String(), "error: Atlas.NotFound: 1 of 1 jobs failed; org "+testOrg1+", 2024-06: Atlas.NotFound: org "+testOrg1+", 2024-06, invoice ")
+		assertOneErrorLine(t, stderr.String(), "error: Atlas.NotFound: 1 of 1 jobs failed; org "+testOrg1+", 2024-06: Atlas.NotFound: invoice ")
 		if stdout.Len() != 0 {
 			t.Fatalf("quiet printed %q", stdout)
 		}

@@ -3,15 +3,20 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
@@ -103,6 +108,56 @@ func TestInvoke(t *testing.T) {
 	}
 	if n := sim.Requests(atlassim.OpCreateUsage); n != 1 {
 		t.Errorf("%d usage queries, want the one submit", n)
+	}
+}
+
+// TestFrontEndsAgree: a setting means the same to invoke as to the Lambda
+// function, which both read with internal/config: the same plan, or the
+// same error name and message.
+func TestFrontEndsAgree(t *testing.T) {
+	lambdaEnv := map[string]string{
+		config.EnvBucket: "my-lake", config.EnvSecretARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:atlas-AbCdEf",
+		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example", "AWS_EC2_METADATA_DISABLED": "true",
+	}
+	for _, tt := range []struct{ name, key, value string }{
+		{"defaults", "", ""},
+		{"FOCUS off", config.EnvFocus, "false"},
+		{"FOCUS neither true nor false", config.EnvFocus, "maybe"},
+		{"the most polls", config.EnvMaxPolls, "1000"},
+		{"one poll too many", config.EnvMaxPolls, "1001"},
+		{"no polls", config.EnvMaxPolls, "0"},
+		{"strict", config.EnvStrict, "yes"},
+		{"an unknown zone", config.EnvZone, "Mars/Olympus_Mons"},
+		{"a bad org", config.EnvOrgIDs, "5F1A"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			setting := func(env map[string]string) map[string]string {
+				out := map[string]string{config.EnvOrgIDs: testOrg1}
+				for k, v := range env {
+					out[k] = v
+				}
+				if tt.key != "" {
+					out[tt.key] = tt.value
+				}
+				return out
+			}
+			h := function.New(context.Background(), envMap(setting(lambdaEnv)), io.Discard)
+			lambdaOut, lambdaErr := h.Handler("fetch-invoice")(context.Background(), json.RawMessage(`{"action": "plan", "request": {"period": "2024-06"}}`))
+			a, stdout, stderr := testApp(t, setting(nil))
+			code := a.Main(context.Background(), []string{"invoke", "--out", t.TempDir(), "plan", `{"period": "2024-06"}`})
+			if lambdaErr != nil {
+				e, ok := lambdaErr.(messages.InvokeResponse_Error)
+				if want := "error: " + e.Type + ": " + e.Message + "\n"; !ok || code != ExitUsage || stderr.String() != want {
+					t.Fatalf("invoke: exit %d, stderr %q; Lambda: %q", code, stderr, want)
+				}
+				return
+			}
+			var fromLambda, fromInvoke any
+			b, _ := json.Marshal(lambdaOut)
+			if err := json.Unmarshal(b, &fromLambda); err != nil || code != ExitOK || json.Unmarshal(stdout.Bytes(), &fromInvoke) != nil || !reflect.DeepEqual(fromLambda, fromInvoke) {
+				t.Fatalf("invoke: exit %d, %s%s; Lambda: %s", code, stdout, stderr, b)
+			}
+		})
 	}
 }
 

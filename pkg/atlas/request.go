@@ -146,8 +146,8 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 			status = apiErr.StatusCode
 		}
 		c.log(ctx, "atlas: retrying", r, status, attempt, wait)
-		if err := c.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("atlas: %s %s: waiting to retry (last error: %v): %w", r.method, r.shown(), errText(err, apiErr), err)
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("atlas: %s %s: waiting to retry (last error: %v): %w", r.method, r.shown(), errText(err, apiErr), serr)
 		}
 	}
 }

@@ -229,6 +229,25 @@ func TestRetryStopsOnCancel(t *testing.T) {
 	}
 }
 
+// A wait cut short names the last attempt's error, not the wait's.
+func TestRetryWaitFailsNamesLastError(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		_ = conn.Close()
+	})
+	c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+	stop := errors.New("sleep stopped")
+	atlas.SetRetryHooks(c, func(context.Context, time.Duration) error { return stop }, nil, nil)
+	_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+	if !errors.Is(err, stop) {
+		t.Fatalf("error = %v, want the wait's error wrapped", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "(last error: ") || !strings.Contains(msg, "EOF") || strings.Contains(msg, "last error: sleep stopped") {
+		t.Errorf("error = %q, want the attempt's EOF as the last error", msg)
+	}
+}
+
 // resetConn closes the connection with an RST before any answer.
 func resetConn(t *testing.T) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,15 +51,9 @@ func newAuthenticator(cfg Config) *authenticator {
 		tokens:   map[string]token{},
 		seen:     map[string]time.Time{},
 	}
-	for k, v := range cfg.ServiceAccounts {
-		a.accounts[k] = v
-	}
-	for k, v := range cfg.APIKeys {
-		a.keys[k] = v
-	}
-	if _, err := rand.Read(a.nonceKey[:]); err != nil {
-		panic(fmt.Sprintf("atlassim: read random nonce key: %v", err))
-	}
+	maps.Copy(a.accounts, cfg.ServiceAccounts)
+	maps.Copy(a.keys, cfg.APIKeys)
+	rand.Read(a.nonceKey[:]) // crypto/rand.Read never returns an error
 	return a
 }
 
@@ -98,9 +93,7 @@ func (a *authenticator) issue(clientID, secret string) (string, bool) {
 		return "", false
 	}
 	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", false
-	}
+	rand.Read(b[:])
 	t := hex.EncodeToString(b[:])
 	a.tokens[t] = token{clientID: clientID, expires: time.Now().Add(a.ttl)}
 	return t, true

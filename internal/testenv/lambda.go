@@ -29,12 +29,10 @@ const (
 	functionName = "abx-test"
 )
 
-// builds caches one build per package per test binary. The binary is kept in
-// memory (a few MiB) so that no file outlives the test that asked for it.
-var builds struct {
-	mu sync.Mutex
-	m  map[string]*build
-}
+// builds caches one build per package per test binary (a *build by package).
+// The binary is kept in memory (a few MiB) so that no file outlives the test
+// that asked for it.
+var builds sync.Map
 
 type build struct {
 	once sync.Once
@@ -52,17 +50,8 @@ type build struct {
 func BuildBootstrap(t testing.TB, pkg string) string {
 	t.Helper()
 	root := RepoRoot(t)
-	builds.mu.Lock()
-	if builds.m == nil {
-		builds.m = map[string]*build{}
-	}
-	b := builds.m[pkg]
-	if b == nil {
-		b = &build{}
-		builds.m[pkg] = b
-	}
-	builds.mu.Unlock()
-
+	v, _ := builds.LoadOrStore(pkg, &build{})
+	b := v.(*build)
 	b.once.Do(func() {
 		b.runs++
 		b.bin, b.err = goBuild(root, pkg)
@@ -295,7 +284,6 @@ type runtimeAPI struct {
 	events   []json.RawMessage
 	deadline time.Duration // each invocation's Lambda-Runtime-Deadline-Ms, from its hand-over
 	results  []Invocation
-	answered []bool
 	next     int                  // index of the next event to hand out
 	inflight map[string]int       // request id -> event index
 	sent     map[string]time.Time // request id -> when its event went out
@@ -314,7 +302,6 @@ func newRuntimeAPI(events []json.RawMessage, deadline time.Duration) *runtimeAPI
 		events:   events,
 		deadline: deadline,
 		results:  make([]Invocation, len(events)),
-		answered: make([]bool, len(events)),
 		inflight: map[string]int{},
 		sent:     map[string]time.Time{},
 		left:     len(events),
@@ -345,15 +332,14 @@ func (a *runtimeAPI) pending() int {
 
 // answer records the outcome of event idx; a.mu must be held.
 func (a *runtimeAPI) answer(idx int, inv Invocation) {
-	if a.answered[idx] {
-		return
+	if a.results[idx].RequestID != "" {
+		return // answered already
 	}
 	now := time.Now()
 	if sent, ok := a.sent[inv.RequestID]; ok {
 		inv.Duration = now.Sub(sent)
 		delete(a.sent, inv.RequestID)
 	}
-	a.answered[idx] = true
 	a.results[idx] = inv
 	a.last = now
 	a.left--

@@ -110,17 +110,9 @@ func twosComplement(b []byte) *big.Int {
 
 // decimalText is u / 10^scale without trailing zeros.
 func decimalText(u *big.Int, scale int) string {
-	neg := u.Sign() < 0
-	digits := new(big.Int).Abs(u).String()
-	for len(digits) <= scale {
-		digits = "0" + digits
-	}
-	s := digits[:len(digits)-scale]
-	if frac := strings.TrimRight(digits[len(digits)-scale:], "0"); frac != "" {
-		s += "." + frac
-	}
-	if neg {
-		s = "-" + s
+	s := new(big.Rat).SetFrac(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).FloatString(scale)
+	if scale > 0 {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
 }

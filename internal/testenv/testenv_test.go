@@ -293,9 +293,8 @@ func TestBuildBootstrapCached(t *testing.T) {
 	if len(ab) == 0 || !bytes.Equal(ab, bb) {
 		t.Errorf("cached build differs (%d vs %d bytes)", len(ab), len(bb))
 	}
-	builds.mu.Lock()
-	runs := builds.m[pkg].runs
-	builds.mu.Unlock()
+	v, _ := builds.Load(pkg)
+	runs := v.(*build).runs
 	if runs != 1 {
 		t.Errorf("go build ran %d times for %s, want 1", runs, pkg)
 	}

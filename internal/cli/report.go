@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -135,8 +134,8 @@ func reportExporter(ctx context.Context, cfg config.Config, region string, geten
 	return function.Build(cfg, awsCfg, getenv, "cli", nil)
 }
 
-// writeReport reads the export exp stores and writes the report to file:
-// a temporary file in its folder, renamed into place once whole.
+// writeReport reads the export exp stores and writes the report to file
+// (writeFileAtomic).
 func (a *App) writeReport(ctx context.Context, exp *export.Exporter, opt costreport.Options, file string) error {
 	st, ok := exp.Store.(costreport.Store)
 	if !ok {
@@ -150,22 +149,7 @@ func (a *App) writeReport(ctx context.Context, exp *export.Exporter, opt costrep
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	// 0666 as any file a command writes: the umask decides (CreateTemp's
-	// 0600 would not).
-	name := filepath.Join(filepath.Dir(file), ".report-"+rand.Text()+".html")
-	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	defer os.Remove(name) // a no-op once renamed
-	err = rep.WriteHTML(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, file)
-	}
-	if err != nil {
+	if err := writeFileAtomic(file, rep.WriteHTML); err != nil {
 		return fmt.Errorf("report: writing %s: %w", file, err)
 	}
 	p := a.printer()

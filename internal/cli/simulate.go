@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,7 +95,10 @@ func setupSimulate(a *App, fs *flag.FlagSet) func(context.Context, []string) err
 		go func() { dlDone <- srv.ServeDownloads(ctx, dl) }()
 		a.printSimulator(base, srv.DownloadBaseURL(), cfg)
 		if *readyFile != "" {
-			if err := writeFileAtomic(*readyFile, []byte(base+"\n")); err != nil {
+			if err := writeFileAtomic(*readyFile, func(w io.Writer) error {
+				_, err := io.WriteString(w, base+"\n")
+				return err
+			}); err != nil {
 				return fmt.Errorf("simulate: write ready file: %w", err)
 			}
 			defer os.Remove(*readyFile)
@@ -142,21 +146,25 @@ func writeSimulator(w io.Writer, base, downloads string, orgs []string) {
 	fmt.Fprintf(w, "# report downloads are served by %s\n", downloads)
 }
 
-// writeFileAtomic writes via a temporary file and a rename, so a reader never sees half a URL.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ready-*")
+// writeFileAtomic writes file through a temporary file in its folder,
+// renamed into place once whole, so a reader never sees half of it. The mode
+// is 0666 as for any file a command writes: the umask decides (CreateTemp's
+// 0600 would not).
+func writeFileAtomic(file string, write func(io.Writer) error) error {
+	name := filepath.Join(filepath.Dir(file), "."+filepath.Base(file)+"-"+rand.Text())
+	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
+	defer os.Remove(name) // a no-op once renamed
+	err = write(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if err == nil {
+		err = os.Rename(name, file)
 	}
-	return os.Rename(tmp.Name(), path)
+	return err
 }
 
 var faultKinds = func() map[string]atlassim.FaultKind {

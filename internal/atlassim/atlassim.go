@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -356,14 +357,28 @@ func (s *Server) count(op string) {
 
 // RevokeServiceAccount removes a service account and invalidates every token
 // issued to it.
-func (s *Server) RevokeServiceAccount(clientID string) { s.auth.revoke(clientID) }
+func (s *Server) RevokeServiceAccount(clientID string) {
+	a := s.auth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.accounts, clientID)
+	maps.DeleteFunc(a.tokens, func(_ string, tok token) bool { return tok.clientID == clientID })
+}
 
 // SetServiceAccount adds a service account or changes its secret (rotation).
 // Tokens already issued stay valid until they expire.
-func (s *Server) SetServiceAccount(clientID, secret string) { s.auth.setAccount(clientID, secret) }
+func (s *Server) SetServiceAccount(clientID, secret string) {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	s.auth.accounts[clientID] = secret
+}
 
 // RevokeAPIKey removes an API key.
-func (s *Server) RevokeAPIKey(publicKey string) { s.auth.revokeKey(publicKey) }
+func (s *Server) RevokeAPIKey(publicKey string) {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	delete(s.auth.keys, publicKey)
+}
 
 // Orgs returns the organizations the simulator serves.
 func (s *Server) Orgs() []Org { return append([]Org(nil), s.cfg.Orgs...) }

@@ -57,29 +57,6 @@ func newAuthenticator(cfg Config) *authenticator {
 	return a
 }
 
-func (a *authenticator) setAccount(id, secret string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.accounts[id] = secret
-}
-
-func (a *authenticator) revoke(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.accounts, id)
-	for t, tok := range a.tokens {
-		if tok.clientID == id {
-			delete(a.tokens, t)
-		}
-	}
-}
-
-func (a *authenticator) revokeKey(pub string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.keys, pub)
-}
-
 func secretEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -2,9 +2,11 @@ package normalize
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"io"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -129,7 +131,7 @@ func (cr *csvReader) took(line []byte) ([]byte, error) {
 		line = line[:n-1]
 	}
 	// Once per line, rather than per field: unquoting keeps UTF-8 valid.
-	cr.recUTF8 = cr.recUTF8 && utf8.Valid(line)
+	cr.recUTF8 = cr.recUTF8 && validUTF8(line)
 	return line, nil
 }
 
@@ -157,9 +159,10 @@ func (cr *csvReader) Read() ([][]byte, error) {
 	}
 	cr.recLine = cr.line
 	var err error
-	if bytes.IndexByte(line, '"') < 0 {
+	switch {
+	case bytes.IndexByte(line, '"') < 0:
 		err = cr.split(line)
-	} else {
+	case !cr.splitQuoted(line):
 		err = cr.parse(line)
 	}
 	if err != nil {
@@ -191,6 +194,84 @@ func (cr *csvReader) split(line []byte) error {
 		cr.fields = append(cr.fields, line[:i:i])
 		line = line[i+1:]
 	}
+}
+
+// splitQuoted reads a record of one line whose quoted fields hold no quote
+// (no ""), as most records with quotes are: its fields are slices of the
+// line, nothing is copied. It reports false for any other record, and
+// parse reads it.
+func (cr *csvReader) splitQuoted(line []byte) bool {
+	line = line[:len(line)-lengthNL(line)]
+	cr.fields = cr.fields[:0]
+	for len(cr.fields) < cr.maxColumns {
+		if len(line) > 0 && line[0] == '"' {
+			i := bytes.IndexByte(line[1:], '"') + 1
+			if i == 0 || i+1 < len(line) && line[i+1] != ',' {
+				return false // a field over lines, a "" or a syntax error
+			}
+			cr.fields = append(cr.fields, line[1:i:i])
+			if i+1 == len(line) {
+				return true
+			}
+			line = line[i+2:]
+			continue
+		}
+		i := indexDelim(line)
+		if i == len(line) {
+			cr.fields = append(cr.fields, line)
+			return true
+		}
+		if line[i] == '"' {
+			return false // a bare quote: parse's error
+		}
+		cr.fields = append(cr.fields, line[:i:i])
+		line = line[i+1:]
+	}
+	return false // parse's ErrTooManyColumns
+}
+
+// Bytes of a word, to test 8 at a time.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// indexDelim is the index of the first ',' or '"' in b, or len(b).
+func indexDelim(b []byte) int {
+	i := 0
+	for ; len(b)-i >= 8; i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		c, q := w^(','*ones), w^('"'*ones)
+		// A byte of c or q is zero where w has a delimiter; the lowest
+		// flagged byte is exact (a borrow only flags bytes above it).
+		if m := ((c-ones)&^c | (q-ones)&^q) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b) && b[i] != ',' && b[i] != '"'; i++ {
+	}
+	return i
+}
+
+// validUTF8 is utf8.Valid, faster on text that is mostly ASCII with a few
+// other letters (utf8.Valid goes a byte at a time after the first).
+func validUTF8(b []byte) bool {
+	for i := 0; i < len(b); {
+		if len(b)-i >= 8 && binary.LittleEndian.Uint64(b[i:])&highs == 0 {
+			i += 8
+			continue
+		}
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // parse reads a record with quotes, which may span lines: encoding/csv's

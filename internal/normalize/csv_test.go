@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 )
 
 // chunks returns at most n bytes per Read, as a network body does.
@@ -40,6 +41,9 @@ func FuzzCSVReader(f *testing.F) {
 		f.Add([]byte(s), uint8(7), uint8(5), false)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk, size uint8, fixed bool) {
+		if validUTF8(data) != utf8.Valid(data) {
+			t.Fatalf("validUTF8(%q) = %v, utf8.Valid says otherwise", data, !utf8.Valid(data))
+		}
 		want := 0
 		if !fixed {
 			want = -1

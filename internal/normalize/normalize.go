@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -236,7 +237,7 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	}
 	// The same two values on every row: set once, never copied.
 	id, stat := []byte(inv.ID), appendUTF8(nil, bytes.TrimSpace([]byte(status)))
-	out := newTable[invoiceRow](w, invoiceTable)
+	out := newTable(w, invoiceSchema, invoiceLeaves, invoiceTable)
 	defer out.stop()
 	m := newMapping(invoiceColumns, ir.header, true)
 	for {
@@ -251,7 +252,6 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 		if len(rec) != len(ir.header) {
 			return st, &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("%s: %s has %d fields, want %d", where, item(), len(rec), len(ir.header))}
 		}
-		out.begin()
 		out.setBytes(0, id)
 		if len(stat) > 0 {
 			out.setBytes(1, stat)
@@ -291,7 +291,7 @@ func isInvoiceHeader(rec [][]byte) bool {
 // reorder or rename them; a column Atlas adds is left out (the raw file
 // keeps it), a missing one is empty, except Usage Amount, which must be there.
 func Usage(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(newTable[usageRow](w, usageColumns), r, "normalize: usage", usageColumns, usageRequired)
+	return byName(newTable(w, usageSchema, usageLeaves, usageColumns), r, "normalize: usage", usageColumns, usageRequired)
 }
 
 // Focus reads a FOCUS report CSV from r (a header row, then one record per
@@ -299,7 +299,7 @@ func Usage(w io.Writer, r io.Reader) (Stats, error) {
 // name, missing ones NULL, added ones left out (see focusColumns).
 // A file without a BilledCost column is a Warning.
 func Focus(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(newTable[focusRow](w, focusColumns), r, "normalize: FOCUS report", focusColumns, focusRequired)
+	return byName(newTable(w, focusSchema, focusLeaves, focusColumns), r, "normalize: FOCUS report", focusColumns, focusRequired)
 }
 
 // named reports whether a header field names c: its name or one of its
@@ -332,7 +332,7 @@ func nameKey(s string) string {
 // byName reads a CSV whose first row names its columns and writes cols, in
 // their order, found by name (column.named), to out. A column missing from
 // the file is NULL, except required, whose absence is a Warning.
-func byName(out rowWriter, r io.Reader, where string, cols []column, required string) (Stats, error) {
+func byName(out *table, r io.Reader, where string, cols []column, required string) (Stats, error) {
 	defer out.stop()
 	var st Stats
 	cr := newCSVReader(r, 0) // every record as wide as the header
@@ -359,7 +359,6 @@ func byName(out rowWriter, r io.Reader, where string, cols []column, required st
 		if err != nil {
 			return st, csvProblem(fmt.Sprintf("%s: reading record %d", where, st.Rows+1), err)
 		}
-		out.begin()
 		if err := m.row(out, 0, rec, cr.recUTF8, &st); err != nil {
 			return st, &Warning{Name: ValueWarning, Msg: fmt.Sprintf("%s: line %d", where, cr.recLine), Err: err}
 		}
@@ -402,7 +401,7 @@ type mapping struct {
 }
 
 type tagColumn struct {
-	name  string
+	name  []byte // valid UTF-8
 	field int
 }
 
@@ -426,19 +425,21 @@ func newMapping(cols []column, header []string, tags bool) *mapping {
 	if tags {
 		seen := map[string]bool{}
 		for j, h := range header {
-			h = strings.TrimSpace(h)
-			if !used[j] && h != "" && !seen[h] { // a name twice: the first
-				seen[h] = true
-				m.tags = append(m.tags, tagColumn{string(appendUTF8(nil, []byte(h))), j})
+			name := appendUTF8(nil, []byte(strings.TrimSpace(h)))
+			if !used[j] && len(name) > 0 && !seen[string(name)] { // a name twice: the first
+				seen[string(name)] = true
+				m.tags = append(m.tags, tagColumn{name, j})
 			}
 		}
+		// A map's entries are written in the order of their keys.
+		slices.SortFunc(m.tags, func(a, b tagColumn) int { return bytes.Compare(a.name, b.name) })
 	}
 	return m
 }
 
 // row writes one record of rec to out, its columns from the first-th on,
 // adding to st. utf8 says that rec is known to be valid UTF-8.
-func (m *mapping) row(out rowWriter, first int, rec [][]byte, utf8 bool, st *Stats) error {
+func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats) error {
 	m.utf8 = utf8
 	var amt []byte // the amount, canonical
 	for i, c := range m.cols {
@@ -451,8 +452,10 @@ func (m *mapping) row(out rowWriter, first int, rec [][]byte, utf8 bool, st *Sta
 		}
 	}
 	if m.withTags {
-		if t := m.tagsOf(rec); t != nil {
-			out.setTags(first+len(m.cols), t)
+		for _, c := range m.tags {
+			if v := rec[c.field]; len(bytes.TrimSpace(v)) > 0 {
+				out.setTag(first+len(m.cols), c.name, v, m.utf8)
+			}
 		}
 	}
 	if amt != nil {
@@ -479,7 +482,7 @@ func (m *mapping) row(out rowWriter, first int, rec [][]byte, utf8 bool, st *Sta
 
 // value writes one field, of column i, to out. An amount's canonical form
 // is left in *amt, valid until the next value.
-func (m *mapping) value(out rowWriter, i int, k kind, v []byte, amt *[]byte) error {
+func (m *mapping) value(out *table, i int, k kind, v []byte, amt *[]byte) error {
 	switch k {
 	case text:
 		out.setText(i, v, m.utf8)
@@ -528,36 +531,23 @@ func (m *mapping) value(out rowWriter, i int, k kind, v []byte, amt *[]byte) err
 		return err
 	case tags:
 		t, err := jsonTags(v)
-		if err == nil && t != nil {
-			out.setTags(i, t)
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			out.setTag(i, []byte(k), []byte(t[k]), true)
 		}
 		return err
 	}
 	return nil
 }
 
-// decimal is v as a canonical decimal, in m's scratch buffer.
+// decimal is v as a canonical decimal: v itself if it is one, else a copy
+// in m's scratch buffer.
 func (m *mapping) decimal(v []byte) ([]byte, error) {
+	if canonical(v) {
+		return v, nil
+	}
 	var err error
 	m.scratch, err = appendDecimal(m.scratch[:0], v)
 	return m.scratch, err
-}
-
-// tagsOf is the tags of rec: the value of each tag column, blank ones
-// left out; nil when there are none.
-func (m *mapping) tagsOf(rec [][]byte) map[string]string {
-	var t map[string]string
-	for _, c := range m.tags {
-		v := rec[c.field]
-		if len(bytes.TrimSpace(v)) == 0 {
-			continue
-		}
-		if t == nil {
-			t = make(map[string]string, len(m.tags))
-		}
-		t[c.name] = string(appendUTF8(nil, v))
-	}
-	return t
 }
 
 func (m *mapping) services() map[string]Sum {

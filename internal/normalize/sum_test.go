@@ -102,7 +102,8 @@ func reference(s string) (*big.Rat, int, bool) {
 
 // FuzzDecimal compares the decimal arithmetic with math/big: each value
 // appendDecimal accepts is written canonically, with the value and scale
-// it had, and again the same when read back; Sum adds them exactly, at the
+// it had, and again the same when read back, and encodes as DECIMAL(38,24)
+// and DECIMAL(18,2) exactly or not at all; Sum adds them exactly, at the
 // largest scale, and Cents is the exact sum in cents or says it is not.
 func FuzzDecimal(f *testing.F) {
 	f.Add("12.34", "-0.01", "6.035E-7")
@@ -137,6 +138,7 @@ func FuzzDecimal(f *testing.F) {
 			if len(frac) != sc {
 				t.Fatalf("appendDecimal(%q) = %q: scale %d, want %d", v, d, len(frac), sc)
 			}
+			checkUnscaled(t, d, r)
 			s.add(d)
 			want.Add(want, r)
 			scale = max(scale, sc)
@@ -157,4 +159,36 @@ func FuzzDecimal(f *testing.F) {
 			t.Fatalf("Cents() = %d, %v; math/big: %s cents", cents, ok, hundred.FloatString(4))
 		}
 	})
+}
+
+// checkUnscaled checks d (canonical, of value r) as DECIMAL(38,24) and
+// DECIMAL(18,2): its exact unscaled value, or an error exactly when that
+// is not a whole number below 10^precision.
+func checkUnscaled(t *testing.T, d []byte, r *big.Rat) {
+	t.Helper()
+	for _, dt := range []struct{ precision, scale int }{{DecimalPrecision, DecimalScale}, {CentsPrecision, CentsScale}} {
+		ten := func(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
+		scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(ten(dt.scale)))
+		fits := scaled.IsInt() && new(big.Int).Abs(scaled.Num()).Cmp(ten(dt.precision)) < 0
+		var got *big.Int
+		var err error
+		if dt.scale == DecimalScale {
+			var b [16]byte
+			b, err = decimal128(d)
+			got = new(big.Int).SetBytes(b[:])
+			if b[0]&0x80 != 0 {
+				got.Sub(got, new(big.Int).Lsh(big.NewInt(1), 128))
+			}
+		} else {
+			var c int64
+			c, err = cents(d)
+			got = big.NewInt(c)
+		}
+		switch {
+		case fits != (err == nil):
+			t.Fatalf("DECIMAL(%d,%d) of %s: error %v, want one: %v", dt.precision, dt.scale, d, err, !fits)
+		case fits && got.Cmp(scaled.Num()) != 0:
+			t.Fatalf("DECIMAL(%d,%d) of %s = %s, want %s", dt.precision, dt.scale, d, got, scaled.Num())
+		}
+	}
 }

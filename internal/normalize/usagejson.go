@@ -69,7 +69,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 	if err := ur.delim('{', "the result is not a JSON object"); err != nil {
 		return st, err
 	}
-	out := newTable[usageRow](w, usageColumns)
+	out := newTable(w, usageSchema, usageLeaves, usageColumns)
 	defer out.stop()
 	found := false
 	for ur.dec.More() {
@@ -106,7 +106,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 }
 
 // details reads the usageDetails array (or null) and writes its records.
-func (ur *usageReader) details(out rowWriter, m *mapping, st *Stats) error {
+func (ur *usageReader) details(out *table, m *mapping, st *Stats) error {
 	ur.bound()
 	tok, err := ur.token()
 	if err != nil || tok == nil {
@@ -120,7 +120,6 @@ func (ur *usageReader) details(out rowWriter, m *mapping, st *Stats) error {
 		if err := ur.detail(); err != nil {
 			return err
 		}
-		out.begin()
 		// encoding/json decodes invalid UTF-8 as U+FFFD.
 		if err := m.row(out, 0, ur.rec, true, st); err != nil {
 			return &Warning{Name: ValueWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d", ur.item), Err: err}

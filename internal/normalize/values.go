@@ -470,6 +470,15 @@ func unscaled(d []byte, precision, scale int) (hi, lo uint64, neg bool, err erro
 	if len(d) > 0 && d[0] == '-' {
 		neg, d = true, d[1:]
 	}
+	if v, fp, ok := short(d); ok && fp <= scale && len(d)-fp-min(fp, 1) <= precision-scale {
+		// The common case: at most 19 digits, no decimal to drop.
+		hi, lo = bits.Mul64(v, pow10u[min(scale-fp, 19)])
+		if e := scale - fp - 19; e > 0 {
+			h, l := bits.Mul64(lo, pow10u[e])
+			hi, lo = hi*pow10u[e]+h, l
+		}
+		return hi, lo, neg, nil
+	}
 	ip, fp, _ := bytes.Cut(d, []byte{'.'})
 	if len(ip) == 1 && ip[0] == '0' {
 		ip = nil
@@ -489,6 +498,27 @@ func unscaled(d []byte, precision, scale int) (hi, lo uint64, neg bool, err erro
 	a.zeros(scale - len(fp))
 	a.fold()
 	return a.hi, a.lo, neg, nil
+}
+
+// short reads the digits of a canonical decimal without its sign, if it has
+// at most 19 of them, and how many decimals it has. "0.5" is 5 and 1
+// decimal, "12" is 12 and none.
+func short(d []byte) (v uint64, decimals int, ok bool) {
+	if len(d) > 20 {
+		return 0, 0, false
+	}
+	dot := -1
+	for i, c := range d {
+		if c == '.' {
+			dot = i
+			continue
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if dot < 0 {
+		return v, 0, len(d) <= 19
+	}
+	return v, len(d) - dot - 1, len(d) <= 20
 }
 
 // accumulator builds a 128-bit value from decimal digits, 19 at a time.

@@ -196,24 +196,28 @@ func (cr *csvReader) split(line []byte) error {
 	}
 }
 
-// splitQuoted reads a record of one line whose quoted fields hold no quote
-// (no ""), as most records with quotes are: its fields are slices of the
-// line, nothing is copied. It reports false for any other record, and
-// parse reads it.
+// splitQuoted reads a record of one line, as most records with quotes
+// are: its fields are slices of the line, nothing is copied but the fields
+// with a "" (into rec). It reports false for any other record (a field over
+// lines, a syntax error, too many fields), and parse reads it.
 func (cr *csvReader) splitQuoted(line []byte) bool {
 	line = line[:len(line)-lengthNL(line)]
 	cr.fields = cr.fields[:0]
+	if cap(cr.rec) < len(line) {
+		cr.rec = make([]byte, 0, len(line)) // never moves: a field unquoted is shorter
+	}
+	cr.rec = cr.rec[:0]
 	for len(cr.fields) < cr.maxColumns {
 		if len(line) > 0 && line[0] == '"' {
-			i := bytes.IndexByte(line[1:], '"') + 1
-			if i == 0 || i+1 < len(line) && line[i+1] != ',' {
-				return false // a field over lines, a "" or a syntax error
+			field, rest, ok := cr.quoted(line[1:])
+			if !ok {
+				return false
 			}
-			cr.fields = append(cr.fields, line[1:i:i])
-			if i+1 == len(line) {
+			cr.fields = append(cr.fields, field)
+			if len(rest) == 0 {
 				return true
 			}
-			line = line[i+2:]
+			line = rest[1:]
 			continue
 		}
 		i := indexDelim(line)
@@ -222,12 +226,36 @@ func (cr *csvReader) splitQuoted(line []byte) bool {
 			return true
 		}
 		if line[i] == '"' {
-			return false // a bare quote: parse's error
+			return false // a bare quote
 		}
 		cr.fields = append(cr.fields, line[:i:i])
 		line = line[i+1:]
 	}
-	return false // parse's ErrTooManyColumns
+	return false
+}
+
+// quoted reads a quoted field that ends on its line, from after its
+// opening quote: the field, and the rest of the line after its closing
+// quote (empty, or from the next comma).
+func (cr *csvReader) quoted(line []byte) (field, rest []byte, ok bool) {
+	start := len(cr.rec)
+	for n := 0; ; n++ {
+		i := bytes.IndexByte(line, '"')
+		switch {
+		case i < 0:
+			return nil, nil, false // a field over lines, or no closing quote
+		case i+1 == len(line) || line[i+1] == ',':
+			if n == 0 {
+				return line[:i:i], line[i+1:], true
+			}
+			cr.rec = append(cr.rec, line[:i]...)
+			return cr.rec[start:len(cr.rec):len(cr.rec)], line[i+1:], true
+		case line[i+1] != '"':
+			return nil, nil, false // a quote in the field: a syntax error
+		}
+		cr.rec = append(cr.rec, line[:i+1]...) // "" is a quote
+		line = line[i+2:]
+	}
 }
 
 // Bytes of a word, to test 8 at a time.
@@ -257,19 +285,22 @@ func indexDelim(b []byte) int {
 // other letters (utf8.Valid goes a byte at a time after the first).
 func validUTF8(b []byte) bool {
 	for i := 0; i < len(b); {
-		if len(b)-i >= 8 && binary.LittleEndian.Uint64(b[i:])&highs == 0 {
-			i += 8
+		if len(b)-i >= 16 && (binary.LittleEndian.Uint64(b[i:])|binary.LittleEndian.Uint64(b[i+8:]))&highs == 0 {
+			i += 16
 			continue
 		}
-		if b[i] < utf8.RuneSelf {
+		switch c := b[i]; {
+		case c < utf8.RuneSelf:
 			i++
-			continue
+		case c >= 0xc2 && c < 0xe0 && i+1 < len(b) && b[i+1]&0xc0 == 0x80: // 2 bytes: Latin letters, Cyrillic
+			i += 2
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return false
+			}
+			i += size
 		}
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 {
-			return false
-		}
-		i += size
 	}
 	return true
 }

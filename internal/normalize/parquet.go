@@ -128,7 +128,7 @@ type focusRow struct {
 const (
 	rowGroupRows = 64 << 10 // a multiple of batchRows
 	pageBytes    = 64 << 10 // uncompressed values of a page (parquet-go's default)
-	batchRows    = 256      // rows handed to the Parquet writer at once
+	batchRows    = 128      // rows handed to the Parquet writer at once
 )
 
 func writerOptions(cols []column) []parquet.WriterOption {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
@@ -65,7 +66,7 @@ func (p *pollEnv) month(t *testing.T, job costRow, run pollRow, outcome json.Raw
 	counted := testenv.NewS3Client(p.w.s3.Endpoint, p.w.s3.AccessKey, p.w.s3.SecretKey, func(o *s3.Options) { o.HTTPClient = s3c })
 	exp := &export.Exporter{
 		Store:  sink.NewS3(counted, p.w.bucket, sink.S3Options{Logger: discard}),
-		Layout: lay, MaxAttempts: 40, Focus: true, Log: discard, Now: fixedNow,
+		Layout: lay, Normalizer: normalize.Parquet{}, MaxAttempts: 40, Focus: true, Log: discard, Now: fixedNow,
 	}
 	orgs := make([]string, monthOrgs)
 	for i := range orgs {

@@ -19,6 +19,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
@@ -121,6 +122,7 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 		Atlas:       clock,
 		Store:       sink.NewS3(counted, p.w.bucket, sink.S3Options{Logger: discard}),
 		Layout:      lay,
+		Normalizer:  normalize.Parquet{},
 		MaxAttempts: 200, // the fixed policy needs 60 polls for 600 s
 		Focus:       focus,
 		Log:         discard,

@@ -16,6 +16,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
@@ -63,7 +64,7 @@ func benchRateLimit(t *testing.T) rateRow {
 	exp, err := function.Build(config.Config{
 		Dir: t.TempDir(), Credentials: secret.Credentials{ClientID: atlassim.DefaultClientID, ClientSecret: atlassim.DefaultClientSecret},
 		BaseURL: base, OrgIDs: ids, MaxPollAttempts: 40, FocusReports: true,
-	}, aws.Config{}, func(string) string { return "" }, "bench", slog.New(slog.DiscardHandler))
+	}, aws.Config{}, func(string) string { return "" }, "bench", slog.New(slog.DiscardHandler), normalize.Parquet{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim/atlassimtest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -123,7 +124,7 @@ func exportMonths(t *testing.T, sim *atlassim.Server, base, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := &export.Exporter{Atlas: client, Store: sink.NewDir(dir), Layout: lay, MaxAttempts: 20, Focus: true}
+	exp := &export.Exporter{Atlas: client, Store: sink.NewDir(dir), Layout: lay, Normalizer: normalize.Parquet{}, MaxAttempts: 20, Focus: true}
 	runner := &export.Runner{Exporter: exp, Concurrency: 2, Sleep: func(context.Context, time.Duration) error { return nil }}
 	var orgs []string
 	for _, o := range sim.Orgs() {

@@ -81,7 +81,7 @@ func TestDocsNameEveryError(t *testing.T) {
 	for _, f := range repoFiles(t, func(p string) bool {
 		dir := filepath.ToSlash(filepath.Dir(p))
 		return strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") &&
-			(strings.HasSuffix(dir, "internal/export") || strings.HasSuffix(dir, "internal/normalize"))
+			(strings.HasSuffix(dir, "internal/export") || strings.HasSuffix(dir, "internal/tally"))
 	}) {
 		for _, m := range name.FindAllStringSubmatch(readDoc(t, f), -1) {
 			defined[m[1]] = f

@@ -12,6 +12,7 @@ import (
 
 func main() {
 	function.LimitMemory(os.Getenv)
-	h := function.New(context.Background(), os.Getenv, os.Stderr)
+	// No normalizer: submit stores no file, and so links no Parquet writer.
+	h := function.New(context.Background(), os.Getenv, os.Stderr, nil)
 	lambda.Start(h.Handler("submit"))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
@@ -98,7 +99,7 @@ func (s *settings) exporter(ctx context.Context, cfg config.Config, needCreds bo
 			return nil, err
 		}
 	}
-	return function.Build(cfg, awsCfg, getenv, "cli", nil)
+	return function.Build(cfg, awsCfg, getenv, "cli", nil, normalize.Parquet{})
 }
 
 // loadAWS reads the AWS configuration (region, credentials) from the SDK's

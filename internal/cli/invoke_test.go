@@ -17,6 +17,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
 )
 
@@ -141,7 +142,7 @@ func TestFrontEndsAgree(t *testing.T) {
 				}
 				return out
 			}
-			h := function.New(context.Background(), envMap(setting(lambdaEnv)), io.Discard)
+			h := function.New(context.Background(), envMap(setting(lambdaEnv)), io.Discard, normalize.Parquet{})
 			lambdaOut, lambdaErr := h.Handler("fetch-invoice")(context.Background(), json.RawMessage(`{"action": "plan", "request": {"period": "2024-06"}}`))
 			a, stdout, stderr := testApp(t, setting(nil))
 			code := a.Main(context.Background(), []string{"invoke", "--out", t.TempDir(), "plan", `{"period": "2024-06"}`})

@@ -16,6 +16,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/costreport"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 )
 
@@ -131,7 +132,7 @@ func reportExporter(ctx context.Context, cfg config.Config, region string, geten
 	} else if awsCfg, err = loadAWS(ctx, region); err != nil {
 		return nil, err
 	}
-	return function.Build(cfg, awsCfg, getenv, "cli", nil)
+	return function.Build(cfg, awsCfg, getenv, "cli", nil, normalize.Parquet{})
 }
 
 // writeReport reads the export exp stores and writes the report to file

@@ -29,6 +29,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
@@ -179,7 +180,7 @@ func (w *World) Getenv(k string) string {
 
 // NewHandlers builds the handlers afresh from Env, as a cold start does.
 func (w *World) NewHandlers() *function.Handlers {
-	return function.New(context.Background(), w.Getenv, w.logs)
+	return function.New(context.Background(), w.Getenv, w.logs, normalize.Parquet{})
 }
 
 // Logs returns the functions' JSON log lines so far.

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -44,11 +44,24 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Normalizer rewrites Atlas's files as the normalized datasets
+// (normalize.Parquet): each call writes the file read from r to w, and a
+// file it cannot rewrite is a *tally.Warning. It is apart so that a
+// function that stores no file (submit) does not link the Parquet writer.
+type Normalizer interface {
+	Invoice(w io.Writer, r io.Reader, invoiceID, status string) (tally.Stats, error)
+	UsageJSON(w io.Writer, r io.Reader) (tally.Stats, error)
+	Focus(w io.Writer, r io.Reader) (tally.Stats, error)
+}
+
 // Exporter runs the steps.
 type Exporter struct {
 	Atlas  Atlas
 	Store  Store
 	Layout layout.Layout
+	// Normalizer writes the normalized files; the steps that store files
+	// (poll, fetch, focus-poll) fail without one.
+	Normalizer Normalizer
 	// Orgs lists the orgs to export when a request names none.
 	Orgs func(ctx context.Context) ([]string, error)
 	// MaxAttempts bounds the polls of one query.
@@ -356,25 +369,25 @@ func (e *Exporter) Poll(ctx context.Context, j Job) (_ Job, err error) {
 // JSON form Atlas does not give is a Usage.JSONUnavailable warning; a
 // transient failure (429, 5xx, a broken stream, the deadline) fails the
 // step, both objects unwritten, for the state machine to retry.
-func (e *Exporter) usageJSON(ctx context.Context, j Job) func(io.Writer, io.Reader) (normalize.Stats, error) {
-	return func(w io.Writer, csv io.Reader) (normalize.Stats, error) {
+func (e *Exporter) usageJSON(ctx context.Context, j Job) func(io.Writer, io.Reader) (tally.Stats, error) {
+	return func(w io.Writer, csv io.Reader) (tally.Stats, error) {
 		// Keep the CSV flowing to its upload while the JSON is read.
 		go func() { _, _ = io.Copy(io.Discard, csv) }()
 		unavailable := func(msg string, err error) error {
-			return &normalize.Warning{Name: UsageJSONUnavailable, Msg: "the usage CSV is stored as sent, not normalized: " + msg, Err: err}
+			return &tally.Warning{Name: UsageJSONUnavailable, Msg: "the usage CSV is stored as sent, not normalized: " + msg, Err: err}
 		}
 		u, err := e.Atlas.GetUsage(ctx, j.OrgID, j.Token, atlas.JSON)
 		switch {
 		case err != nil && transient(err):
-			return normalize.Stats{}, wrap(err, "getting the usage as JSON")
+			return tally.Stats{}, wrap(err, "getting the usage as JSON")
 		case err != nil:
-			return normalize.Stats{}, unavailable("getting the usage as JSON", err)
+			return tally.Stats{}, unavailable("getting the usage as JSON", err)
 		case u.Processing:
-			return normalize.Stats{}, unavailable("Atlas answered the JSON form as still processing, the CSV as ready", nil)
+			return tally.Stats{}, unavailable("Atlas answered the JSON form as still processing, the CSV as ready", nil)
 		}
 		defer u.Body.Close()
 		body := &readErr{r: u.Body}
-		st, err := normalize.UsageJSON(w, body)
+		st, err := e.Normalizer.UsageJSON(w, body)
 		// A body that broke off is no file to warn about: retry the step.
 		if err != nil && body.err != nil {
 			if Name(body.err) != AtlasError {
@@ -544,7 +557,7 @@ func (e *Exporter) invoices(ctx context.Context, j Job) ([]atlas.Invoice, error)
 // with the invoice's totals on the way; the manifest's record of the raw
 // invoice says whether they were (reconciled true or false, false too when
 // they could not be read).
-func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv atlas.Invoice) ([]sink.Object, *normalize.Warning, *Reconciliation, error) {
+func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv atlas.Invoice) ([]sink.Object, *tally.Warning, *Reconciliation, error) {
 	where := fmt.Sprintf("org %s, %s, invoice %s", j.OrgID, j.Period, inv.ID)
 	// An invoice is filed under the month it bills, which for the pending
 	// one may not be the job's month.
@@ -581,11 +594,11 @@ func (e *Exporter) storeInvoice(ctx context.Context, j Job, mf *jobManifest, inv
 			"period-start": month.StartDate(), "period-end": month.EndDate(),
 			"invoice-id": inv.ID, "invoice-status": inv.StatusName,
 		},
-		conv: func(w io.Writer, r io.Reader) (normalize.Stats, error) {
-			return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: inv.ID, Status: inv.StatusName})
+		conv: func(w io.Writer, r io.Reader) (tally.Stats, error) {
+			return e.Normalizer.Invoice(w, r, inv.ID, inv.StatusName)
 		},
 		entry: Entry{Source: sourceInvoice, InvoiceID: inv.ID, InvoiceStatus: inv.StatusName, InvoiceUpdated: updated(inv.Updated)},
-		settle: func(raw *Entry, st normalize.Stats, read bool) {
+		settle: func(raw *Entry, st tally.Stats, read bool) {
 			t := totalsOf(inv)
 			raw.Totals = &t
 			ok := false

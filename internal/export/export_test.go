@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -43,7 +44,7 @@ func newExporter(t *testing.T, a Atlas) *Exporter {
 		t.Fatal(err)
 	}
 	return &Exporter{
-		Atlas: a, Layout: l, MaxAttempts: 3,
+		Atlas: a, Layout: l, Normalizer: normalize.Parquet{}, MaxAttempts: 3,
 		Orgs: func(context.Context) ([]string, error) { return []string{orgA, orgB}, nil },
 		Now:  func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) },
 	}

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -211,7 +212,7 @@ func (e *Exporter) pollReport(ctx context.Context, r *Result, mf *jobManifest, r
 	// FOCUS 1.0's columns and types, whatever Atlas's order. No report id in
 	// the metadata: each run asks for a new report.
 	s, err := e.storePair(ctx, m, body, pair{
-		raw: key, norm: normKey, conv: normalize.Focus,
+		raw: key, norm: normKey, conv: func(w io.Writer, r io.Reader) (tally.Stats, error) { return e.Normalizer.Focus(w, r) },
 		meta: map[string]string{
 			"source": sourceFocus, "org-id": r.OrgID, "billing-month": month.Label(),
 			"period-start": month.StartDate(), "period-end": month.EndDate(),

@@ -5,8 +5,8 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -45,7 +45,7 @@ func totalsOf(inv atlas.Invoice) Totals {
 }
 
 // reconcile checks the line items st summed against inv's totals.
-func reconcile(inv atlas.Invoice, st normalize.Stats) Reconciliation {
+func reconcile(inv atlas.Invoice, st tally.Stats) Reconciliation {
 	return Reconcile(inv.ID, period.Of(inv.StartDate).Label(), st.Amount.String(), totalsOf(inv))
 }
 
@@ -55,7 +55,7 @@ func reconcile(inv atlas.Invoice, st normalize.Stats) Reconciliation {
 func Reconcile(invoiceID, month, lineItems string, t Totals) Reconciliation {
 	r := Reconciliation{InvoiceID: invoiceID, Month: month, LineItems: lineItems, Totals: t}
 	net := t.SubtotalCents - t.CreditsCents
-	lines, err := normalize.ParseCents(lineItems)
+	lines, err := tally.ParseCents(lineItems)
 	switch {
 	case err != nil:
 		r.Reason = fmt.Sprintf("the line items add up to %s, not a whole number of cents", r.LineItems)

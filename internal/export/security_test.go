@@ -15,6 +15,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -159,7 +160,7 @@ func secExporter(t *testing.T) (*export.Exporter, *countingAtlasServer, *countin
 	}
 	store := &countingStore{}
 	return &export.Exporter{
-		Atlas: client, Store: store, Layout: lay, MaxAttempts: 3,
+		Atlas: client, Store: store, Layout: lay, Normalizer: normalize.Parquet{}, MaxAttempts: 3,
 		Orgs: func(context.Context) ([]string, error) { return []string{secOrg}, nil },
 		Now:  func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) },
 	}, srv, store

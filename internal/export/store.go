@@ -6,8 +6,8 @@ import (
 	"io"
 	"maps"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // Content types of what the export writes.
@@ -24,14 +24,14 @@ type pair struct {
 	// meta is the S3 metadata of both objects (the normalized one is also
 	// marked "normalized"); its invoice-status is part of the skip rule.
 	meta map[string]string
-	conv func(w io.Writer, r io.Reader) (normalize.Stats, error)
+	conv func(w io.Writer, r io.Reader) (tally.Stats, error)
 	// entry is the manifest's record of the raw object, before its checksum:
 	// source and invoice fields.
 	entry Entry
 	// settle, when set, completes the raw object's record from what the
 	// stream gave (read: the normalized file was made) before it is
 	// committed: an invoice's reconciliation.
-	settle func(raw *Entry, st normalize.Stats, read bool)
+	settle func(raw *Entry, st tally.Stats, read bool)
 }
 
 // stored is what storing a pair left: both objects, or the raw one and the
@@ -39,8 +39,8 @@ type pair struct {
 type stored struct {
 	raw   sink.Object
 	norm  *sink.Object
-	stats normalize.Stats
-	warn  *normalize.Warning
+	stats tally.Stats
+	warn  *tally.Warning
 }
 
 // objects lists what was written.
@@ -65,6 +65,9 @@ func (s stored) objects() []sink.Object {
 // key, and which still has the ETag recorded, is skipped: not written again.
 // m is updated with what was written.
 func (e *Exporter) storePair(ctx context.Context, m *Manifest, body io.Reader, p pair) (stored, error) {
+	if e.Normalizer == nil {
+		return stored{}, &Error{Name: ConfigInvalid, Msg: "this function stores no files: it has no normalizer"}
+	}
 	if e.Progress != nil {
 		body = &progressReader{r: body, key: p.raw, report: e.report}
 	}
@@ -121,10 +124,10 @@ func (e *Exporter) storePair(ctx context.Context, m *Manifest, body io.Reader, p
 // stream copies body to raw and, through conv, to norm. It returns conv's
 // counts, or its warning (norm then holds a partial file), or the failure
 // named: Atlas's stream broke, or the store did.
-func stream(body io.Reader, raw, norm sink.Upload, conv func(io.Writer, io.Reader) (normalize.Stats, error), rawKey, normKey string) (normalize.Stats, *normalize.Warning, error) {
+func stream(body io.Reader, raw, norm sink.Upload, conv func(io.Writer, io.Reader) (tally.Stats, error), rawKey, normKey string) (tally.Stats, *tally.Warning, error) {
 	pr, pw := io.Pipe()
 	type result struct {
-		st  normalize.Stats
+		st  tally.Stats
 		err error
 	}
 	done := make(chan result, 1)
@@ -149,18 +152,18 @@ func stream(body io.Reader, raw, norm sink.Upload, conv func(io.Writer, io.Reade
 		case rerr == io.EOF:
 			pw.Close()
 			res := <-done
-			if w := normalize.AsWarning(res.err); w != nil {
+			if w := tally.AsWarning(res.err); w != nil {
 				return res.st, w, nil
 			}
 			var named *Error
 			switch {
 			case errors.As(res.err, &named):
 				// conv's own failure, named: the usage's JSON form broke off.
-				return normalize.Stats{}, nil, res.err
+				return tally.Stats{}, nil, res.err
 			case res.err != nil:
 				// Not the file (that is a warning), not the pipe (it ended
 				// cleanly): writing the normalized file failed.
-				return normalize.Stats{}, nil, storageError("writing "+normKey, res.err)
+				return tally.Stats{}, nil, storageError("writing "+normKey, res.err)
 			}
 			return res.st, nil, nil
 		case rerr != nil && Name(rerr) == AtlasError:
@@ -171,7 +174,7 @@ func stream(body io.Reader, raw, norm sink.Upload, conv func(io.Writer, io.Reade
 	}
 	pw.CloseWithError(failed)
 	<-done
-	return normalize.Stats{}, nil, failed
+	return tally.Stats{}, nil, failed
 }
 
 // commit puts u under key unless the manifest says the key already holds
@@ -224,7 +227,7 @@ func storageError(msg string, err error) *Error {
 }
 
 // services is the per-service totals of normalized usage as decimal text.
-func services(st normalize.Stats) map[string]string {
+func services(st tally.Stats) map[string]string {
 	if len(st.Services) == 0 {
 		return nil
 	}

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // Names of the warnings the export gives itself; normalize names the others
@@ -64,7 +64,7 @@ func (e *Exporter) warn(ws []Warning, orgID string, p period.Period, step, invoi
 
 // warned adds the warning of a normalized upload, if any: the raw file is
 // stored, its normalized form is not.
-func (e *Exporter) warned(ws []Warning, w *normalize.Warning, orgID string, p period.Period, invoiceID, step string) []Warning {
+func (e *Exporter) warned(ws []Warning, w *tally.Warning, orgID string, p period.Period, invoiceID, step string) []Warning {
 	if w == nil {
 		return ws
 	}

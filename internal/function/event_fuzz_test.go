@@ -14,6 +14,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/layout"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -172,7 +173,7 @@ func fuzzExporter(t *testing.T) *export.Exporter {
 		t.Fatal(err)
 	}
 	return &export.Exporter{
-		Atlas: noAtlas{t}, Layout: l, MaxAttempts: 3,
+		Atlas: noAtlas{t}, Layout: l, Normalizer: normalize.Parquet{}, MaxAttempts: 3,
 		Orgs: func(context.Context) ([]string, error) { return []string{fuzzOrg}, nil },
 		Now:  func() time.Time { return time.Date(2024, time.July, 15, 12, 0, 0, 0, time.UTC) },
 	}

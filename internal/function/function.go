@@ -40,16 +40,19 @@ type Handlers struct {
 // not stop the runtime: each invocation reports it as Config.Invalid, which
 // is where an operator looks.
 // Logs are JSON lines on logOut (os.Stderr in Lambda, which CloudWatch keeps).
-func New(ctx context.Context, getenv func(string) string, logOut io.Writer) *Handlers {
+// norm writes the normalized files: normalize.Parquet for the functions
+// that store files, nil for submit, which then does not link the Parquet
+// writer (this package does not import it).
+func New(ctx context.Context, getenv func(string) string, logOut io.Writer, norm export.Normalizer) *Handlers {
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	exp, err := build(ctx, getenv, log)
+	exp, err := build(ctx, getenv, log, norm)
 	if err != nil {
 		log.Error("configuration", "error", err.Error())
 	}
 	return &Handlers{Exporter: exp, Log: log, err: err}
 }
 
-func build(_ context.Context, getenv func(string) string, log *slog.Logger) (*export.Exporter, error) {
+func build(_ context.Context, getenv func(string) string, log *slog.Logger, norm export.Normalizer) (*export.Exporter, error) {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -58,15 +61,16 @@ func build(_ context.Context, getenv func(string) string, log *slog.Logger) (*ex
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "the AWS configuration", Err: err}
 	}
-	return Build(cfg, awsCfg, getenv, "lambda", log)
+	return Build(cfg, awsCfg, getenv, "lambda", log, norm)
 }
 
 // Build wires the export of cfg, for both front ends: S3 as the store, or
 // cfg.Dir (the command-line tool's folder); the secret's credentials, or
 // cfg.Credentials; the AWS clients on awsCfg, which may be zero when neither
 // S3 nor a secret is used. frontEnd ("lambda", "cli") goes in the
-// User-Agent, with the build's version.
-func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, frontEnd string, log *slog.Logger) (*export.Exporter, error) {
+// User-Agent, with the build's version. norm writes the normalized files
+// (see New).
+func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, frontEnd string, log *slog.Logger, norm export.Normalizer) (*export.Exporter, error) {
 	lay, err := layout.New(cfg.Prefix)
 	if err != nil {
 		return nil, &export.Error{Name: export.ConfigInvalid, Msg: "ABX_PREFIX", Err: err}
@@ -91,9 +95,10 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 	}
 	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: atlasclient.UserAgent(frontEnd)})
 	return &export.Exporter{
-		Atlas:  client,
-		Store:  store,
-		Layout: lay,
+		Atlas:      client,
+		Store:      store,
+		Layout:     lay,
+		Normalizer: norm,
 		// The configured orgs, else the secret's.
 		Orgs: func(ctx context.Context) ([]string, error) {
 			if len(cfg.OrgIDs) > 0 {

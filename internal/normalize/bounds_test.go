@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // gzipOfField is a FOCUS report, gzipped, whose second record is one quoted
@@ -45,7 +46,7 @@ func TestFocusHugeFieldGzipped(t *testing.T) {
 	var out countWriter
 	st, err := normalize.Focus(&out, zr)
 	peak := stop()
-	if w := normalize.AsWarning(err); w == nil || w.Name != normalize.TooLargeWarning || !strings.Contains(err.Error(), "record 2") {
+	if w := tally.AsWarning(err); w == nil || w.Name != normalize.TooLargeWarning || !strings.Contains(err.Error(), "record 2") {
 		t.Errorf("err = %v, want the %s warning at record 2", err, normalize.TooLargeWarning)
 	}
 	t.Logf("%v; %d rows; heap peak %d KiB", err, st.Rows, peak>>10)

@@ -25,21 +25,9 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
-
-// Stats describes a normalized file, counted while it streamed.
-type Stats struct {
-	Rows int64 // records written after the header
-	// Amount is the exact sum of the amount column (amount for invoice
-	// line items, usage_amount for usage; zero for FOCUS, kept as given).
-	Amount Sum
-	// Services is the sum of usage_amount per service (the service
-	// column's value, "" where the file has none). Usage only.
-	Services map[string]Sum
-	// Preamble is the key/value block before the line items. Invoice only.
-	Preamble Preamble
-}
 
 // kind says how a column's values are read and written (parquet.go has
 // each kind's Parquet type). Empty is NULL, except for amount.
@@ -230,14 +218,13 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 	if err != nil {
 		return st, csvProblem(where+": reading the preamble", err)
 	}
-	st.Preamble = ir.preamble
 	status := inv.Status
 	if status == "" {
 		status, _ = ir.preamble.Value("Invoice Status")
 	}
 	// The same two values on every row: set once, never copied.
 	id, stat := []byte(inv.ID), appendUTF8(nil, bytes.TrimSpace([]byte(status)))
-	out := newTable(w, invoiceSchema, invoiceLeaves, invoiceTable)
+	out := newTable(w, invoiceFile())
 	defer out.stop()
 	m := newMapping(invoiceColumns, ir.header, true)
 	for {
@@ -291,7 +278,7 @@ func isInvoiceHeader(rec [][]byte) bool {
 // reorder or rename them; a column Atlas adds is left out (the raw file
 // keeps it), a missing one is empty, except Usage Amount, which must be there.
 func Usage(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(newTable(w, usageSchema, usageLeaves, usageColumns), r, "normalize: usage", usageColumns, usageRequired)
+	return byName(newTable(w, usageFile()), r, "normalize: usage", usageColumns, usageRequired)
 }
 
 // Focus reads a FOCUS report CSV from r (a header row, then one record per
@@ -299,7 +286,7 @@ func Usage(w io.Writer, r io.Reader) (Stats, error) {
 // name, missing ones NULL, added ones left out (see focusColumns).
 // A file without a BilledCost column is a Warning.
 func Focus(w io.Writer, r io.Reader) (Stats, error) {
-	return byName(newTable(w, focusSchema, focusLeaves, focusColumns), r, "normalize: FOCUS report", focusColumns, focusRequired)
+	return byName(newTable(w, focusFile()), r, "normalize: FOCUS report", focusColumns, focusRequired)
 }
 
 // named reports whether a header field names c: its name or one of its
@@ -448,7 +435,7 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats)
 			v = rec[m.src[i]]
 		}
 		if err := m.value(out, first+i, c.kind, v, &amt); err != nil {
-			return fmt.Errorf("%s %s: %w", c.name, shown(v), err)
+			return fmt.Errorf("%s %s: %w", c.name, tally.Shown(v), err)
 		}
 	}
 	if m.withTags {
@@ -459,7 +446,7 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats)
 		}
 	}
 	if amt != nil {
-		st.Amount.add(amt)
+		st.Amount.Add(amt)
 		if m.service >= 0 {
 			var svc []byte
 			if f := m.src[m.service]; f >= 0 {
@@ -473,7 +460,7 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats)
 				t = &Sum{}
 				m.totals[string(svc)] = t
 			}
-			t.add(amt)
+			t.Add(amt)
 		}
 	}
 	st.Rows++
@@ -542,11 +529,11 @@ func (m *mapping) value(out *table, i int, k kind, v []byte, amt *[]byte) error 
 // decimal is v as a canonical decimal: v itself if it is one, else a copy
 // in m's scratch buffer.
 func (m *mapping) decimal(v []byte) ([]byte, error) {
-	if canonical(v) {
+	if tally.Canonical(v) {
 		return v, nil
 	}
 	var err error
-	m.scratch, err = appendDecimal(m.scratch[:0], v)
+	m.scratch, err = tally.AppendDecimal(m.scratch[:0], v)
 	return m.scratch, err
 }
 

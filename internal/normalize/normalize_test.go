@@ -13,6 +13,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
@@ -71,7 +72,7 @@ func wantErr(t *testing.T, err error, want, warning string) bool {
 	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 		t.Fatalf("err = %v, want one containing %q", err, want)
 	}
-	w := normalize.AsWarning(err)
+	w := tally.AsWarning(err)
 	switch {
 	case warning == "" && w != nil:
 		t.Errorf("err = %v is a warning %s, want another error", err, w.Name)

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
@@ -233,14 +234,30 @@ type batch struct {
 	err   error // set by the encoder: it failed on this batch or before
 }
 
-// The schema of each file, and the leaves of its columns.
+// fileKind is a kind of file: its columns, schema and leaves.
+type fileKind struct {
+	cols   []column
+	schema *parquet.Schema
+	leaves []leaf
+}
+
+// The kinds of file, made on first use: not in a cold start that writes
+// none.
 var (
-	invoiceSchema, invoiceLeaves = schemaOf[invoiceRow](invoiceTable)
-	usageSchema, usageLeaves     = schemaOf[usageRow](usageColumns)
-	focusSchema, focusLeaves     = schemaOf[focusRow](focusColumns)
+	invoiceFile = kindOf[invoiceRow](invoiceTable)
+	usageFile   = kindOf[usageRow](usageColumns)
+	focusFile   = kindOf[focusRow](focusColumns)
 )
 
-func newTable(w io.Writer, schema *parquet.Schema, leaves []leaf, cols []column) *table {
+func kindOf[T any](cols []column) func() fileKind {
+	return sync.OnceValue(func() fileKind {
+		schema, leaves := schemaOf[T](cols)
+		return fileKind{cols, schema, leaves}
+	})
+}
+
+func newTable(w io.Writer, k fileKind) *table {
+	schema, leaves, cols := k.schema, k.leaves, k.cols
 	t := &table{
 		w:      parquet.NewWriter(w, append(writerOptions(cols), schema)...),
 		leaves: leaves,

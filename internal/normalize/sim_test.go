@@ -104,9 +104,6 @@ func TestInvoiceAddsUpToTheInvoiceJSON(t *testing.T) {
 			if want := inv.SubtotalCents - inv.CreditsCents; amountCents(st) != want || pos+neg != want {
 				t.Errorf("Stats.AmountCents = %d, file sum = %d, subtotalCents - creditsCents = %d", amountCents(st), pos+neg, want)
 			}
-			if v, ok := st.Preamble.Value("Organization ID"); !ok || v != org {
-				t.Errorf("preamble Organization ID = %q, %v (preamble %q)", v, ok, st.Preamble)
-			}
 			if inv.CreditsCents > 0 {
 				credited++
 			}

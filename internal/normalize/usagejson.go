@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // UsageJSON reads the JSON form of a Cost Explorer result from r,
@@ -69,7 +71,7 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 	if err := ur.delim('{', "the result is not a JSON object"); err != nil {
 		return st, err
 	}
-	out := newTable(w, usageSchema, usageLeaves, usageColumns)
+	out := newTable(w, usageFile())
 	defer out.stop()
 	found := false
 	for ur.dec.More() {
@@ -161,7 +163,7 @@ func (ur *usageReader) detail() error {
 			v = fmt.Sprint(t)
 		case json.Delim:
 			if ok {
-				return &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d: %s is an object or an array", ur.item, shown(key))}
+				return &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d: %s is an object or an array", ur.item, tally.Shown(key))}
 			}
 			if err := ur.skipRest(); err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // The JSON form of a result normalizes to the very bytes and Stats of its
@@ -175,7 +176,7 @@ func TestUsageJSONStreams(t *testing.T) {
 			var out countWriter
 			st, err := normalize.UsageJSON(&out, pr)
 			peak := stop()
-			if w := normalize.AsWarning(err); tc.warning != "" && (w == nil || w.Name != tc.warning) || tc.warning == "" && err != nil {
+			if w := tally.AsWarning(err); tc.warning != "" && (w == nil || w.Name != tc.warning) || tc.warning == "" && err != nil {
 				t.Fatalf("err = %v, want warning %q", err, tc.warning)
 			}
 			t.Logf("%d rows, %d bytes out, heap peak %d KiB", st.Rows, out.n, peak>>10)

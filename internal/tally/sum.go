@@ -1,4 +1,4 @@
-package normalize
+package tally
 
 import (
 	"bytes"
@@ -19,8 +19,8 @@ type Sum struct {
 
 var pow10 = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
 
-// add adds d, a canonical decimal (appendDecimal's output).
-func (s *Sum) add(d []byte) {
+// Add adds d, a canonical decimal (AppendDecimal's output).
+func (s *Sum) Add(d []byte) {
 	neg := len(d) > 0 && d[0] == '-'
 	if neg {
 		d = d[1:]

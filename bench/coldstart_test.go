@@ -3,9 +3,13 @@
 package bench
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,7 +22,13 @@ type coldRow struct {
 	P90        time.Duration
 	Ratio      float64 // Median / the minimal function's median
 	ARM64Bytes int64   // linux/arm64, stripped, as deployed
+	// Package initialization (GODEBUG=inittrace=1), the median of
+	// initStarts: all packages, and the normalizer's.
+	Inits, NormInits time.Duration
 }
+
+// initStarts is how many starts each bootstrap's package init is traced.
+const initStarts = 15
 
 // Cold starts per binary: the median of coldStarts, after warmStarts that
 // load the file into the page cache (Lambda's own code download is not ours
@@ -67,6 +77,10 @@ func benchColdStart(t *testing.T, w *world) []coldRow {
 			}
 		}
 	}
+	norm := normalizerPackages(t, w.root)
+	for i, name := range names {
+		rows[i].Inits, rows[i].NormInits = packageInits(t, w.bins[name], norm)
+	}
 	base := median(samples[len(names)-1])
 	for i := range rows {
 		rows[i].Starts = len(samples[i])
@@ -75,6 +89,67 @@ func benchColdStart(t *testing.T, w *world) []coldRow {
 		rows[i].Ratio = rows[i].Median.Seconds() / base.Seconds()
 	}
 	return rows
+}
+
+// normalizerPackages is what the poll function links that submit does not:
+// internal/normalize, parquet-go and the packages they bring.
+func normalizerPackages(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	deps := func(pkg string) []string {
+		cmd := exec.Command("go", "list", "-tags", "lambda.norpc", "-deps", pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	norm := map[string]bool{}
+	for _, p := range deps("./functions/poll") {
+		norm[p] = true
+	}
+	for _, p := range deps("./functions/submit") {
+		delete(norm, p)
+	}
+	delete(norm, "github.com/atlas-billing-export/atlas-billing-export/functions/poll")
+	return norm
+}
+
+// packageInits runs bin initStarts times with GODEBUG=inittrace=1, until its
+// main (with no Runtime API it exits at once), and gives the medians of its
+// packages' init time in all and of those in norm.
+func packageInits(t *testing.T, bin string, norm map[string]bool) (all, ofNorm time.Duration) {
+	t.Helper()
+	var alls, norms []time.Duration
+	for range initStarts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "GODEBUG=inittrace=1"}
+		out, _ := cmd.CombinedOutput() // it fails: no AWS_LAMBDA_RUNTIME_API
+		cancel()
+		var a, n time.Duration
+		for line := range strings.Lines(string(out)) {
+			// init PKG @0.5 ms, 0.02 ms clock, 312 bytes, 7 allocs
+			f := strings.Fields(line)
+			if len(f) < 6 || f[0] != "init" || f[5] != "clock," {
+				continue
+			}
+			v, err := strconv.ParseFloat(f[4], 64)
+			if err != nil {
+				t.Fatalf("inittrace line %q: %v", line, err)
+			}
+			d := time.Duration(v * float64(time.Millisecond))
+			a += d
+			if norm[f[1]] {
+				n += d
+			}
+		}
+		if a == 0 {
+			t.Fatalf("%s printed no inittrace lines:\n%s", bin, out)
+		}
+		alls, norms = append(alls, a), append(norms, n)
+	}
+	return median(alls), median(norms)
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {

@@ -282,12 +282,17 @@ func indexDelim(b []byte) int {
 }
 
 // validUTF8 is utf8.Valid, faster on text that is mostly ASCII with a few
-// other letters (utf8.Valid goes a byte at a time after the first).
+// other letters (utf8.Valid goes a byte at a time after the first): it
+// skips to the first byte that is not ASCII 8 bytes at a time.
 func validUTF8(b []byte) bool {
 	for i := 0; i < len(b); {
-		if len(b)-i >= 16 && (binary.LittleEndian.Uint64(b[i:])|binary.LittleEndian.Uint64(b[i+8:]))&highs == 0 {
-			i += 16
-			continue
+		if len(b)-i >= 8 {
+			if m := binary.LittleEndian.Uint64(b[i:]) & highs; m == 0 {
+				i += 8
+				continue
+			} else {
+				i += bits.TrailingZeros64(m) / 8
+			}
 		}
 		switch c := b[i]; {
 		case c < utf8.RuneSelf:

@@ -103,9 +103,9 @@ func timestampOf(s []byte) (ms int64, ok bool, err error) {
 // without a zone is UTC.
 var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", time.DateOnly}
 
-// isoDate reads YYYY-MM-DD (t is 10 bytes long).
+// isoDate reads YYYY-MM-DD.
 func isoDate(t []byte) (y, m, d int, ok bool) {
-	if t[4] != '-' || t[7] != '-' {
+	if len(t) != 10 || t[4] != '-' || t[7] != '-' {
 		return 0, 0, 0, false
 	}
 	y, ok1 := num(t[:4])
@@ -143,17 +143,21 @@ func num(s []byte) (int, bool) {
 
 // validDay reports whether day d of month m of year y exists (Gregorian).
 func validDay(y, m, d int) bool {
-	days := 31
+	return m >= 1 && m <= 12 && d >= 1 && d <= daysIn(y, m)
+}
+
+// daysIn is the length of month m (1 to 12) of year y (Gregorian).
+func daysIn(y, m int) int {
 	switch m {
 	case 2:
-		days = 28
 		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			days = 29
+			return 29
 		}
+		return 28
 	case 4, 6, 9, 11:
-		days = 30
+		return 30
 	}
-	return m >= 1 && m <= 12 && d >= 1 && d <= days
+	return 31
 }
 
 // appendUTF8 appends s with its invalid UTF-8 bytes as U+FFFD: a

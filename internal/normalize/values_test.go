@@ -163,6 +163,25 @@ func TestISODateFast(t *testing.T) {
 	}
 }
 
+// mapping.date, which keeps each column's last ISO month, reads every
+// value as dateOf does, whatever came before it in the column.
+func TestMappingDate(t *testing.T) {
+	m := newMapping(invoiceColumns, []string{"Date", "Usage Date"}, false)
+	for _, in := range []string{
+		"2024-06-01", "2024-06-30", "2024-06-31", "2024-06-00", "2024-06-1x", "2024-07-01", "2024-06-15",
+		"2024-02-29", "2024-02-30", "2023-02-28", "2023-02-29", "06/01/2024", "2024-06-0", " 2024-06-02", "",
+		"2024-06-\x00\x00", "\x00\x00\x00\x00\x00\x00\x00\x0001",
+	} {
+		for col := range 2 {
+			days, ok, err := m.date(col, []byte(in))
+			wdays, wok, werr := dateOf([]byte(in))
+			if days != wdays || ok != wok || (err == nil) != (werr == nil) {
+				t.Errorf("column %d: date(%q) = %d, %v, %v; dateOf says %d, %v, %v", col, in, days, ok, err, wdays, wok, werr)
+			}
+		}
+	}
+}
+
 // FuzzUnscaled holds the DECIMAL(38,24) and DECIMAL(18,2) encodings to
 // math/big: each value tally.AppendDecimal accepts encodes exactly, or not
 // at all when it does not fit.

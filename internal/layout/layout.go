@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
@@ -130,11 +131,15 @@ type Run struct {
 
 // executionName is what Step Functions' own names look like (a UUID, or
 // the CLI's abx-2024-06-1719792000): the name becomes a key segment.
-var executionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$`)
+// Compiled on first use: at package init it was a tenth of a millisecond
+// of every function's cold start (1,070 allocations), used by few.
+var executionName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$`)
+})
 
 // ValidateRunName checks an execution name before it becomes part of a key.
 func ValidateRunName(name string) error {
-	if !executionName.MatchString(name) {
+	if !executionName().MatchString(name) {
 		return fmt.Errorf("layout: execution name %.90q: want 1 to 80 letters, digits, - or _ (starting with a letter or digit)", name)
 	}
 	return nil

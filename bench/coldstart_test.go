@@ -131,7 +131,7 @@ func packageInits(t *testing.T, bin string, norm map[string]bool) (all, ofNorm t
 		for line := range strings.Lines(string(out)) {
 			// init PKG @0.5 ms, 0.02 ms clock, 312 bytes, 7 allocs
 			f := strings.Fields(line)
-			if len(f) < 6 || f[0] != "init" || f[5] != "clock," {
+			if len(f) < 7 || f[0] != "init" || f[6] != "clock," {
 				continue
 			}
 			v, err := strconv.ParseFloat(f[4], 64)

@@ -23,7 +23,7 @@ type normRow struct {
 
 // benchNormalize runs internal/normalize's BenchmarkInvoice (a 32 MiB
 // simulator invoice through normalize.Invoice to io.Discard, b.SetBytes of
-// the raw CSV) on one core, a few times, and reads its MB/s.
+// the raw CSV) on one core, a few times, and reads its MB/s and MB/cpu-s.
 func benchNormalize(t *testing.T, root string) normRow {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

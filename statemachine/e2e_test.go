@@ -21,6 +21,7 @@ import (
 	billing "github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sfntest"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/statemachine"
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -353,7 +354,7 @@ func expected(t *testing.T, w *e2e.World, org, month string, pending bool) map[s
 		mp, _ := billing.Parse(m, time.Time{})
 		raw := w.ServedInvoice(t, org, inv.ID)
 		out[w.InvoiceKey(t, org, m, inv.ID)] = stored{body: raw, rows: inv.Rows}
-		lineItems := normalized(t, raw, func(dst io.Writer, src io.Reader) (normalize.Stats, error) {
+		lineItems := normalized(t, raw, func(dst io.Writer, src io.Reader) (tally.Stats, error) {
 			return normalize.Invoice(dst, src, normalize.InvoiceInfo{ID: inv.ID, Status: inv.Status})
 		})
 		out[must(t)(w.Layout.NormalizedInvoice(org, mp, inv.ID))] = stored{body: lineItems, rows: inv.Rows}
@@ -404,7 +405,7 @@ func checkManifest(t *testing.T, w *e2e.World, org, month string, want map[strin
 }
 
 // normalized is what internal/normalize makes of raw.
-func normalized(t *testing.T, raw []byte, conv func(io.Writer, io.Reader) (normalize.Stats, error)) []byte {
+func normalized(t *testing.T, raw []byte, conv func(io.Writer, io.Reader) (tally.Stats, error)) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if _, err := conv(&b, bytes.NewReader(raw)); err != nil {

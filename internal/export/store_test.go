@@ -16,6 +16,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // faultyStore is a folder that fails what it is told to.
@@ -122,7 +123,7 @@ func TestStorePair(t *testing.T) {
 		},
 		{
 			name: "a file that cannot be normalized", body: func() io.Reader { return strings.NewReader("Service,Cost\nClusters,1\n") },
-			raw: "Service,Cost\nClusters,1\n", norm: "", warning: normalize.LayoutWarning,
+			raw: "Service,Cost\nClusters,1\n", norm: "", warning: tally.LayoutWarning,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,7 +251,7 @@ func FuzzStream(f *testing.F) {
 	} {
 		f.Add([]byte(s), uint8(7))
 	}
-	conv := func(w io.Writer, r io.Reader) (normalize.Stats, error) {
+	conv := func(w io.Writer, r io.Reader) (tally.Stats, error) {
 		return normalize.Invoice(w, r, normalize.InvoiceInfo{ID: "65ab0c1d2e3f4a5b6c7d8e9f"})
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {

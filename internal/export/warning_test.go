@@ -14,6 +14,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/period"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/sink"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/pkg/atlas"
 )
 
@@ -69,7 +70,7 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 		{name: "both normalized", usageJSON: goodJSON, invoice: goodInvoice, subtotal: 100},
 		{
 			name: "usage JSON without usageDetails", usageJSON: `{"details":[]}`, invoice: goodInvoice, subtotal: 100,
-			warnings: []Warning{{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "poll"}},
+			warnings: []Warning{{Name: tally.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "poll"}},
 		},
 		{
 			name: "usage JSON refused", jsonErr: &atlas.Error{StatusCode: 406, ErrorCode: "INVALID_MEDIA_TYPE"}, invoice: goodInvoice, subtotal: 100,
@@ -79,14 +80,14 @@ func TestNormalizeFailureKeepsTheRawFile(t *testing.T) {
 			name: "invoice without an amount column, usage with a bad value", usageJSON: `{"usageDetails":[{"service":"Clusters","usageAmount":"lots"}]}`,
 			invoice: "Invoice Number," + invA + ",\n\nDate,SKU,Total\n2024-06-02,S,1.00\n",
 			warnings: []Warning{
-				{Name: normalize.ValueWarning, OrgID: orgA, Period: "2024-06", Step: "poll"},
-				{Name: normalize.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA},
+				{Name: tally.ValueWarning, OrgID: orgA, Period: "2024-06", Step: "poll"},
+				{Name: tally.LayoutWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA},
 			},
 		},
 		{
 			name: "an invoice record over 1 MiB", usageJSON: goodJSON, subtotal: 100,
 			invoice:  "Date,SKU,Amount\n2024-06-02,\"" + strings.Repeat("x", normalize.MaxRecordBytes) + "\",1.00\n",
-			warnings: []Warning{{Name: normalize.TooLargeWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA}},
+			warnings: []Warning{{Name: tally.TooLargeWarning, OrgID: orgA, Period: "2024-06", Step: "fetch-invoice", InvoiceID: invA}},
 		},
 		{
 			name: "line items that do not add up", usageJSON: goodJSON, invoice: goodInvoice, subtotal: 101,

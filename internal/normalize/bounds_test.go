@@ -46,8 +46,8 @@ func TestFocusHugeFieldGzipped(t *testing.T) {
 	var out countWriter
 	st, err := normalize.Focus(&out, zr)
 	peak := stop()
-	if w := tally.AsWarning(err); w == nil || w.Name != normalize.TooLargeWarning || !strings.Contains(err.Error(), "record 2") {
-		t.Errorf("err = %v, want the %s warning at record 2", err, normalize.TooLargeWarning)
+	if w := tally.AsWarning(err); w == nil || w.Name != tally.TooLargeWarning || !strings.Contains(err.Error(), "record 2") {
+		t.Errorf("err = %v, want the %s warning at record 2", err, tally.TooLargeWarning)
 	}
 	t.Logf("%v; %d rows; heap peak %d KiB", err, st.Rows, peak>>10)
 	if peak > 64<<20 {

@@ -8,12 +8,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 )
 
 // checkOutput is what any successful normalization guarantees: the output
 // is a Parquet file of the columns in header with Rows rows, every string
 // valid UTF-8, and the amounts in amountCol (if any) sum to Stats.Amount.
-func checkOutput(t *testing.T, out []byte, st normalize.Stats, header []string, amountCol string) {
+func checkOutput(t *testing.T, out []byte, st tally.Stats, header []string, amountCol string) {
 	t.Helper()
 	recs := records(t, out)
 	if int64(len(recs)) != st.Rows+1 {
@@ -90,7 +91,7 @@ func FuzzUsageJSON(f *testing.F) {
 }
 
 // checkServices: the usage per service in the output is Stats.Services.
-func checkServices(t *testing.T, out []byte, st normalize.Stats) {
+func checkServices(t *testing.T, out []byte, st tally.Stats) {
 	t.Helper()
 	recs := records(t, out)
 	svc, amt := slices.Index(recs[0], "service"), slices.Index(recs[0], "usage_amount")

@@ -39,7 +39,7 @@ const (
 	timestamp             // TIMESTAMP, milliseconds, UTC
 	number                // DECIMAL(38,24)
 	percent               // DECIMAL(38,24), an optional trailing "%" dropped
-	amount                // DECIMAL(18,2), required, summed in Stats.Amount
+	amount                // DECIMAL(18,2), required, summed in tally.Stats.Amount
 	tags                  // MAP<STRING,STRING>: a FOCUS Tags JSON object, or an invoice's extra columns
 )
 
@@ -199,21 +199,34 @@ type InvoiceInfo struct {
 	Status string
 }
 
+// Parquet writes Atlas's files as the normalized Parquet files: the
+// export's Normalizer.
+type Parquet struct{}
+
+// Invoice is Invoice, for the invoice invoiceID of that status.
+func (Parquet) Invoice(w io.Writer, r io.Reader, invoiceID, status string) (tally.Stats, error) {
+	return Invoice(w, r, InvoiceInfo{ID: invoiceID, Status: status})
+}
+
+func (Parquet) UsageJSON(w io.Writer, r io.Reader) (tally.Stats, error) { return UsageJSON(w, r) }
+
+func (Parquet) Focus(w io.Writer, r io.Reader) (tally.Stats, error) { return Focus(w, r) }
+
 // Invoice reads a raw invoice CSV from r (a key/value preamble of any length,
 // read as CSV, then the line items under a header found by its names) and
 // writes to w a Parquet file of InvoiceColumns, one row per line item.
-// A file that cannot be normalized is a *Warning naming the line item and
+// A file that cannot be normalized is a *tally.Warning naming the line item and
 // the column (any other error is a read or write failure); what was written
 // before it is then incomplete and must be dropped.
-func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
-	var st Stats
+func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (tally.Stats, error) {
+	var st tally.Stats
 	if err := atlas.ValidateInvoiceID(inv.ID); err != nil {
 		return st, fmt.Errorf("normalize: invoice: %w", err)
 	}
 	where := "normalize: invoice " + inv.ID
 	ir, err := newInvoiceReader(r)
 	if errors.Is(err, errNoInvoiceHeader) {
-		return st, &Warning{Name: LayoutWarning, Msg: where, Err: err}
+		return st, &tally.Warning{Name: tally.LayoutWarning, Msg: where, Err: err}
 	}
 	if err != nil {
 		return st, csvProblem(where+": reading the preamble", err)
@@ -237,14 +250,14 @@ func Invoice(w io.Writer, r io.Reader, inv InvoiceInfo) (Stats, error) {
 			return st, csvProblem(where+": reading "+item(), err)
 		}
 		if len(rec) != len(ir.header) {
-			return st, &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("%s: %s has %d fields, want %d", where, item(), len(rec), len(ir.header))}
+			return st, &tally.Warning{Name: tally.LayoutWarning, Msg: fmt.Sprintf("%s: %s has %d fields, want %d", where, item(), len(rec), len(ir.header))}
 		}
 		out.setBytes(0, id)
 		if len(stat) > 0 {
 			out.setBytes(1, stat)
 		}
 		if err := m.row(out, 2, rec, ir.cr.recUTF8, &st); err != nil {
-			return st, &Warning{Name: ValueWarning, Msg: where + ": " + item(), Err: err}
+			return st, &tally.Warning{Name: tally.ValueWarning, Msg: where + ": " + item(), Err: err}
 		}
 		if err := out.end(); err != nil {
 			return st, fmt.Errorf("%s: %w", where, err)
@@ -277,15 +290,15 @@ func isInvoiceHeader(rec [][]byte) bool {
 // Columns are found by their header name (see usageColumns), so Atlas may
 // reorder or rename them; a column Atlas adds is left out (the raw file
 // keeps it), a missing one is empty, except Usage Amount, which must be there.
-func Usage(w io.Writer, r io.Reader) (Stats, error) {
+func Usage(w io.Writer, r io.Reader) (tally.Stats, error) {
 	return byName(newTable(w, usageFile()), r, "normalize: usage", usageColumns, usageRequired)
 }
 
 // Focus reads a FOCUS report CSV from r (a header row, then one record per
 // charge) and writes to w a Parquet file of FocusColumns: columns found by
 // name, missing ones NULL, added ones left out (see focusColumns).
-// A file without a BilledCost column is a Warning.
-func Focus(w io.Writer, r io.Reader) (Stats, error) {
+// A file without a BilledCost column is a tally.Warning.
+func Focus(w io.Writer, r io.Reader) (tally.Stats, error) {
 	return byName(newTable(w, focusFile()), r, "normalize: FOCUS report", focusColumns, focusRequired)
 }
 
@@ -318,14 +331,14 @@ func nameKey(s string) string {
 
 // byName reads a CSV whose first row names its columns and writes cols, in
 // their order, found by name (column.named), to out. A column missing from
-// the file is NULL, except required, whose absence is a Warning.
-func byName(out *table, r io.Reader, where string, cols []column, required string) (Stats, error) {
+// the file is NULL, except required, whose absence is a tally.Warning.
+func byName(out *table, r io.Reader, where string, cols []column, required string) (tally.Stats, error) {
 	defer out.stop()
-	var st Stats
+	var st tally.Stats
 	cr := newCSVReader(r, 0) // every record as wide as the header
 	header, err := cr.Read()
 	if err == io.EOF {
-		return st, &Warning{Name: LayoutWarning, Msg: where + ": empty file, want a header row"}
+		return st, &tally.Warning{Name: tally.LayoutWarning, Msg: where + ": empty file, want a header row"}
 	}
 	if err != nil {
 		return st, csvProblem(where+": reading the header", err)
@@ -336,7 +349,7 @@ func byName(out *table, r io.Reader, where string, cols []column, required strin
 	}
 	m := newMapping(cols, hs, false)
 	if i := slices.IndexFunc(cols, func(c column) bool { return c.atlas == required }); m.src[i] < 0 {
-		return st, &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("%s: header has no %q column", where, required)}
+		return st, &tally.Warning{Name: tally.LayoutWarning, Msg: fmt.Sprintf("%s: header has no %q column", where, required)}
 	}
 	for {
 		rec, err := cr.Read()
@@ -347,7 +360,7 @@ func byName(out *table, r io.Reader, where string, cols []column, required strin
 			return st, csvProblem(fmt.Sprintf("%s: reading record %d", where, st.Rows+1), err)
 		}
 		if err := m.row(out, 0, rec, cr.recUTF8, &st); err != nil {
-			return st, &Warning{Name: ValueWarning, Msg: fmt.Sprintf("%s: line %d", where, cr.recLine), Err: err}
+			return st, &tally.Warning{Name: tally.ValueWarning, Msg: fmt.Sprintf("%s: line %d", where, cr.recLine), Err: err}
 		}
 		if err := out.end(); err != nil {
 			return st, fmt.Errorf("%s: %w", where, err)
@@ -366,11 +379,11 @@ func csvProblem(msg string, err error) error {
 	var pe *csv.ParseError
 	switch {
 	case errors.Is(err, ErrRecordTooLarge), errors.Is(err, ErrTooManyColumns):
-		return &Warning{Name: TooLargeWarning, Msg: msg, Err: err}
+		return &tally.Warning{Name: tally.TooLargeWarning, Msg: msg, Err: err}
 	case errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount):
-		return &Warning{Name: LayoutWarning, Msg: msg, Err: err}
+		return &tally.Warning{Name: tally.LayoutWarning, Msg: msg, Err: err}
 	case errors.As(err, &pe):
-		return &Warning{Name: SyntaxWarning, Msg: msg, Err: err}
+		return &tally.Warning{Name: tally.SyntaxWarning, Msg: msg, Err: err}
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }
@@ -384,7 +397,7 @@ type mapping struct {
 	scratch  []byte      // a canonical decimal
 	utf8     bool        // the record being written is known to be valid UTF-8
 	service  int         // the index in cols of the service column, -1 if none
-	totals   map[string]*Sum
+	totals   map[string]*tally.Sum
 	months   []month // months[i]: the month of the last ISO date of cols[i]
 }
 
@@ -415,7 +428,7 @@ func newMapping(cols []column, header []string, tags bool) *mapping {
 			}
 		}
 		if c.name == "service" {
-			m.service, m.totals = i, map[string]*Sum{}
+			m.service, m.totals = i, map[string]*tally.Sum{}
 		}
 	}
 	if tags {
@@ -435,7 +448,7 @@ func newMapping(cols []column, header []string, tags bool) *mapping {
 
 // row writes one record of rec to out, its columns from the first-th on,
 // adding to st. utf8 says that rec is known to be valid UTF-8.
-func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats) error {
+func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *tally.Stats) error {
 	m.utf8 = utf8
 	var amt []byte // the amount, canonical
 	for i := range m.cols {
@@ -467,7 +480,7 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *Stats)
 			}
 			t := m.totals[string(svc)]
 			if t == nil {
-				t = &Sum{}
+				t = &tally.Sum{}
 				m.totals[string(svc)] = t
 			}
 			t.Add(amt)
@@ -563,11 +576,11 @@ func (m *mapping) decimal(v []byte) ([]byte, error) {
 	return m.scratch, err
 }
 
-func (m *mapping) services() map[string]Sum {
+func (m *mapping) services() map[string]tally.Sum {
 	if m.totals == nil {
 		return nil
 	}
-	out := make(map[string]Sum, len(m.totals))
+	out := make(map[string]tally.Sum, len(m.totals))
 	for k, v := range m.totals {
 		out[k] = *v
 	}

@@ -256,67 +256,67 @@ func TestInvoice(t *testing.T) {
 		{
 			// Atlas bills whole cents: a fraction of one is not rounded.
 			name: "amount with a fraction of a cent", in: raw(shortPreamble, m30, item("2024-06-02", "M30", "0.54", "24.00", "0", "12.961")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "12.961": has 3 decimals, more than the 2 of DECIMAL(18,2)`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "12.961": has 3 decimals, more than the 2 of DECIMAL(18,2)`, warning: tally.ValueWarning,
 		},
 		{
 			name: "amount over DECIMAL(18,2)", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "1E16")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "1E16": has 17 integer digits, more than the 16 of DECIMAL(18,2)`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "1E16": has 17 integer digits, more than the 16 of DECIMAL(18,2)`, warning: tally.ValueWarning,
 		},
 		{
 			name: "quantity with more decimals than DECIMAL(38,24)", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "1.2345678901234567E-9", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "1.2345678901234567E-9": has 25 decimals, more than the 24 of DECIMAL(38,24)`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "1.2345678901234567E-9": has 25 decimals, more than the 24 of DECIMAL(38,24)`, warning: tally.ValueWarning,
 		},
 		{
 			name: "unit price over DECIMAL(38,24)", in: raw(shortPreamble, item("2024-06-02", "M30", "1E14", "1", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: unit_price "1E14": has 15 integer digits, more than the 14 of DECIMAL(38,24)`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: unit_price "1E14": has 15 integer digits, more than the 14 of DECIMAL(38,24)`, warning: tally.ValueWarning,
 		},
 		{
 			name: "amount not a decimal", in: raw(shortPreamble, m30, item("2024-06-02", "M30", "0.54", "24.00", "0", "12.9.6")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "12.9.6": not a plain decimal`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 2: amount "12.9.6": not a plain decimal`, warning: tally.ValueWarning,
 		},
 		{
 			name: "exponent out of range", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "1E999999", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "1E999999": exponent out of range`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "1E999999": exponent out of range`, warning: tally.ValueWarning,
 		},
 		{
 			name: "amount missing", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "24.00", "0", "")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "": is empty`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: amount "": is empty`, warning: tally.ValueWarning,
 		},
 		{
 			name: "quantity not a decimal", in: raw(shortPreamble, item("2024-06-02", "M30", "0.54", "lots", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "lots"`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: quantity "lots"`, warning: tally.ValueWarning,
 		},
 		{
 			name: "date not a date", in: raw(shortPreamble, item("31/06/2024", "M30", "0.54", "1", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: date "31/06/2024": not a date`, warning: normalize.ValueWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: `line item 1: date "31/06/2024": not a date`, warning: tally.ValueWarning,
 		},
 		{
 			name: "short line item", in: raw(shortPreamble, "2024-06-02,2024-06-01,M30"),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 3 fields, want 19", warning: normalize.LayoutWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 3 fields, want 19", warning: tally.LayoutWarning,
 		},
 		{
 			name: "extra non-empty field", in: raw(shortPreamble, m30+",surprise"),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 20 fields, want 19", warning: normalize.LayoutWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line item 1 has 20 fields, want 19", warning: tally.LayoutWarning,
 		},
 		{
 			name: "bare quote", in: raw(shortPreamble, m30, `2024-06-02,2024-06-01,a "quoted" word,`),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2", warning: normalize.SyntaxWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2", warning: tally.SyntaxWarning,
 		},
 		{
 			name: "no header", in: "Invoice Number,x,\nDate,Amount\n1,2\n",
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: normalize.LayoutWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: tally.LayoutWarning,
 		},
 		{
 			name: "a required column missing", in: strings.Replace(raw(shortPreamble, m30), ",Amount\n", ",Total\n", 1),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: normalize.LayoutWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: tally.LayoutWarning,
 		},
 		{
 			name: "a line item over 1 MiB", in: raw(shortPreamble, m30, item("2024-06-02", `"`+strings.Repeat("x", normalize.MaxRecordBytes)+`"`, "1", "1", "0", "1.00")),
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2: a CSV record is over 1 MiB", warning: normalize.TooLargeWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2: a CSV record is over 1 MiB", warning: tally.TooLargeWarning,
 		},
 		{
 			name: "a header of too many columns", in: header + strings.Repeat(",tag", normalize.MaxColumns) + "\n",
-			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "over 1,000 fields", warning: normalize.TooLargeWarning,
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "over 1,000 fields", warning: tally.TooLargeWarning,
 		},
 		{
 			name: "invalid invoice id", in: raw(shortPreamble, m30),
@@ -379,8 +379,8 @@ func TestUsage(t *testing.T) {
 				"0.99,06/03/2024,Clusters,c,cid,p,pid,o,oid,iid,EU\n",
 			want: []string{"iid", "oid", "o", "pid", "p", "cid", "c", "Clusters", "2024-06-03", "0.99"},
 		},
-		{name: "empty file", in: "", err: "empty file", warning: normalize.LayoutWarning},
-		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`, warning: normalize.LayoutWarning},
+		{name: "empty file", in: "", err: "empty file", warning: tally.LayoutWarning},
+		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`, warning: tally.LayoutWarning},
 		{
 			// The spec's example names: other spellings, no Service, no Usage Date.
 			name: "the spec's column names", rows: 1, cents: 101839,
@@ -393,11 +393,11 @@ func TestUsage(t *testing.T) {
 			in:   "invoiceId,organizationId,service,usageDate,usageAmount\niid,oid,Storage,2024-06-02,0.05\n",
 			want: []string{"iid", "oid", "", "", "", "", "", "Storage", "2024-06-02", "0.05"},
 		},
-		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`, warning: normalize.ValueWarning},
-		{name: "amount with a fraction of a cent", in: hdr + row + "1.005\n", err: `line 2: usage_amount "1.005": has 3 decimals`, warning: normalize.ValueWarning},
-		{name: "date not a date", in: "Usage Date,Usage Amount\n2024-02-30,1\n", err: `line 2: usage_date "2024-02-30": not a date`, warning: normalize.ValueWarning},
-		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields", warning: normalize.LayoutWarning},
-		{name: "a header of too many columns", in: strings.Repeat("x,", normalize.MaxColumns) + "Usage Amount\n", err: "over 1,000 fields", warning: normalize.TooLargeWarning},
+		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`, warning: tally.ValueWarning},
+		{name: "amount with a fraction of a cent", in: hdr + row + "1.005\n", err: `line 2: usage_amount "1.005": has 3 decimals`, warning: tally.ValueWarning},
+		{name: "date not a date", in: "Usage Date,Usage Amount\n2024-02-30,1\n", err: `line 2: usage_date "2024-02-30": not a date`, warning: tally.ValueWarning},
+		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields", warning: tally.LayoutWarning},
+		{name: "a header of too many columns", in: strings.Repeat("x,", normalize.MaxColumns) + "Usage Amount\n", err: "over 1,000 fields", warning: tally.TooLargeWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -479,15 +479,15 @@ func TestFocus(t *testing.T) {
 			},
 		},
 		{name: "BOM, CRLF, header names in other case and snake_case", in: "\xef\xbb\xbfbilled_cost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1", "billingcurrency": "USD"}},
-		{name: "cost not a decimal", in: "BilledCost\n1.00\nfree\n", err: `line 3: billedcost "free": not a plain decimal`, warning: normalize.ValueWarning},
-		{name: "date-time not a date-time", in: "BilledCost,ChargePeriodStart\n1,June\n", err: `line 2: chargeperiodstart "June": not a date-time`, warning: normalize.ValueWarning},
-		{name: "a fraction of a millisecond", in: "BilledCost,ChargePeriodStart\n1,2024-06-01T00:00:00.0001Z\n", err: "a fraction of a millisecond", warning: normalize.ValueWarning},
-		{name: "tags not a JSON object", in: "BilledCost,Tags\n1,\"[1, 2]\"\n", err: `line 2: tags "[1, 2]": is not a JSON object`, warning: normalize.ValueWarning},
+		{name: "cost not a decimal", in: "BilledCost\n1.00\nfree\n", err: `line 3: billedcost "free": not a plain decimal`, warning: tally.ValueWarning},
+		{name: "date-time not a date-time", in: "BilledCost,ChargePeriodStart\n1,June\n", err: `line 2: chargeperiodstart "June": not a date-time`, warning: tally.ValueWarning},
+		{name: "a fraction of a millisecond", in: "BilledCost,ChargePeriodStart\n1,2024-06-01T00:00:00.0001Z\n", err: "a fraction of a millisecond", warning: tally.ValueWarning},
+		{name: "tags not a JSON object", in: "BilledCost,Tags\n1,\"[1, 2]\"\n", err: `line 2: tags "[1, 2]": is not a JSON object`, warning: tally.ValueWarning},
 		{name: "header only", in: "BilledCost\n", rows: 0},
-		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`, warning: normalize.LayoutWarning},
-		{name: "empty file", in: "", err: "empty file", warning: normalize.LayoutWarning},
-		{name: "ragged record", in: "BilledCost,ServiceName\n1.00\n", err: "wrong number of fields", warning: normalize.LayoutWarning},
-		{name: "unterminated quote", in: "BilledCost,ServiceName\n1.00,\"x\n", err: "extraneous or missing", warning: normalize.SyntaxWarning},
+		{name: "not FOCUS", in: "Date,Amount\n2024-06-01,1.00\n", err: `header has no "BilledCost" column`, warning: tally.LayoutWarning},
+		{name: "empty file", in: "", err: "empty file", warning: tally.LayoutWarning},
+		{name: "ragged record", in: "BilledCost,ServiceName\n1.00\n", err: "wrong number of fields", warning: tally.LayoutWarning},
+		{name: "unterminated quote", in: "BilledCost,ServiceName\n1.00,\"x\n", err: "extraneous or missing", warning: tally.SyntaxWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -513,7 +513,7 @@ func TestFocus(t *testing.T) {
 
 // amountCents is st.Amount in cents, or math.MinInt64 when it is not whole
 // cents (no test expects that).
-func amountCents(st normalize.Stats) int64 {
+func amountCents(st tally.Stats) int64 {
 	c, ok := st.Amount.Cents()
 	if !ok {
 		return math.MinInt64

@@ -13,13 +13,13 @@ import (
 // {"usageDetails": [{"invoiceId", "organizationId", "organizationName",
 // "service", "usageAmount", "usageDate"}, ...]}, and writes to w what Usage
 // writes from the CSV form: the header UsageColumns, one record per usage
-// detail, the same Stats. Keys are found as Usage finds header names
+// detail, the same tally.Stats. Keys are found as Usage finds header names
 // ("usageAmount" is "Usage Amount"), others are left out; a value may be a
 // string, a number (kept as written, so 1018.39 stays exact), a boolean or
 // null (empty). It streams one detail at a time, whatever the array's
-// length; a detail over MaxRecordBytes is a Warning, stopped before the
+// length; a detail over MaxRecordBytes is a tally.Warning, stopped before the
 // decoder holds more than a few times that.
-func UsageJSON(w io.Writer, r io.Reader) (Stats, error) {
+func UsageJSON(w io.Writer, r io.Reader) (tally.Stats, error) {
 	const where = "normalize: usage JSON"
 	ur := &usageReader{br: &boundedReader{r: r, limit: 4 * MaxRecordBytes}}
 	ur.dec = json.NewDecoder(ur.br)
@@ -29,12 +29,12 @@ func UsageJSON(w io.Writer, r io.Reader) (Stats, error) {
 	switch {
 	case err == nil:
 		return st, nil
-	case errors.As(err, new(*Warning)):
+	case errors.As(err, new(*tally.Warning)):
 		return st, err
 	case errors.Is(err, ErrRecordTooLarge):
-		return st, &Warning{Name: TooLargeWarning, Msg: where, Err: err}
+		return st, &tally.Warning{Name: tally.TooLargeWarning, Msg: where, Err: err}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTruncated):
-		return st, &Warning{Name: SyntaxWarning, Msg: where, Err: err}
+		return st, &tally.Warning{Name: tally.SyntaxWarning, Msg: where, Err: err}
 	}
 	return st, fmt.Errorf("%s: %w", where, err)
 }
@@ -60,8 +60,8 @@ var usageKeys = func() map[string]int {
 	return m
 }()
 
-func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
-	var st Stats
+func (ur *usageReader) normalize(w io.Writer) (tally.Stats, error) {
+	var st tally.Stats
 	names := make([]string, len(usageColumns))
 	for i, c := range usageColumns {
 		names[i] = c.atlas
@@ -95,10 +95,10 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 		return st, err
 	}
 	if _, err := ur.dec.Token(); err != io.EOF {
-		return st, &Warning{Name: SyntaxWarning, Msg: "normalize: usage JSON: more after the result object"}
+		return st, &tally.Warning{Name: tally.SyntaxWarning, Msg: "normalize: usage JSON: more after the result object"}
 	}
 	if !found {
-		return st, &Warning{Name: LayoutWarning, Msg: `normalize: usage JSON: no "usageDetails"`}
+		return st, &tally.Warning{Name: tally.LayoutWarning, Msg: `normalize: usage JSON: no "usageDetails"`}
 	}
 	if err := out.close(); err != nil {
 		return st, err
@@ -108,14 +108,14 @@ func (ur *usageReader) normalize(w io.Writer) (Stats, error) {
 }
 
 // details reads the usageDetails array (or null) and writes its records.
-func (ur *usageReader) details(out *table, m *mapping, st *Stats) error {
+func (ur *usageReader) details(out *table, m *mapping, st *tally.Stats) error {
 	ur.bound()
 	tok, err := ur.token()
 	if err != nil || tok == nil {
 		return err
 	}
 	if tok != json.Delim('[') {
-		return &Warning{Name: LayoutWarning, Msg: `normalize: usage JSON: "usageDetails" is not an array`}
+		return &tally.Warning{Name: tally.LayoutWarning, Msg: `normalize: usage JSON: "usageDetails" is not an array`}
 	}
 	for ur.dec.More() {
 		ur.item++
@@ -124,7 +124,7 @@ func (ur *usageReader) details(out *table, m *mapping, st *Stats) error {
 		}
 		// encoding/json decodes invalid UTF-8 as U+FFFD.
 		if err := m.row(out, 0, ur.rec, true, st); err != nil {
-			return &Warning{Name: ValueWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d", ur.item), Err: err}
+			return &tally.Warning{Name: tally.ValueWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d", ur.item), Err: err}
 		}
 		if err := out.end(); err != nil {
 			return err
@@ -163,7 +163,7 @@ func (ur *usageReader) detail() error {
 			v = fmt.Sprint(t)
 		case json.Delim:
 			if ok {
-				return &Warning{Name: LayoutWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d: %s is an object or an array", ur.item, tally.Shown(key))}
+				return &tally.Warning{Name: tally.LayoutWarning, Msg: fmt.Sprintf("normalize: usage JSON: usage detail %d: %s is an object or an array", ur.item, tally.Shown(key))}
 			}
 			if err := ur.skipRest(); err != nil {
 				return err
@@ -216,7 +216,7 @@ func (ur *usageReader) delim(d json.Delim, what string) error {
 		return err
 	}
 	if tok != d {
-		return &Warning{Name: LayoutWarning, Msg: "normalize: usage JSON: " + what}
+		return &tally.Warning{Name: tally.LayoutWarning, Msg: "normalize: usage JSON: " + what}
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestUsageJSONMatchesCSV(t *testing.T) {
 		t.Errorf("from JSON:\n%q\nfrom CSV:\n%q", records(t, fromJSON.Bytes())[:3], records(t, fromCSV.Bytes())[:3])
 	}
 	if got.Rows < 1000 || got.Rows != want.Rows || got.Amount.String() != want.Amount.String() || len(got.Services) < 2 ||
-		!maps.EqualFunc(got.Services, want.Services, func(a, b normalize.Sum) bool { return a.String() == b.String() }) {
+		!maps.EqualFunc(got.Services, want.Services, func(a, b tally.Sum) bool { return a.String() == b.String() }) {
 		t.Errorf("stats from JSON %+v, from CSV %+v", got, want)
 	}
 }
@@ -62,7 +62,7 @@ func TestUsageJSON(t *testing.T) {
 	}{
 		{name: "the public clients' fields", in: `{"usageDetails":[` + spec + `]}`,
 			want: "iid,oid,Test 2,,,,,Clusters,2024-06-01,1018.39\n", services: map[string]string{"Clusters": "1018.39"}},
-		{name: "a fraction of a cent", in: `{"usageDetails":[{"usageAmount":6.035E-7}]}`, err: `usage_amount "6.035E-7": has 10 decimals`, warning: normalize.ValueWarning},
+		{name: "a fraction of a cent", in: `{"usageDetails":[{"usageAmount":6.035E-7}]}`, err: `usage_amount "6.035E-7": has 10 decimals`, warning: tally.ValueWarning},
 		{
 			name: "keys in any case and order, more keys, values of every kind",
 			in: `{"x":{"a":[1,{"b":2}]}, "usageDetails":[
@@ -77,20 +77,20 @@ func TestUsageJSON(t *testing.T) {
 		},
 		{name: "no usage", in: `{"usageDetails":[]}`, services: nil},
 		{name: "null usage", in: ` {"usageDetails":null} `, services: nil},
-		{name: "not an object", in: `[` + spec + `]`, err: "not a JSON object", warning: normalize.LayoutWarning},
-		{name: "no usageDetails", in: `{"results":[` + spec + `]}`, err: `no "usageDetails"`, warning: normalize.LayoutWarning},
-		{name: "usageDetails not an array", in: `{"usageDetails":{}}`, err: "not an array", warning: normalize.LayoutWarning},
-		{name: "a detail not an object", in: `{"usageDetails":[1]}`, err: "usage detail 1 is not an object", warning: normalize.LayoutWarning},
-		{name: "an amount that is an object", in: `{"usageDetails":[{"usageAmount":{"value":1}}]}`, err: `"usageAmount" is an object`, warning: normalize.LayoutWarning},
-		{name: "an amount that is not a number", in: `{"usageDetails":[` + spec + `,{"usageAmount":"lots"}]}`, err: `usage detail 2: usage_amount "lots"`, warning: normalize.ValueWarning},
-		{name: "no amount", in: `{"usageDetails":[{"service":"Clusters"}]}`, err: `usage_amount "": is empty`, warning: normalize.ValueWarning},
-		{name: "truncated", in: `{"usageDetails":[` + spec, err: "ends early", warning: normalize.SyntaxWarning},
-		{name: "not JSON", in: `{"usageDetails":[` + spec + `,}]}`, err: "invalid character", warning: normalize.SyntaxWarning},
-		{name: "more after the result", in: `{"usageDetails":[]} {}`, err: "more after", warning: normalize.SyntaxWarning},
-		{name: "empty", in: ``, err: "ends early", warning: normalize.SyntaxWarning},
+		{name: "not an object", in: `[` + spec + `]`, err: "not a JSON object", warning: tally.LayoutWarning},
+		{name: "no usageDetails", in: `{"results":[` + spec + `]}`, err: `no "usageDetails"`, warning: tally.LayoutWarning},
+		{name: "usageDetails not an array", in: `{"usageDetails":{}}`, err: "not an array", warning: tally.LayoutWarning},
+		{name: "a detail not an object", in: `{"usageDetails":[1]}`, err: "usage detail 1 is not an object", warning: tally.LayoutWarning},
+		{name: "an amount that is an object", in: `{"usageDetails":[{"usageAmount":{"value":1}}]}`, err: `"usageAmount" is an object`, warning: tally.LayoutWarning},
+		{name: "an amount that is not a number", in: `{"usageDetails":[` + spec + `,{"usageAmount":"lots"}]}`, err: `usage detail 2: usage_amount "lots"`, warning: tally.ValueWarning},
+		{name: "no amount", in: `{"usageDetails":[{"service":"Clusters"}]}`, err: `usage_amount "": is empty`, warning: tally.ValueWarning},
+		{name: "truncated", in: `{"usageDetails":[` + spec, err: "ends early", warning: tally.SyntaxWarning},
+		{name: "not JSON", in: `{"usageDetails":[` + spec + `,}]}`, err: "invalid character", warning: tally.SyntaxWarning},
+		{name: "more after the result", in: `{"usageDetails":[]} {}`, err: "more after", warning: tally.SyntaxWarning},
+		{name: "empty", in: ``, err: "ends early", warning: tally.SyntaxWarning},
 		{name: "a detail over 1 MiB", in: `{"usageDetails":[` + spec + `,{"service":"` + strings.Repeat("x", normalize.MaxRecordBytes) + `","usageAmount":1}]}`,
-			err: "over 1 MiB", warning: normalize.TooLargeWarning},
-		{name: "a key over the bound", in: `{"` + strings.Repeat("x", 5*normalize.MaxRecordBytes) + `":1}`, err: "over 1 MiB", warning: normalize.TooLargeWarning},
+			err: "over 1 MiB", warning: tally.TooLargeWarning},
+		{name: "a key over the bound", in: `{"` + strings.Repeat("x", 5*normalize.MaxRecordBytes) + `":1}`, err: "over 1 MiB", warning: tally.TooLargeWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -166,7 +166,7 @@ func TestUsageJSONStreams(t *testing.T) {
 		warning string
 	}{
 		{"200,000 details", 200_000, 0, ""},
-		{"then one of 256 MiB", 1000, 256 << 20, normalize.TooLargeWarning},
+		{"then one of 256 MiB", 1000, 256 << 20, tally.TooLargeWarning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, pw := io.Pipe()

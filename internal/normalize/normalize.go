@@ -15,12 +15,14 @@ package normalize
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -50,107 +52,41 @@ type column struct {
 	also        []string // other header names taken for this column (by name only)
 }
 
-// invoiceColumns are the line-item columns of an invoice CSV, in Atlas's
-// order (the simulator's atlassim.InvoiceColumns), found by name.
-var invoiceColumns = []column{
-	{"Date", "date", date, nil},
-	{"Usage Date", "usage_date", date, nil},
-	{"Description", "description", text, nil},
-	{"Note", "note", text, nil},
-	{"Organization Name", "organization_name", text, nil},
-	{"Organization ID", "organization_id", text, nil},
-	{"Project", "project", text, nil},
-	{"Project ID", "project_id", text, nil},
-	{"SKU", "sku", text, nil},
-	{"Region", "region", text, nil},
-	{"Cluster", "cluster", text, nil},
-	{"Replica Set", "replica_set", text, nil},
-	{"Config Server", "config_server", text, nil},
-	{"Application", "application", text, nil},
-	{"Unit", "unit", text, nil},
-	{"Unit Price", "unit_price", number, nil},
-	{"Quantity", "quantity", number, nil},
-	{"Discount Percent", "discount_percent", percent, nil},
-	{"Amount", "amount", amount, nil},
+// columnsOf is the columns of the row struct T (parquet.go), one per field
+// in order: the name of its parquet tag; Atlas's name, then the other
+// names taken, from its atlas tag ("Project ID,Group ID"), else the name
+// itself; the kind of its Go type (goTypes), percent where its kind tag
+// says so.
+func columnsOf[T any]() []column {
+	t := reflect.TypeFor[T]()
+	cols := make([]column, t.NumField())
+	for i := range cols {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		atlas, also, ok := strings.Cut(cmp.Or(f.Tag.Get("atlas"), name), ",")
+		cols[i] = column{atlas: atlas, name: name}
+		if ok {
+			cols[i].also = strings.Split(also, ",")
+		}
+		cols[i].kind = kind(slices.Index(goTypes[:], f.Type)) // number before percent
+		if f.Tag.Get("kind") == "percent" {
+			cols[i].kind = percent
+		}
+	}
+	return cols
 }
 
-// usageColumns are the columns of a Cost Explorer usage CSV, found by name.
-// The CSV's layout is not documented beyond the spec's example, which names
-// some columns differently ("Invoice Id", "Project Id", "Cluster Unique Id",
-// "Billed Date") and has no Service or Usage Date; public clients read the
-// JSON form's invoiceId, organizationId, service, usageAmount and usageDate.
-// So names match whatever their case, spaces and underscores, a few other
-// names are taken too, and only the amount is required: a column the file
-// lacks is empty rather than the export failing.
-var usageColumns = []column{
-	{"Invoice ID", "invoice_id", text, nil},
-	{"Organization ID", "organization_id", text, []string{"Org ID"}},
-	{"Organization Name", "organization_name", text, []string{"Org Name"}},
-	{"Project ID", "project_id", text, []string{"Group ID"}},
-	{"Project Name", "project_name", text, []string{"Group Name"}},
-	{"Cluster ID", "cluster_id", text, []string{"Cluster Unique ID"}},
-	{"Cluster Name", "cluster_name", text, nil},
-	{"Service", "service", text, []string{"Service Name"}},
-	{"Usage Date", "usage_date", date, []string{"Billed Date", "Bill Date"}},
-	{"Usage Amount", "usage_amount", amount, nil},
-}
+var (
+	invoiceTable = columnsOf[invoiceRow]()
+	// invoiceColumns are the line-item columns of an invoice CSV: between
+	// the invoice's id and status and the tags.
+	invoiceColumns = invoiceTable[2 : len(invoiceTable)-1]
+	usageColumns   = columnsOf[usageRow]()
+	focusColumns   = columnsOf[focusRow]()
+)
 
 // usageRequired is the one column a usage file must have.
 const usageRequired = "Usage Amount"
-
-// focusColumns are the columns of FOCUS 1.0, the FinOps Open Cost and Usage
-// Specification, in its (alphabetical) order, found by name. A FOCUS file
-// need not have them all, nor in this order: a column it lacks is empty
-// (FOCUS makes many of them optional, and Atlas has no commitment
-// discounts), one it adds (a later FOCUS version's, or a provider's "x_"
-// column) stays in the raw file only. Each has FOCUS 1.0's data type:
-// Decimal, DateTime (a timestamp), KeyValueFormat (Tags, a JSON object, as
-// a map) or String.
-var focusColumns = []column{
-	{"AvailabilityZone", "availabilityzone", text, nil},
-	{"BilledCost", "billedcost", number, nil},
-	{"BillingAccountId", "billingaccountid", text, nil},
-	{"BillingAccountName", "billingaccountname", text, nil},
-	{"BillingCurrency", "billingcurrency", text, nil},
-	{"BillingPeriodEnd", "billingperiodend", timestamp, nil},
-	{"BillingPeriodStart", "billingperiodstart", timestamp, nil},
-	{"ChargeCategory", "chargecategory", text, nil},
-	{"ChargeClass", "chargeclass", text, nil},
-	{"ChargeDescription", "chargedescription", text, nil},
-	{"ChargeFrequency", "chargefrequency", text, nil},
-	{"ChargePeriodEnd", "chargeperiodend", timestamp, nil},
-	{"ChargePeriodStart", "chargeperiodstart", timestamp, nil},
-	{"CommitmentDiscountCategory", "commitmentdiscountcategory", text, nil},
-	{"CommitmentDiscountId", "commitmentdiscountid", text, nil},
-	{"CommitmentDiscountName", "commitmentdiscountname", text, nil},
-	{"CommitmentDiscountStatus", "commitmentdiscountstatus", text, nil},
-	{"CommitmentDiscountType", "commitmentdiscounttype", text, nil},
-	{"ConsumedQuantity", "consumedquantity", number, nil},
-	{"ConsumedUnit", "consumedunit", text, nil},
-	{"ContractedCost", "contractedcost", number, nil},
-	{"ContractedUnitPrice", "contractedunitprice", number, nil},
-	{"EffectiveCost", "effectivecost", number, nil},
-	{"InvoiceIssuerName", "invoiceissuername", text, nil},
-	{"ListCost", "listcost", number, nil},
-	{"ListUnitPrice", "listunitprice", number, nil},
-	{"PricingCategory", "pricingcategory", text, nil},
-	{"PricingQuantity", "pricingquantity", number, nil},
-	{"PricingUnit", "pricingunit", text, nil},
-	{"ProviderName", "providername", text, nil},
-	{"PublisherName", "publishername", text, nil},
-	{"RegionId", "regionid", text, nil},
-	{"RegionName", "regionname", text, nil},
-	{"ResourceId", "resourceid", text, nil},
-	{"ResourceName", "resourcename", text, nil},
-	{"ResourceType", "resourcetype", text, nil},
-	{"ServiceCategory", "servicecategory", text, nil},
-	{"ServiceName", "servicename", text, nil},
-	{"SkuId", "skuid", text, nil},
-	{"SkuPriceId", "skupriceid", text, nil},
-	{"SubAccountId", "subaccountid", text, nil},
-	{"SubAccountName", "subaccountname", text, nil},
-	{"Tags", "tags", tags, nil},
-}
 
 // focusRequired is the one column a file must have to be taken for FOCUS:
 // without it, it is some other file (an error page, another report).
@@ -162,16 +98,6 @@ const focusRequired = "BilledCost"
 // (empty in the normalized file): a line item without its project or unit
 // price is still a charge a user must see and the amount reconciles.
 var invoiceRequired = []string{"Date", "SKU", "Amount"}
-
-// invoiceTable is every column of normalized invoice line items: the
-// invoice's id and status, the line-item columns, then tags: the columns
-// the invoice has beyond invoiceColumns (resource tags appear as extra
-// columns), column name -> value, blank values left out.
-var invoiceTable = slices.Concat(
-	[]column{{"", "invoice_id", text, nil}, {"", "invoice_status", text, nil}},
-	invoiceColumns,
-	[]column{{"", "tags", tags, nil}},
-)
 
 // The columns of each normalized file, in order. The Glue tables declare
 // exactly these, with the types of the files' Parquet schema.
@@ -348,7 +274,7 @@ func byName(out *table, r io.Reader, where string, cols []column, required strin
 		hs[i] = string(h)
 	}
 	m := newMapping(cols, hs, false)
-	if i := slices.IndexFunc(cols, func(c column) bool { return c.atlas == required }); m.src[i] < 0 {
+	if i := slices.IndexFunc(cols, func(c column) bool { return c.named(required) }); m.src[i] < 0 {
 		return st, &tally.Warning{Name: tally.LayoutWarning, Msg: fmt.Sprintf("%s: header has no %q column", where, required)}
 	}
 	for {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/bits"
 	"reflect"
-	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -28,51 +27,70 @@ const (
 	DecimalPrecision, DecimalScale = 38, 24
 )
 
-// The row structs declare the schemas: one field per column, in the column
-// order, of the Go type its kind needs (goTypes, checked by schemaOf). A
+// The row structs declare the columns (columnsOf) and the schemas: one
+// field per column, in order, of the Go type of its kind (goTypes). A
 // value Atlas left empty is NULL (optional).
+//
+// invoiceRow is normalized invoice line items: the invoice's id and status,
+// the line-item columns in Atlas's order (the simulator's
+// atlassim.InvoiceColumns), found by name, then tags: the columns the
+// invoice has beyond those (resource tags appear as extra columns), column
+// name -> value, blank values left out.
 type invoiceRow struct {
 	InvoiceID       []byte            `parquet:"invoice_id,string,dict"`
 	InvoiceStatus   []byte            `parquet:"invoice_status,string,dict,optional"`
-	Date            *int32            `parquet:"date,date,optional"`
-	UsageDate       *int32            `parquet:"usage_date,date,optional"`
-	Description     []byte            `parquet:"description,string,dict,optional"`
-	Note            []byte            `parquet:"note,string,dict,optional"`
-	OrgName         []byte            `parquet:"organization_name,string,dict,optional"`
-	OrgID           []byte            `parquet:"organization_id,string,dict,optional"`
-	Project         []byte            `parquet:"project,string,dict,optional"`
-	ProjectID       []byte            `parquet:"project_id,string,dict,optional"`
-	SKU             []byte            `parquet:"sku,string,dict,optional"`
-	Region          []byte            `parquet:"region,string,dict,optional"`
-	Cluster         []byte            `parquet:"cluster,string,dict,optional"`
-	ReplicaSet      []byte            `parquet:"replica_set,string,dict,optional"`
-	ConfigServer    []byte            `parquet:"config_server,string,dict,optional"`
-	Application     []byte            `parquet:"application,string,dict,optional"`
-	Unit            []byte            `parquet:"unit,string,dict,optional"`
-	UnitPrice       *[16]byte         `parquet:"unit_price,decimal(24:38),optional"`
-	Quantity        *[16]byte         `parquet:"quantity,decimal(24:38),optional"`
-	DiscountPercent *[16]byte         `parquet:"discount_percent,decimal(24:38),optional"`
-	Amount          int64             `parquet:"amount,decimal(2:18)"`
+	Date            *int32            `parquet:"date,date,optional" atlas:"Date"`
+	UsageDate       *int32            `parquet:"usage_date,date,optional" atlas:"Usage Date"`
+	Description     []byte            `parquet:"description,string,dict,optional" atlas:"Description"`
+	Note            []byte            `parquet:"note,string,dict,optional" atlas:"Note"`
+	OrgName         []byte            `parquet:"organization_name,string,dict,optional" atlas:"Organization Name"`
+	OrgID           []byte            `parquet:"organization_id,string,dict,optional" atlas:"Organization ID"`
+	Project         []byte            `parquet:"project,string,dict,optional" atlas:"Project"`
+	ProjectID       []byte            `parquet:"project_id,string,dict,optional" atlas:"Project ID"`
+	SKU             []byte            `parquet:"sku,string,dict,optional" atlas:"SKU"`
+	Region          []byte            `parquet:"region,string,dict,optional" atlas:"Region"`
+	Cluster         []byte            `parquet:"cluster,string,dict,optional" atlas:"Cluster"`
+	ReplicaSet      []byte            `parquet:"replica_set,string,dict,optional" atlas:"Replica Set"`
+	ConfigServer    []byte            `parquet:"config_server,string,dict,optional" atlas:"Config Server"`
+	Application     []byte            `parquet:"application,string,dict,optional" atlas:"Application"`
+	Unit            []byte            `parquet:"unit,string,dict,optional" atlas:"Unit"`
+	UnitPrice       *[16]byte         `parquet:"unit_price,decimal(24:38),optional" atlas:"Unit Price"`
+	Quantity        *[16]byte         `parquet:"quantity,decimal(24:38),optional" atlas:"Quantity"`
+	DiscountPercent *[16]byte         `parquet:"discount_percent,decimal(24:38),optional" atlas:"Discount Percent" kind:"percent"`
+	Amount          int64             `parquet:"amount,decimal(2:18)" atlas:"Amount"`
 	Tags            map[string]string `parquet:"tags"`
 }
 
+// usageRow is a Cost Explorer usage CSV, its columns found by name. The
+// CSV's layout is not documented beyond the spec's example, which names
+// some columns differently ("Invoice Id", "Project Id", "Cluster Unique Id",
+// "Billed Date") and has no Service or Usage Date; public clients read the
+// JSON form's invoiceId, organizationId, service, usageAmount and usageDate.
+// So names match whatever their case, spaces and underscores, a few other
+// names are taken too, and only the amount is required: a column the file
+// lacks is empty rather than the export failing.
 type usageRow struct {
-	InvoiceID   []byte `parquet:"invoice_id,string,dict,optional"`
-	OrgID       []byte `parquet:"organization_id,string,dict,optional"`
-	OrgName     []byte `parquet:"organization_name,string,dict,optional"`
-	ProjectID   []byte `parquet:"project_id,string,dict,optional"`
-	ProjectName []byte `parquet:"project_name,string,dict,optional"`
-	ClusterID   []byte `parquet:"cluster_id,string,dict,optional"`
-	ClusterName []byte `parquet:"cluster_name,string,dict,optional"`
-	Service     []byte `parquet:"service,string,dict,optional"`
-	UsageDate   *int32 `parquet:"usage_date,date,optional"`
-	UsageAmount int64  `parquet:"usage_amount,decimal(2:18)"`
+	InvoiceID   []byte `parquet:"invoice_id,string,dict,optional" atlas:"Invoice ID"`
+	OrgID       []byte `parquet:"organization_id,string,dict,optional" atlas:"Organization ID,Org ID"`
+	OrgName     []byte `parquet:"organization_name,string,dict,optional" atlas:"Organization Name,Org Name"`
+	ProjectID   []byte `parquet:"project_id,string,dict,optional" atlas:"Project ID,Group ID"`
+	ProjectName []byte `parquet:"project_name,string,dict,optional" atlas:"Project Name,Group Name"`
+	ClusterID   []byte `parquet:"cluster_id,string,dict,optional" atlas:"Cluster ID,Cluster Unique ID"`
+	ClusterName []byte `parquet:"cluster_name,string,dict,optional" atlas:"Cluster Name"`
+	Service     []byte `parquet:"service,string,dict,optional" atlas:"Service,Service Name"`
+	UsageDate   *int32 `parquet:"usage_date,date,optional" atlas:"Usage Date,Billed Date,Bill Date"`
+	UsageAmount int64  `parquet:"usage_amount,decimal(2:18)" atlas:"Usage Amount"`
 }
 
-// focusRow has FOCUS 1.0's columns with its data types: Decimal as
-// DECIMAL(38,24), DateTime as TIMESTAMP, KeyValueFormat (Tags) as a map,
-// the rest strings. The names are lower case, as Athena shows them and as
-// AWS Data Exports' FOCUS 1.0 table names them.
+// focusRow has the columns of FOCUS 1.0, the FinOps Open Cost and Usage
+// Specification, in its (alphabetical) order, found by name. A FOCUS file
+// need not have them all, nor in this order: a column it lacks is empty
+// (FOCUS makes many of them optional, and Atlas has no commitment
+// discounts), one it adds (a later FOCUS version's, or a provider's "x_"
+// column) stays in the raw file only. Each has FOCUS 1.0's data type:
+// Decimal as DECIMAL(38,24), DateTime as TIMESTAMP, KeyValueFormat (Tags, a
+// JSON object) as a map, the rest strings. The names are lower case, as
+// Athena shows them and as AWS Data Exports' FOCUS 1.0 table names them.
 type focusRow struct {
 	AvailabilityZone           []byte            `parquet:"availabilityzone,string,dict,optional"`
 	BilledCost                 *[16]byte         `parquet:"billedcost,decimal(24:38),optional"`
@@ -159,9 +177,9 @@ func (*fastSnappy) Encode(dst, src []byte) ([]byte, error) {
 	return s2.EncodeSnappy(dst[:cap(dst)], src), nil
 }
 
-// goTypes is the Go type of a field of each kind: the row structs declare
-// the schema, and the Go type decides the Parquet type.
-var goTypes = map[kind]reflect.Type{
+// goTypes is the Go type of a field of each kind: the Go type decides the
+// Parquet type, and the kind how a value is read (columnsOf).
+var goTypes = [...]reflect.Type{
 	text:      reflect.TypeFor[[]byte](),
 	date:      reflect.TypeFor[*int32](),
 	timestamp: reflect.TypeFor[*int64](),
@@ -178,27 +196,20 @@ type leaf struct {
 	index, width, def int
 }
 
-// schemaOf is the schema of the row struct T and the leaf of each column:
-// the same names in the same order, of the Go type of the column's kind. A
-// mismatch is a programming error, found by any test.
+// schemaOf is the schema of the row struct T and the leaf of each of its
+// columns.
 func schemaOf[T any](cols []column) (*parquet.Schema, []leaf) {
-	t := reflect.TypeFor[T]()
-	if t.NumField() != len(cols) || len(cols) > 64 {
-		panic(fmt.Sprintf("normalize: %s has %d fields for %d columns (at most 64)", t, t.NumField(), len(cols)))
+	if len(cols) > 64 { // table.set has a bit per column
+		panic(fmt.Sprintf("normalize: %s has %d columns, over 64", reflect.TypeFor[T](), len(cols)))
 	}
 	schema := parquet.SchemaOf(new(T))
 	leaves := make([]leaf, len(cols))
 	for i, c := range cols {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
 		path, width := []string{c.name}, 1
 		if c.kind == tags {
 			path, width = append(path, "key_value", "key"), 2
 		}
-		l, ok := schema.Lookup(path...)
-		if name != c.name || f.Type != goTypes[c.kind] || !ok {
-			panic(fmt.Sprintf("normalize: %s field %s (%s %s) does not hold column %s of kind %d", t, f.Name, name, f.Type, c.name, c.kind))
-		}
+		l, _ := schema.Lookup(path...) // columnsOf took the name from the schema's tag
 		leaves[i] = leaf{index: l.ColumnIndex, width: width, def: l.MaxDefinitionLevel}
 	}
 	return schema, leaves

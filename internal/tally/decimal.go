@@ -56,15 +56,15 @@ prefix:
 	if signs > 1 || dollars > 1 || paren && signs > 0 {
 		return dst, errNotDecimal
 	}
-	exp, hasExp := 0, false
+	exp := 0
 	if i := bytes.IndexAny(t, "eE"); i >= 0 {
 		var err error
 		if exp, err = exponent(t[i+1:]); err != nil {
 			return dst, err
 		}
-		t, hasExp = t[:i], true
+		t = t[:i]
 	}
-	ip, fp, dot := bytes.Cut(t, []byte{'.'})
+	ip, fp, _ := bytes.Cut(t, []byte{'.'})
 	grouped := bytes.IndexByte(ip, ',') >= 0
 	if grouped {
 		if err := checkGroups(ip); err != nil {
@@ -74,27 +74,7 @@ prefix:
 	if !digits(ip, grouped) || !digits(fp, false) || len(ip) == 0 && len(fp) == 0 {
 		return dst, errNotDecimal
 	}
-	if hasExp {
-		return appendScaled(dst, neg, ip, fp, exp, grouped), nil
-	}
-	for len(ip) > 0 && (ip[0] == '0' || ip[0] == ',') {
-		ip = ip[1:]
-	}
-	if len(ip) == 0 && allZeros(fp) {
-		neg = false // no "-0.00"
-	}
-	if neg {
-		dst = append(dst, '-')
-	}
-	if len(ip) == 0 {
-		dst = append(dst, '0')
-	}
-	dst = appendDigits(dst, ip, grouped)
-	if dot && len(fp) > 0 {
-		dst = append(dst, '.')
-		dst = append(dst, fp...)
-	}
-	return dst, nil
+	return appendScaled(dst, neg, ip, fp, exp, grouped), nil
 }
 
 // Canonical reports whether s is already what AppendDecimal writes, as
@@ -160,11 +140,13 @@ func exponent(s []byte) (int, error) {
 	return e, nil
 }
 
-// appendScaled writes the digits of ip and fp with the point moved by exp:
-// the fraction keeps len(fp)-exp digits (none if that is negative, the
-// integer then padded with zeros).
+// appendScaled writes the digits of ip and fp with the point moved by exp,
+// without leading zeros (but one before the point): the fraction keeps
+// len(fp)-exp digits (none if that is negative, the integer then padded
+// with zeros). Zero has no sign.
 func appendScaled(dst []byte, neg bool, ip, fp []byte, exp int, grouped bool) []byte {
-	var ds []byte // all the digits, commas dropped
+	var buf [64]byte
+	ds := buf[:0] // all the digits, commas dropped
 	ds = appendDigits(ds, ip, grouped)
 	ds = append(ds, fp...)
 	scale := len(fp) - exp

@@ -103,23 +103,7 @@ func (s Sum) String() string {
 	if neg {
 		digits = digits[1:]
 	}
-	b := make([]byte, 0, len(digits)+s.scale+3)
-	if neg {
-		b = append(b, '-')
-	}
-	if len(digits) <= s.scale {
-		b = append(b, '0')
-	} else {
-		b = append(b, digits[:len(digits)-s.scale]...)
-	}
-	if s.scale > 0 {
-		b = append(b, '.')
-		for i := len(digits); i < s.scale; i++ {
-			b = append(b, '0')
-		}
-		b = append(b, digits[max(len(digits)-s.scale, 0):]...)
-	}
-	return string(b)
+	return string(appendScaled(nil, neg, digits, nil, -s.scale, false))
 }
 
 // MarshalText writes String, so a Sum is a JSON string: exact whatever its size.

@@ -28,10 +28,8 @@ func dateOf(s []byte) (days int32, ok bool, err error) {
 	if len(t) == 0 {
 		return 0, false, nil
 	}
-	if len(t) == 10 && t[4] == '-' && t[7] == '-' {
-		if y, m, d, ok := isoDate(t); ok {
-			return civilDays(y, m, d), true, nil
-		}
+	if y, m, d, ok := isoDate(t); ok {
+		return civilDays(y, m, d), true, nil
 	}
 	if y, m, d, ok := usDate(t); ok {
 		return civilDays(y, m, d), true, nil
@@ -230,12 +228,18 @@ func unscaled(d []byte, precision, scale int) (hi, lo uint64, neg bool, err erro
 	if len(ip) > precision-scale {
 		return 0, 0, false, fmt.Errorf("has %d integer digits, more than the %d of DECIMAL(%d,%d)", len(ip), precision-scale, precision, scale)
 	}
-	var a accumulator
-	a.digits(ip)
-	a.digits(fp)
-	a.zeros(scale - len(fp))
-	a.fold()
-	return a.hi, a.lo, neg, nil
+	var buf [38]byte // at most precision digits
+	ds := append(append(buf[:0], ip...), fp...)
+	for range scale - len(fp) {
+		ds = append(ds, '0')
+	}
+	// The digits before the last 19 times 10^19, plus the last 19.
+	cut := max(len(ds)-19, 0)
+	h, _, _ := short(ds[:cut])
+	l, _, _ := short(ds[cut:])
+	hi, lo = bits.Mul64(h, pow10u[19])
+	lo, carry := bits.Add64(lo, l, 0)
+	return hi + carry, lo, neg, nil
 }
 
 // short reads the digits of a canonical decimal without its sign, if it has
@@ -257,48 +261,4 @@ func short(d []byte) (v uint64, decimals int, ok bool) {
 		return v, 0, len(d) <= 19
 	}
 	return v, len(d) - dot - 1, len(d) <= 20
-}
-
-// accumulator builds a 128-bit value from decimal digits, 19 at a time.
-type accumulator struct {
-	hi, lo uint64
-	cur    uint64 // the digits not yet folded in
-	n      int    // how many
-}
-
-func (a *accumulator) digits(s []byte) {
-	for _, c := range s {
-		a.cur = a.cur*10 + uint64(c-'0')
-		if a.n++; a.n == 19 {
-			a.fold()
-		}
-	}
-}
-
-func (a *accumulator) zeros(k int) {
-	a.fold()
-	for k > 0 {
-		m := min(k, 19)
-		a.mul(pow10u[m])
-		k -= m
-	}
-}
-
-// fold adds the pending digits: (hi, lo) = (hi, lo) x 10^n + cur.
-func (a *accumulator) fold() {
-	if a.n == 0 {
-		return
-	}
-	a.mul(pow10u[a.n])
-	var carry uint64
-	a.lo, carry = bits.Add64(a.lo, a.cur, 0)
-	a.hi += carry
-	a.cur, a.n = 0, 0
-}
-
-// mul multiplies by m; the caller's digit counts keep it under 2^127.
-func (a *accumulator) mul(m uint64) {
-	h, l := bits.Mul64(a.lo, m)
-	a.hi = a.hi*m + h
-	a.lo = l
 }

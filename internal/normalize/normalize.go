@@ -431,7 +431,7 @@ func (m *mapping) value(out *table, i int, k kind, v []byte, amt *[]byte) error 
 	case timestamp:
 		ms, ok, err := timestampOf(v)
 		if ok {
-			out.setTime(i, ms)
+			out.setInt64(i, ms)
 		}
 		return err
 	case number, percent:
@@ -461,7 +461,7 @@ func (m *mapping) value(out *table, i int, k kind, v []byte, amt *[]byte) error 
 		}
 		c, err := cents(d)
 		if err == nil {
-			out.setCents(i, c)
+			out.setInt64(i, c)
 			*amt = d
 		}
 		return err

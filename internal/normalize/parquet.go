@@ -196,25 +196,6 @@ type leaf struct {
 	index, width, def int
 }
 
-// schemaOf is the schema of the row struct T and the leaf of each of its
-// columns.
-func schemaOf[T any](cols []column) (*parquet.Schema, []leaf) {
-	if len(cols) > 64 { // table.set has a bit per column
-		panic(fmt.Sprintf("normalize: %s has %d columns, over 64", reflect.TypeFor[T](), len(cols)))
-	}
-	schema := parquet.SchemaOf(new(T))
-	leaves := make([]leaf, len(cols))
-	for i, c := range cols {
-		path, width := []string{c.name}, 1
-		if c.kind == tags {
-			path, width = append(path, "key_value", "key"), 2
-		}
-		l, _ := schema.Lookup(path...) // columnsOf took the name from the schema's tag
-		leaves[i] = leaf{index: l.ColumnIndex, width: width, def: l.MaxDefinitionLevel}
-	}
-	return schema, leaves
-}
-
 // table writes rows as a Parquet file, one row at a time: one set per
 // column with a value (the others are NULL), then end. Column i is the i-th
 // of the columns the table was made for. The values go straight to
@@ -260,23 +241,34 @@ var (
 	focusFile   = kindOf[focusRow](focusColumns)
 )
 
+// kindOf is the kind of file of the row struct T, its columns cols.
 func kindOf[T any](cols []column) func() fileKind {
+	if len(cols) > 64 { // table.set has a bit per column
+		panic(fmt.Sprintf("normalize: %s has %d columns, over 64", reflect.TypeFor[T](), len(cols)))
+	}
 	return sync.OnceValue(func() fileKind {
-		schema, leaves := schemaOf[T](cols)
-		return fileKind{cols, schema, leaves}
+		k := fileKind{cols: cols, schema: parquet.SchemaOf(new(T)), leaves: make([]leaf, len(cols))}
+		for i, c := range cols {
+			path, width := []string{c.name}, 1
+			if c.kind == tags {
+				path, width = append(path, "key_value", "key"), 2
+			}
+			l, _ := k.schema.Lookup(path...) // columnsOf took the name from the schema's tag
+			k.leaves[i] = leaf{index: l.ColumnIndex, width: width, def: l.MaxDefinitionLevel}
+		}
+		return k
 	})
 }
 
 func newTable(w io.Writer, k fileKind) *table {
-	schema, leaves, cols := k.schema, k.leaves, k.cols
 	t := &table{
-		w:      parquet.NewWriter(w, append(writerOptions(cols), schema)...),
-		leaves: leaves,
+		w:      parquet.NewWriter(w, append(writerOptions(k.cols), k.schema)...),
+		leaves: k.leaves,
 		full:   make(chan *batch, 1),
 		free:   make(chan *batch, 1),
 		done:   make(chan error, 1),
 	}
-	n := len(schema.Columns())
+	n := len(k.schema.Columns())
 	t.b = &batch{vals: make([][]parquet.Value, n)}
 	t.free <- &batch{vals: make([][]parquet.Value, n)}
 	go t.encode()
@@ -349,13 +341,12 @@ func (t *table) setBytes(i int, v []byte) { t.add(i, parquet.ByteArrayValue(v)) 
 
 func (t *table) setDate(i int, days int32) { t.add(i, parquet.Int32Value(days)) }
 
-func (t *table) setTime(i int, ms int64) { t.add(i, parquet.Int64Value(ms)) }
+// setInt64 sets a TIMESTAMP's milliseconds or a DECIMAL(18,2)'s cents.
+func (t *table) setInt64(i int, v int64) { t.add(i, parquet.Int64Value(v)) }
 
 func (t *table) setDecimal(i int, d [16]byte) {
 	t.add(i, parquet.FixedLenByteArrayValue(t.copy(d[:], true)))
 }
-
-func (t *table) setCents(i int, v int64) { t.add(i, parquet.Int64Value(v)) }
 
 // setTag adds an entry to the map of column i, copied; a row's entries
 // must come in the order of their keys (as bytes), each key once.

@@ -62,11 +62,7 @@ var usageKeys = func() map[string]int {
 
 func (ur *usageReader) normalize(w io.Writer) (tally.Stats, error) {
 	var st tally.Stats
-	names := make([]string, len(usageColumns))
-	for i, c := range usageColumns {
-		names[i] = c.atlas
-	}
-	m := newMapping(usageColumns, names, false) // a column per field, in order
+	m := newMapping(usageColumns, UsageColumns, false) // a column per field, in order
 	ur.rec = make([][]byte, len(usageColumns))
 	if err := ur.delim('{', "the result is not a JSON object"); err != nil {
 		return st, err

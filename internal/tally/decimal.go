@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -113,29 +114,14 @@ func Canonical(s []byte) bool {
 
 // exponent reads the digits after "e": an optional sign, then digits.
 func exponent(s []byte) (int, error) {
-	neg := false
-	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
-		neg = s[0] == '-'
-		s = s[1:]
-	}
-	if len(s) == 0 || !digits(s, false) {
+	e, err := strconv.Atoi(string(s))
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, errExponent
+	case err != nil:
 		return 0, errNotDecimal
-	}
-	for len(s) > 1 && s[0] == '0' {
-		s = s[1:]
-	}
-	if len(s) > 3 {
+	case e > maxExponent || e < -maxExponent:
 		return 0, errExponent
-	}
-	e := 0
-	for _, c := range s {
-		e = e*10 + int(c-'0')
-	}
-	if e > maxExponent {
-		return 0, errExponent
-	}
-	if neg {
-		e = -e
 	}
 	return e, nil
 }

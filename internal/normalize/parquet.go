@@ -29,7 +29,11 @@ const (
 
 // The row structs declare the columns (columnsOf) and the schemas: one
 // field per column, in order, of the Go type of its kind (goTypes). A
-// value Atlas left empty is NULL (optional).
+// value Atlas left empty is NULL (optional). Columns whose values repeat
+// are dictionary-encoded: the names, the dates, and the invoice's unit
+// prices (a price list) and discount percentages, which made its files a
+// quarter smaller at the same speed (quantities and amounts rarely repeat;
+// parquet-go falls back to plain pages when a dictionary grows too large).
 //
 // invoiceRow is normalized invoice line items: the invoice's id and status,
 // the line-item columns in Atlas's order (the simulator's
@@ -39,8 +43,8 @@ const (
 type invoiceRow struct {
 	InvoiceID       []byte            `parquet:"invoice_id,string,dict"`
 	InvoiceStatus   []byte            `parquet:"invoice_status,string,dict,optional"`
-	Date            *int32            `parquet:"date,date,optional" atlas:"Date"`
-	UsageDate       *int32            `parquet:"usage_date,date,optional" atlas:"Usage Date"`
+	Date            *int32            `parquet:"date,date,dict,optional" atlas:"Date"`
+	UsageDate       *int32            `parquet:"usage_date,date,dict,optional" atlas:"Usage Date"`
 	Description     []byte            `parquet:"description,string,dict,optional" atlas:"Description"`
 	Note            []byte            `parquet:"note,string,dict,optional" atlas:"Note"`
 	OrgName         []byte            `parquet:"organization_name,string,dict,optional" atlas:"Organization Name"`
@@ -54,9 +58,9 @@ type invoiceRow struct {
 	ConfigServer    []byte            `parquet:"config_server,string,dict,optional" atlas:"Config Server"`
 	Application     []byte            `parquet:"application,string,dict,optional" atlas:"Application"`
 	Unit            []byte            `parquet:"unit,string,dict,optional" atlas:"Unit"`
-	UnitPrice       *[16]byte         `parquet:"unit_price,decimal(24:38),optional" atlas:"Unit Price"`
+	UnitPrice       *[16]byte         `parquet:"unit_price,decimal(24:38),dict,optional" atlas:"Unit Price"`
 	Quantity        *[16]byte         `parquet:"quantity,decimal(24:38),optional" atlas:"Quantity"`
-	DiscountPercent *[16]byte         `parquet:"discount_percent,decimal(24:38),optional" atlas:"Discount Percent" kind:"percent"`
+	DiscountPercent *[16]byte         `parquet:"discount_percent,decimal(24:38),dict,optional" atlas:"Discount Percent" kind:"percent"`
 	Amount          int64             `parquet:"amount,decimal(2:18)" atlas:"Amount"`
 	Tags            map[string]string `parquet:"tags"`
 }
@@ -78,7 +82,7 @@ type usageRow struct {
 	ClusterID   []byte `parquet:"cluster_id,string,dict,optional" atlas:"Cluster ID,Cluster Unique ID"`
 	ClusterName []byte `parquet:"cluster_name,string,dict,optional" atlas:"Cluster Name"`
 	Service     []byte `parquet:"service,string,dict,optional" atlas:"Service,Service Name"`
-	UsageDate   *int32 `parquet:"usage_date,date,optional" atlas:"Usage Date,Billed Date,Bill Date"`
+	UsageDate   *int32 `parquet:"usage_date,date,dict,optional" atlas:"Usage Date,Billed Date,Bill Date"`
 	UsageAmount int64  `parquet:"usage_amount,decimal(2:18)" atlas:"Usage Amount"`
 }
 

@@ -154,6 +154,8 @@ func (r *results) print(out io.Writer, started time.Time, loadStart string) {
 	p("machine: %s, %d CPUs, %s RAM, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	p("load average: %s at the start, %s at the end; took %v\n", loadStart, loadAvg(), time.Since(started).Round(time.Second))
 	p("versitygw objects and temporary files in %s\n", storage)
+	p("S3 is versitygw over HTTPS (a certificate made for the run), as Lambda reaches S3: every S3 client, the floors'\n")
+	p("   included, sends what it sends to S3 (parts with a CRC32, not a SHA-256 of each signed as over plain HTTP)\n")
 	p("every row: `make bench` runs them all; the last column reruns that row alone\n")
 
 	if len(r.stream) > 0 {

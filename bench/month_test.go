@@ -62,7 +62,7 @@ func (p *pollEnv) month(t *testing.T, job costRow, run pollRow, outcome json.Raw
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3c := &s3Counter{}
+	s3c := &s3Counter{hc: p.w.s3.HTTPClient()}
 	counted := testenv.NewS3Client(p.w.s3.Endpoint, p.w.s3.AccessKey, p.w.s3.SecretKey, func(o *s3.Options) { o.HTTPClient = s3c })
 	exp := &export.Exporter{
 		Store:  sink.NewS3(counted, p.w.bucket, sink.S3Options{Logger: discard}),

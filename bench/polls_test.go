@@ -114,7 +114,7 @@ func (p *pollEnv) run(t *testing.T, q, fixed time.Duration, focus bool) pollRow 
 	client := atlasclient.New(atlasclient.Static(secret.Credentials{ClientID: atlassim.DefaultClientID, ClientSecret: atlassim.DefaultClientSecret}),
 		atlasclient.Options{BaseURL: p.base})
 	clock := &clockedAtlas{Atlas: client, query: q, waited: map[string]time.Duration{}}
-	s3c := &s3Counter{}
+	s3c := &s3Counter{hc: p.w.s3.HTTPClient()}
 	counted := testenv.NewS3Client(p.w.s3.Endpoint, p.w.s3.AccessKey, p.w.s3.SecretKey, func(o *s3.Options) {
 		o.HTTPClient = s3c
 	})
@@ -260,6 +260,7 @@ func (c *clockedAtlas) GetUsage(ctx context.Context, orgID, token string, f atla
 
 // s3Counter counts the S3 requests of a client by price class.
 type s3Counter struct {
+	hc                     *http.Client // to the gateway
 	mu                     sync.Mutex
 	writes, reads, deletes int
 }
@@ -275,7 +276,7 @@ func (c *s3Counter) Do(r *http.Request) (*http.Response, error) {
 		c.writes++
 	}
 	c.mu.Unlock()
-	return http.DefaultClient.Do(r)
+	return c.hc.Do(r)
 }
 
 func (c *s3Counter) counts() (writes, reads, deletes int) {

@@ -96,7 +96,7 @@ func benchStream(t *testing.T, w *world, label string, size int64, runs int) str
 			t.Fatalf("the invoice CSV changed size between runs: %d, then %d bytes", row.Bytes, dl.Bytes)
 		}
 		row.Bytes = dl.Bytes
-		ul := w.runTool(t, "upload", []string{"AWS_ACCESS_KEY_ID=" + w.s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + w.s3.SecretKey},
+		ul := w.runTool(t, "upload", []string{"AWS_ACCESS_KEY_ID=" + w.s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + w.s3.SecretKey, "SSL_CERT_FILE=" + w.s3.CAFile},
 			"-endpoint", w.s3.Endpoint, "-bucket", w.bucket, "-key", "bench/upload-floor.csv", "-bytes", itoa(dl.Bytes))
 		w.deleteObject(t, "bench/upload-floor.csv")
 		if ul.Bytes != dl.Bytes {

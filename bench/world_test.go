@@ -48,7 +48,9 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{root: testenv.RepoRoot(t), bins: map[string]string{}, tools: map[string]string{}}
-	w.s3 = testenv.Versity(t)
+	// HTTPS, as Lambda reaches S3: over plain HTTP the SDK would also sign
+	// a SHA-256 of every part's payload, and versitygw check it.
+	w.s3 = testenv.VersityTLS(t)
 	w.bucket = w.s3.Bucket(t)
 	w.sm = testenv.NewSecretsManager(t)
 	// Lambda signs every AWS request with one set of credentials.
@@ -104,6 +106,7 @@ func (w *world) functionEnv(fn, atlasBase string) []string {
 		"ABX_ORG_IDS=" + atlassim.DefaultOrgs[0].ID,
 		"AWS_ACCESS_KEY_ID=" + w.s3.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + w.s3.SecretKey,
+		"SSL_CERT_FILE=" + w.s3.CAFile,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + w.sm.Endpoint,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(w.memMB[fn]),
 	}

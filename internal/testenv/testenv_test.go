@@ -91,6 +91,31 @@ func TestVersity(t *testing.T) {
 	}
 }
 
+func TestVersityTLS(t *testing.T) {
+	s := VersityTLS(t)
+	ctx := testCtx(t)
+	if !strings.HasPrefix(s.Endpoint, "https://127.0.0.1:") {
+		t.Errorf("Endpoint = %q, want HTTPS on loopback", s.Endpoint)
+	}
+	bucket := s.Bucket(t)
+	if _, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: strings.NewReader("body")}); err != nil {
+		t.Fatalf("put over HTTPS: %v", err)
+	}
+	if got := string(s.Get(t, bucket, "k")); got != "body" {
+		t.Errorf("Get = %q", got)
+	}
+	if resp, err := s.HTTPClient().Get(s.Endpoint + "/"); err != nil {
+		t.Errorf("HTTPClient does not trust the gateway: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	// A client without the certificate is refused: the connection is TLS.
+	untrusted := NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := untrusted.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket}); err == nil {
+		t.Error("a client that does not trust the certificate connected")
+	}
+}
+
 func TestSecretsManager(t *testing.T) {
 	m := NewSecretsManager(t)
 	ctx := testCtx(t)

@@ -2,11 +2,19 @@ package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -25,12 +34,14 @@ const Region = "us-east-1"
 
 // S3 is a running versitygw and a client for it.
 type S3 struct {
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// (VersityTLS)
 	Region    string
 	AccessKey string
 	SecretKey string
 	Client    *s3.Client
-	PID       int // the versitygw process, for a benchmark that counts its CPU
+	PID       int    // the versitygw process, for a benchmark that counts its CPU
+	CAFile    string // with TLS: its certificate (PEM), for SSL_CERT_FILE
+	roots     *x509.CertPool
 }
 
 // versityBinary finds versitygw: $VERSITYGW, else <repo>/.tools/bin/versitygw.
@@ -51,22 +62,34 @@ func versityBinary(t testing.TB) string {
 // t.Cleanup. Its output is logged if the test fails.
 func Versity(t testing.TB) *S3 { return VersityIn(t, Region) }
 
+// VersityTLS is Versity serving HTTPS, as S3 is reached, with a certificate
+// made for 127.0.0.1: the SDK then sends what it sends to S3 (an unsigned
+// payload with a CRC32 trailer), not a SHA-256 of each part as over plain
+// HTTP. Its clients trust the certificate; a child process does with
+// SSL_CERT_FILE=CAFile.
+func VersityTLS(t testing.TB) *S3 {
+	t.Helper()
+	s := &S3{Region: Region, AccessKey: "abx" + randomHex(8), SecretKey: randomHex(20)}
+	s.CAFile, s.roots = selfSigned(t)
+	return s.start(t)
+}
+
 // VersityIn is Versity serving region: like S3 for a bucket of that region,
 // it refuses requests signed for another and names its own region in
 // x-amz-bucket-region.
 func VersityIn(t testing.TB, region string) *S3 {
 	t.Helper()
+	return (&S3{Region: region, AccessKey: "abx" + randomHex(8), SecretKey: randomHex(20)}).start(t)
+}
+
+func (s *S3) start(t testing.TB) *S3 {
+	t.Helper()
 	bin := versityBinary(t)
-	s := &S3{
-		Region:    region,
-		AccessKey: "abx" + randomHex(8),
-		SecretKey: randomHex(20),
-	}
 	// The free port is found by listening and closing, so another process can
 	// take it before versitygw binds it: retry a few times on early exit.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		endpoint, pid, err := startVersity(t, bin, region, s.AccessKey, s.SecretKey)
+		endpoint, pid, err := s.startVersity(t, bin)
 		if err == nil {
 			s.Endpoint, s.PID = endpoint, pid
 			s.Client = s.NewClient()
@@ -89,10 +112,28 @@ func NewS3Client(endpoint, accessKey, secretKey string, optFns ...func(*s3.Optio
 	}, optFns...)
 }
 
+// HTTPClient is an HTTP client for the gateway: with TLS, one that trusts
+// its certificate.
+func (s *S3) HTTPClient() *http.Client {
+	if s.roots == nil {
+		return http.DefaultClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	s.trust(tr)
+	return &http.Client{Transport: tr}
+}
+
+func (s *S3) trust(tr *http.Transport) { tr.TLSClientConfig = &tls.Config{RootCAs: s.roots} }
+
 // NewClient returns another client for this gateway, in its region, adjusted
 // by optFns.
 func (s *S3) NewClient(optFns ...func(*s3.Options)) *s3.Client {
-	inRegion := func(o *s3.Options) { o.Region = s.Region }
+	inRegion := func(o *s3.Options) {
+		o.Region = s.Region
+		if s.roots != nil {
+			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(s.trust)
+		}
+	}
 	return NewS3Client(s.Endpoint, s.AccessKey, s.SecretKey, append([]func(*s3.Options){inRegion}, optFns...)...)
 }
 
@@ -115,13 +156,18 @@ func versityEnv() []string {
 	})
 }
 
-func startVersity(t testing.TB, bin, region, access, secret string) (string, int, error) {
+func (s *S3) startVersity(t testing.TB, bin string) (string, int, error) {
 	t.Helper()
 	addr := freePort(t)
 	root := t.TempDir()
 	out := &Buffer{Max: 64 << 10}
-	cmd := exec.Command(bin, "--port", addr, "--region", region, "posix", root)
-	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
+	args, endpoint := []string{"--port", addr, "--region", s.Region}, "http://"+addr
+	if s.CAFile != "" {
+		args, endpoint = append(args, "--cert", s.CAFile, "--key", s.CAFile+".key"), "https://"+addr
+	}
+	hc := &http.Client{Transport: s.HTTPClient().Transport, Timeout: time.Second}
+	cmd := exec.Command(bin, append(args, "posix", root)...)
+	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	cmd.Stdout, cmd.Stderr = out, out
 	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
@@ -134,8 +180,7 @@ func startVersity(t testing.TB, bin, region, access, secret string) (string, int
 		<-exited
 	}
 
-	endpoint := "http://" + addr
-	if err := waitHTTP(endpoint, exited, 15*time.Second); err != nil {
+	if err := waitHTTP(hc, endpoint, exited, 15*time.Second); err != nil {
 		stop()
 		return "", 0, fmt.Errorf("%w; output:\n%s", err, out.String())
 	}
@@ -150,8 +195,7 @@ func startVersity(t testing.TB, bin, region, access, secret string) (string, int
 
 // waitHTTP polls endpoint until any HTTP answer arrives, the process exits, or
 // the timeout passes.
-func waitHTTP(endpoint string, exited <-chan error, timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
+func waitHTTP(hc *http.Client, endpoint string, exited <-chan error, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
 		resp, err := hc.Get(endpoint + "/")
@@ -259,4 +303,44 @@ func (s *S3) OpenMultipartUploads(t testing.TB, bucket string) int {
 		}
 		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1, valid for a day, to
+// CAFile (its key to CAFile.key) and returns the file and a pool that
+// trusts it.
+func selfSigned(t testing.TB) (string, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("testenv: make a TLS key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{netip.MustParseAddr("127.0.0.1").AsSlice()},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("testenv: make a TLS certificate: %v", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("testenv: encode a TLS key: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	file := filepath.Join(t.TempDir(), "versitygw.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatalf("testenv: write a TLS certificate: %v", err)
+	}
+	if err := os.WriteFile(file+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatalf("testenv: write a TLS key: %v", err)
+	}
+	return file, roots
 }

@@ -3,12 +3,15 @@ package atlas_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -397,31 +400,122 @@ func TestStreamBroken(t *testing.T) {
 	}
 }
 
+// Every line the client logs (a retry after a 5xx, authenticating again after
+// a 401 for an expired bearer token or a stale Digest nonce) says what
+// happened and holds no credential: no client secret, private key, access
+// token or Digest response.
 func TestRetryLogNoSecrets(t *testing.T) {
 	t.Parallel()
-	const secret = "s3cr3t-value-never-logged"
-	var accessToken = "at-" + strings.Repeat("x", 20)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/oauth/token", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"access_token":"`+accessToken+`","token_type":"Bearer","expires_in":3600}`)
-	})
-	mux.HandleFunc("/", failFirst(2, func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, 502, "BAD_GATEWAY")
-	}, pendingOK))
-	srv := newServer(t, mux.ServeHTTP)
-	var logs bytes.Buffer
-	c := newClient(t, srv.URL, atlas.WithRetry(quickRetry), atlas.WithServiceAccount("mdb_sa_id_1", secret),
-		atlas.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-	if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
-		t.Fatal(err)
+	const (
+		secret  = "s3cr3t-value-never-logged"
+		private = "priv-key-never-logged"
+	)
+	tokens := []string{"at-" + strings.Repeat("x", 20), "at-" + strings.Repeat("y", 20)}
+	// bearer issues tokens[0], then tokens[1]; api answers each request.
+	bearer := func(api http.HandlerFunc) http.HandlerFunc {
+		var issued atomic.Int64
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/oauth/token" {
+				api(w, r)
+				return
+			}
+			tok := tokens[min(int(issued.Add(1)), len(tokens))-1]
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"access_token":"`+tok+`","token_type":"Bearer","expires_in":3600}`)
+		}
 	}
-	out := logs.String()
-	if strings.Count(out, `"msg":"atlas: retrying"`) != 2 || !strings.Contains(out, `"status":502`) {
-		t.Errorf("logs = %s", out)
-	}
-	if strings.Contains(out, secret) || strings.Contains(out, accessToken) {
-		t.Errorf("logs leak a credential: %s", out)
+	var digestSeen sync.Map // Authorization headers the digest server saw
+	for _, tc := range []struct {
+		name    string
+		h       http.HandlerFunc
+		auth    atlas.Option
+		msg     string
+		lines   int
+		status  int
+		attempt int
+	}{
+		{
+			name: "retry after a 5xx",
+			h: bearer(failFirst(2, func(w http.ResponseWriter, r *http.Request) {
+				writeAPIError(w, http.StatusBadGateway, "BAD_GATEWAY")
+			}, pendingOK)),
+			auth: atlas.WithServiceAccount("mdb_sa_id_1", secret),
+			msg:  "atlas: retrying", lines: 2, status: http.StatusBadGateway, attempt: 2,
+		},
+		{
+			name: "401 for an expired bearer token",
+			h: bearer(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "Bearer "+tokens[0] {
+					writeAPIError(w, http.StatusUnauthorized, "UNAUTHORIZED")
+					return
+				}
+				pendingOK(w, r)
+			}),
+			auth: atlas.WithServiceAccount("mdb_sa_id_1", secret),
+			msg:  "atlas: credentials rejected as expired, authenticating again", lines: 1, status: http.StatusUnauthorized, attempt: 1,
+		},
+		{
+			name: "401 for a stale Digest nonce",
+			h: failFirst(2, func(w http.ResponseWriter, r *http.Request) {
+				// The first request has no credentials: the challenge; the
+				// second has them: the nonce is stale.
+				stale := r.Header.Get("Authorization") != ""
+				if stale {
+					digestSeen.Store(r.Header.Get("Authorization"), true)
+				}
+				w.Header().Set("WWW-Authenticate", `Digest realm="MMS Public API", nonce="n1", algorithm=MD5, qop="auth", stale=`+strconv.FormatBool(stale))
+				writeAPIError(w, http.StatusUnauthorized, "UNAUTHORIZED")
+			}, pendingOK),
+			auth: atlas.WithAPIKey("pubkey", private),
+			msg:  "atlas: credentials rejected as expired, authenticating again", lines: 1, status: http.StatusUnauthorized, attempt: 1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, tc.h)
+			var logs bytes.Buffer
+			c := newClient(t, srv.URL, atlas.WithRetry(quickRetry), tc.auth,
+				atlas.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+				t.Fatal(err)
+			}
+			out := logs.String()
+			var n int
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var rec struct {
+					Msg     string `json:"msg"`
+					Method  string `json:"method"`
+					Path    string `json:"path"`
+					Status  int    `json:"status"`
+					Attempt int    `json:"attempt"`
+				}
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if rec.Msg != tc.msg {
+					t.Errorf("logged %q, want only %q", line, tc.msg)
+					continue
+				}
+				n++
+				if rec.Method != http.MethodGet || rec.Path != "/api/atlas/v2/orgs/"+testOrg+"/invoices/pending" || rec.Status != tc.status || n == tc.lines && rec.Attempt != tc.attempt {
+					t.Errorf("log line %s: want GET of the pending invoice, status %d, attempt %d", line, tc.status, tc.attempt)
+				}
+			}
+			if n != tc.lines {
+				t.Errorf("%d lines %q, want %d: %s", n, tc.msg, tc.lines, out)
+			}
+			leaks := append([]string{secret, private}, tokens...)
+			digestSeen.Range(func(k, _ any) bool {
+				_, resp, _ := strings.Cut(k.(string), `response="`)
+				resp, _, _ = strings.Cut(resp, `"`)
+				leaks = append(leaks, resp)
+				return true
+			})
+			for _, s := range leaks {
+				if s != "" && strings.Contains(out, s) {
+					t.Errorf("logs leak a credential (%.6s...): %s", s, out)
+				}
+			}
+		})
 	}
 }
 

@@ -12,6 +12,8 @@ NODE_TOOLS := $(CURDIR)/tools/node_modules
 
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/bin/versitygw
+GREMLINS_VERSION := v0.6.0
+GREMLINS := $(TOOLS)/bin/gremlins
 
 # The state machine tests run aws-local-stepfunctions, which needs Node 22 or
 # newer: the host's node when it is that new, else Node 22 from npm
@@ -44,6 +46,7 @@ CLI := bin/atlas-billing-export
 
 # The tests find the tools through these.
 export VERSITYGW
+export GREMLINS
 export ABX_NODE := $(NODE)
 export ABX_NODE_MODULES := $(NODE_TOOLS)
 export ABX_PYTHON := $(PYTHON)
@@ -170,3 +173,13 @@ fuzz: ## run every Fuzz target for FUZZTIME each (default 60s); a crash fails
 .PHONY: bench
 bench: tools ## measure streaming, cold starts, poll economy and cost against floors (minutes; not part of test)
 	$(GO) test -tags bench -count=1 -timeout 30m -v -run '^TestBench$$' ./bench
+
+# ---- mutation testing: how many planted bugs the unit tests catch (mutate/) ----
+# MUTATE_PACKAGES="pkg/atlas internal/sink" limits the run to those packages.
+.PHONY: mutate
+mutate: $(GREMLINS) $(VERSITYGW) ## mutation score of the core packages' unit tests, and the survivors (an hour or so; not part of test)
+	MUTATE_PACKAGES="$(MUTATE_PACKAGES)" $(GO) test -tags mutate -count=1 -timeout 6h -v -run '^TestMutate$$' ./mutate
+
+$(GREMLINS):
+	@echo "install gremlins $(GREMLINS_VERSION) into $(TOOLS)/bin"
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)

@@ -341,10 +341,11 @@ type limitReader struct {
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
+	if l.left < 0 {
 		return 0, &AnswerError{Reason: "larger than its bound"}
 	}
-	if int64(len(p)) > l.left {
+	// One byte past the bound tells a longer body from one that ends there.
+	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
 	}
 	n, err := l.r.Read(p)

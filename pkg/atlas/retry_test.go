@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,24 +188,97 @@ func TestRetryBudget(t *testing.T) {
 			t.Errorf("waits = %v, want 2", ft.recorded())
 		}
 	})
-	t.Run("elapsed", func(t *testing.T) {
-		t.Parallel()
-		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", "10")
-			writeAPIError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+	// Retry-After 10 s each time: 0s: 503, wait; 10s: 503, wait; 20s: 503,
+	// wait (the third ends at 30s).
+	for _, tc := range []struct {
+		maxElapsed time.Duration
+		attempts   int
+	}{
+		{25 * time.Second, 3},
+		{20 * time.Second, 3}, // a wait ending at the limit still runs
+		{19 * time.Second, 2},
+	} {
+		t.Run(fmt.Sprintf("elapsed %s", tc.maxElapsed), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "10")
+				writeAPIError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+			})
+			c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 10, MaxElapsed: tc.maxElapsed, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+			ft := useFakeTime(c)
+			_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
+			var re *atlas.RetryError
+			if !errors.As(err, &re) || !atlas.IsServerError(err) {
+				t.Fatalf("error = %v, want *RetryError wrapping a 503", err)
+			}
+			if re.Attempts != tc.attempts || srv.requests() != tc.attempts || len(ft.recorded()) != tc.attempts-1 {
+				t.Errorf("attempts %d, requests %d, waits %v; want %d attempts", re.Attempts, srv.requests(), ft.recorded(), tc.attempts)
+			}
 		})
-		c := newClient(t, srv.URL, atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 10, MaxElapsed: 25 * time.Second, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
-		ft := useFakeTime(c)
-		_, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg)
-		var re *atlas.RetryError
-		if !errors.As(err, &re) || !atlas.IsServerError(err) {
-			t.Fatalf("error = %v, want *RetryError wrapping a 503", err)
+	}
+	// Fetching a new bearer token after a 401 is not one of the attempts.
+	t.Run("401 outside the budget", func(t *testing.T) {
+		t.Parallel()
+		var api atomic.Int64
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/oauth/token" {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"access_token":"tok","token_type":"Bearer","expires_in":3600}`)
+				return
+			}
+			switch api.Add(1) {
+			case 1:
+				writeAPIError(w, http.StatusUnauthorized, "UNAUTHORIZED")
+			case 2:
+				writeAPIError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+			default:
+				pendingOK(w, r)
+			}
+		})
+		c := newClient(t, srv.URL, atlas.WithServiceAccount(saID, saSecret),
+			atlas.WithRetry(atlas.RetryPolicy{MaxAttempts: 2, MaxElapsed: time.Minute, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		useFakeTime(c)
+		if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); err != nil {
+			t.Fatalf("401, then 503, then OK within 2 attempts: %v", err)
 		}
-		// 0s: 503, wait 10s; 10s: 503, wait 10s; 20s: 503, 30s > 25s: stop.
-		if re.Attempts != 3 || srv.requests() != 3 || len(ft.recorded()) != 2 {
-			t.Errorf("attempts %d, requests %d, waits %v", re.Attempts, srv.requests(), ft.recorded())
+		if n := api.Load(); n != 3 {
+			t.Errorf("%d API requests, want 3 (401, 503, 200)", n)
 		}
 	})
+}
+
+// A policy's zero or invalid fields take the defaults; valid ones are kept.
+func TestRetryPolicyDefaults(t *testing.T) {
+	t.Parallel()
+	if p := atlas.DefaultRetryPolicy(); p != (atlas.RetryPolicy{MaxAttempts: 5, MaxElapsed: 2 * time.Minute, BaseDelay: 500 * time.Millisecond, MaxDelay: 30 * time.Second}) {
+		t.Errorf("DefaultRetryPolicy() = %+v", p)
+	}
+	s := time.Second
+	for _, tc := range []struct {
+		name  string
+		p     atlas.RetryPolicy
+		waits []time.Duration // jitter pinned to its maximum
+	}{
+		{"zero", atlas.RetryPolicy{}, []time.Duration{s / 2, s, 2 * s, 4 * s}},
+		{"one attempt", atlas.RetryPolicy{MaxAttempts: 1}, nil},
+		{"negative", atlas.RetryPolicy{MaxAttempts: -1, MaxElapsed: -s, BaseDelay: -s, MaxDelay: -s}, []time.Duration{s / 2, s, 2 * s, 4 * s}},
+		{"cap equal to base", atlas.RetryPolicy{MaxAttempts: 4, BaseDelay: s, MaxDelay: s}, []time.Duration{s, s, s}},
+		{"cap below base", atlas.RetryPolicy{MaxAttempts: 7, BaseDelay: s, MaxDelay: s / 2}, []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s, 30 * s}},
+		{"elapsed bounds", atlas.RetryPolicy{MaxAttempts: 9, MaxElapsed: 3 * s, BaseDelay: s, MaxDelay: s}, []time.Duration{s, s, s}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeAPIError(w, 500, "UNEXPECTED_ERROR") })
+			c := newClient(t, srv.URL, atlas.WithRetry(tc.p))
+			ft := useFakeTime(c)
+			if _, err := c.PendingInvoices(ctxTimeout(t, 5*time.Second), testOrg); !atlas.IsServerError(err) {
+				t.Fatalf("error = %v, want a server error", err)
+			}
+			if w := ft.recorded(); !slices.Equal(w, tc.waits) || srv.requests() != len(tc.waits)+1 {
+				t.Errorf("%d requests, waits %v; want waits %v", srv.requests(), w, tc.waits)
+			}
+		})
+	}
 }
 
 func TestRetryStopsOnCancel(t *testing.T) {
@@ -248,6 +323,38 @@ func TestRetryWaitFailsNamesLastError(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "(last error: ") || !strings.Contains(msg, "EOF") || strings.Contains(msg, "last error: sleep stopped") {
 		t.Errorf("error = %q, want the attempt's EOF as the last error", msg)
+	}
+}
+
+// A call cancelled while waiting to retry says so, with the last error in
+// short: the status and code of an answer, the error of a transport.
+func TestCancelledWaitSaysWhy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+		want string
+	}{
+		{"answer", func(w http.ResponseWriter, r *http.Request) {
+			writeAPIError(w, http.StatusTooManyRequests, "RATE_LIMITED")
+		},
+			"waiting to retry (last error: 429 RATE_LIMITED): context canceled"},
+		{"transport", resetConn(t), "waiting to retry (last error: atlas: GET /api/atlas/v2/orgs/" + testOrg + "/invoices/pending: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, tc.h)
+			c := newClient(t, srv.URL)
+			ctx, cancel := context.WithCancel(ctxTimeout(t, 5*time.Second))
+			atlas.SetRetryHooks(c, func(ctx context.Context, _ time.Duration) error {
+				cancel()
+				return ctx.Err()
+			}, nil, nil)
+			_, err := c.PendingInvoices(ctx, testOrg)
+			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want context.Canceled and %q", err, tc.want)
+			}
+		})
 	}
 }
 

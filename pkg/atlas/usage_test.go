@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,5 +302,25 @@ func TestWrongMediaType(t *testing.T) {
 	}
 	if n := srv.requests(); n != 3 {
 		t.Errorf("server saw %d requests, want 3 (no retries)", n)
+	}
+}
+
+// A JSON answer read whole may be as long as its bound (1 MiB), not a byte
+// longer; a longer one is refused, not cut, and not retried.
+func TestAnswerBound(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1 << 20, 1<<20 + 1} {
+		head := `{"token":"` + testToken + `","x":"`
+		body := head + strings.Repeat("a", n-len(head)-2) + `"}`
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusAccepted, body) })
+		c := newClient(t, srv.URL, atlas.WithRetry(quickRetry))
+		tok, err := c.CreateUsageQuery(ctxTimeout(t, 5*time.Second), testOrg, atlas.UsageQuery{StartDate: "2024-06-01", EndDate: "2024-07-01"})
+		var ae *atlas.AnswerError
+		switch {
+		case n == 1<<20 && (err != nil || tok != testToken):
+			t.Errorf("an answer of %d bytes: %q, %v; want the token", n, tok, err)
+		case n > 1<<20 && (!errors.As(err, &ae) || ae.Reason != "larger than its bound" || srv.requests() != 1):
+			t.Errorf("an answer of %d bytes: %v after %d requests; want one refused as larger than its bound", n, err, srv.requests())
+		}
 	}
 }

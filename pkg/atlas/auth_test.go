@@ -271,6 +271,9 @@ func TestNewClientOptions(t *testing.T) {
 		{"no host", []atlas.Option{atlas.WithBaseURL("cloud.mongodb.com")}, false},
 		{"nil http client", []atlas.Option{atlas.WithHTTPClient(nil)}, false},
 		{"multiline UA", []atlas.Option{atlas.WithUserAgent("a\r\nX-Evil: 1")}, false},
+		{"idle timeout", []atlas.Option{atlas.WithIdleTimeout(time.Nanosecond)}, true},
+		{"zero idle timeout", []atlas.Option{atlas.WithIdleTimeout(0)}, false},
+		{"negative idle timeout", []atlas.Option{atlas.WithIdleTimeout(-time.Second)}, false},
 	}
 	for _, tc := range tests {
 		_, err := atlas.NewClient(tc.opts...)

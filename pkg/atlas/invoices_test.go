@@ -226,6 +226,7 @@ func TestPendingInvoicesShapes(t *testing.T) {
 		reason string // of the *AnswerError, "" for none
 	}{
 		{name: "page", body: `{"links":[{"rel":"self"}],"results":[` + inv + `],"totalCount":1}`, n: 1},
+		{name: "totalCount first", body: `{"totalCount":1,"results":[` + inv + `]}`, n: 1},
 		{name: "empty page", body: `{"results":[],"totalCount":0}`, n: 0},
 		{name: "object", body: inv, n: 1},
 		{name: "empty object", body: `{}`, reason: "neither a page of invoices nor an invoice"},
@@ -355,5 +356,61 @@ func TestMediaTypes(t *testing.T) {
 			_, err = c.PendingInvoices(ctx, testOrg)
 			check("PendingInvoices", tc.json, err)
 		})
+	}
+}
+
+// Any 2xx answer is the answer, from the API and from a download host; a
+// 3xx is an *Error (redirects are not followed).
+func TestStatusRange(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{200, 203, 299, 300} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/csv")
+				w.WriteHeader(status)
+				_, _ = io.WriteString(w, "a,b\n")
+			})
+			ctx := ctxTimeout(t, 5*time.Second)
+			api, err := newClient(t, srv.URL).InvoiceCSV(ctx, testOrg, testInv)
+			if err == nil {
+				api.Close()
+			}
+			// The download host is never the API's: this client's API is elsewhere.
+			c := newClient(t, "http://127.0.0.1:1", atlas.WithDownloadClient(srv.Client()))
+			dl, err2 := c.DownloadReport(ctx, atlas.Report{DownloadURL: srv.URL + "/r.csv?X-Amz-Signature=feed"})
+			if err2 == nil {
+				dl.Close()
+			}
+			for what, err := range map[string]error{"InvoiceCSV": err, "DownloadReport": err2} {
+				var e *atlas.Error
+				switch {
+				case status < 300 && err != nil:
+					t.Errorf("%s: a %d is an error: %v", what, status, err)
+				case status >= 300 && (!errors.As(err, &e) || e.StatusCode != status):
+					t.Errorf("%s: a %d gave %v, want an *Error", what, status, err)
+				}
+			}
+		})
+	}
+}
+
+// itemsPerPage is 1 to 500 (0: the default, 500); anything else is refused
+// before a request.
+func TestListInvoicesPerPage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		per  int
+		sent string // "" for refused
+	}{{0, "500"}, {1, "1"}, {500, "500"}, {501, ""}, {-1, ""}} {
+		srv, queries := invoiceListServer(t, 1, true)
+		_, err := newClient(t, srv.URL).ListInvoices(ctxTimeout(t, 5*time.Second), testOrg, &atlas.InvoiceListOptions{ItemsPerPage: tc.per})
+		var ve *atlas.ValidationError
+		switch {
+		case tc.sent == "" && (!errors.As(err, &ve) || ve.Field != "itemsPerPage" || srv.requests() != 0):
+			t.Errorf("ItemsPerPage %d: %v after %d requests, want a *ValidationError before any", tc.per, err, srv.requests())
+		case tc.sent != "" && (err != nil || queries()[0].Get("itemsPerPage") != tc.sent):
+			t.Errorf("ItemsPerPage %d: %v; want itemsPerPage=%s sent", tc.per, err, tc.sent)
+		}
 	}
 }

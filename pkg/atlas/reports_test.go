@@ -523,9 +523,23 @@ func TestReportLogValue(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("report", "report", r)
 	for _, s := range []string{buf.String(), r.String(), fmt.Sprint(r)} {
-		if strings.Contains(s, "secretsig") || !strings.Contains(s, "b.s3.amazonaws.com/k.csv") {
+		if strings.Contains(s, "secretsig") || !strings.Contains(s, "b.s3.amazonaws.com/k.csv?(redacted)") {
 			t.Errorf("%s", s)
 		}
+	}
+
+	plain := atlas.Report{ID: "0123456789abcdef01234567", InvoiceID: testInv, State: atlas.ReportSucceeded, DownloadURL: "https://b.s3.amazonaws.com/k.csv"}
+	if got, want := plain.String(), "report 0123456789abcdef01234567 of invoice "+testInv+": SUCCEEDED at https://b.s3.amazonaws.com/k.csv"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	failed := atlas.Report{ID: "0123456789abcdef01234567", InvoiceID: testInv, State: atlas.ReportFailed, FailureReason: "no FOCUS data"}
+	if got, want := failed.String(), "report 0123456789abcdef01234567 of invoice "+testInv+": FAILED: no FOCUS data"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	buf.Reset()
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("report", "report", failed)
+	if s := buf.String(); !strings.Contains(s, `"failureReason":"no FOCUS data"`) || strings.Contains(s, "downloadUrl") {
+		t.Errorf("log = %s", s)
 	}
 }
 
@@ -574,6 +588,9 @@ func TestDownloadURLHosts(t *testing.T) {
 		{prod, "https://127.1" + q, false},
 		{prod, "https://2130706433" + q, false},
 		{prod, "https://0x7f.0.0.1" + q, false},
+		{prod, "https://0x7f.0.0.9" + q, false},
+		{prod, "https://127.0.0.01" + q, false},
+		{prod, "https://reports.example.a9" + q, true},
 		{simHTTP, "http://127.0.0.1:8090" + q, true},
 		{simHTTP, "https://127.0.0.1:8090" + q, true},
 		{simHTTP, "http://127.0.0.1:8089" + q, false}, // the API host itself

@@ -139,6 +139,10 @@ func TestUsageQueryValid(t *testing.T) {
 		{StartDate: "2024-01-01", EndDate: "2025-01-01", Services: atlas.Services, GroupBy: "services"},
 		{StartDate: "2024-01-01", EndDate: "2024-02-01", Projects: []string{testOrg}, GroupBy: "clusters"},
 		{StartDate: "2024-01-01", EndDate: "2024-02-01", Organizations: []string{testOrg}, GroupBy: "organizations", IncludePartialMatches: true},
+		// Two filters, one value each: grouping needs at least one value in all.
+		{StartDate: "2024-01-01", EndDate: "2024-02-01", Organizations: []string{testOrg}, Projects: []string{testOrg}, GroupBy: "projects"},
+		{StartDate: "2024-01-01", EndDate: "2024-02-01", Organizations: []string{testOrg}, Clusters: []string{testOrg}, GroupBy: "clusters"},
+		{StartDate: "2024-01-01", EndDate: "2024-02-01", Organizations: []string{testOrg}, Services: []string{"Atlas"}, GroupBy: "services"},
 	} {
 		if err := q.Validate(); err != nil {
 			t.Errorf("%+v: %v", q, err)
@@ -146,5 +150,27 @@ func TestUsageQueryValid(t *testing.T) {
 	}
 	if len(atlas.Services) != 23 {
 		t.Errorf("%d services, the spec has 23", len(atlas.Services))
+	}
+}
+
+// A token is 64 letters, digits, '-' or '_': the edges of each range are in,
+// the characters next to them out.
+func TestValidateToken(t *testing.T) {
+	t.Parallel()
+	edges := strings.Repeat("azAZ09-_", 8)
+	if err := atlas.ValidateToken(edges); err != nil {
+		t.Errorf("ValidateToken(%q) = %v", edges, err)
+	}
+	for _, c := range "`{@[/:. %" {
+		tok := edges[:63] + string(c)
+		var ve *atlas.ValidationError
+		if err := atlas.ValidateToken(tok); !errors.As(err, &ve) || ve.Field != "token" {
+			t.Errorf("ValidateToken(%q) = %v, want a *ValidationError", tok, err)
+		}
+	}
+	for _, n := range []int{0, 63, 65} {
+		if err := atlas.ValidateToken(strings.Repeat("a", n)); err == nil {
+			t.Errorf("a token of %d characters accepted", n)
+		}
 	}
 }

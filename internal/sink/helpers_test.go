@@ -67,11 +67,13 @@ func csvData(n int, seed uint64) []byte {
 	return b.Bytes()[:n]
 }
 
-// recorder is an HTTP client that records each S3 request.
+// recorder is an HTTP client that records each S3 request, and refuses
+// those refuse matches as S3 refuses a request it is not allowed.
 type recorder struct {
-	next *http.Client
-	mu   sync.Mutex
-	reqs []request
+	next   *http.Client
+	mu     sync.Mutex
+	reqs   []request
+	refuse func(request) bool
 }
 
 type request struct {
@@ -84,9 +86,30 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	// Path style: /bucket/key...
 	_, key, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
-	r.reqs = append(r.reqs, request{req.Method, key, req.URL.Query(), req.Header.Clone()})
+	q := request{req.Method, key, req.URL.Query(), req.Header.Clone()}
+	r.reqs = append(r.reqs, q)
+	refuse := r.refuse != nil && r.refuse(q)
 	r.mu.Unlock()
+	if refuse {
+		if req.Body != nil {
+			_, _ = io.Copy(io.Discard, req.Body)
+			req.Body.Close()
+		}
+		const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+		return &http.Response{
+			StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}},
+			Body:   io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+		}, nil
+	}
 	return r.next.Do(req)
+}
+
+// refusing makes the recorder refuse the requests f matches (nil: none).
+func (r *recorder) refusing(f func(request) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refuse = f
 }
 
 // op names the S3 operation of a recorded request.

@@ -213,6 +213,50 @@ func TestS3CommitOrAbort(t *testing.T) {
 	}
 }
 
+// An upload that S3 refuses part of fails in Commit, which aborts it: the
+// key keeps its previous object and no multipart upload is left open.
+// (The sink's own abort: no other code aborts its uploads.)
+func TestS3RefusedUploadAborted(t *testing.T) {
+	e := newS3Env(t, S3Options{PartSize: 5 * MiB, Concurrency: 2})
+	old := []byte("the previous, complete export\n")
+	body := data(12*MiB, 6)
+	for i, tc := range []struct {
+		name   string
+		refuse func(request) bool
+		size   int
+		want   string // in the error
+		aborts int
+	}{
+		{"a part refused", func(q request) bool { return q.op() == "UploadPart" && q.Query.Get("partNumber") == "2" }, 12 * MiB, "upload part 2", 1},
+		{"the last part refused", func(q request) bool { return q.op() == "UploadPart" && q.Query.Get("partNumber") == "3" }, 12 * MiB, "upload part 3", 1},
+		{"complete refused", func(q request) bool { return q.op() == "CompleteMultipartUpload" }, 12 * MiB, "complete the upload", 1},
+		{"put refused", func(q request) bool { return q.op() == "PutObject" }, 1 * MiB, "put", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			key := "refused/" + strconv.Itoa(i) + ".csv"
+			if _, err := put(ctx, e.sink, key, bytes.NewReader(old), Options{}); err != nil {
+				t.Fatal(err)
+			}
+			e.rec.refusing(tc.refuse)
+			t.Cleanup(func() { e.rec.refusing(nil) })
+			e.rec.reset()
+			_, err := put(ctx, e.sink, key, reader(body[:tc.size]), Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "AccessDenied") {
+				t.Fatalf("error = %v, want S3's AccessDenied for %q", err, tc.want)
+			}
+			e.rec.refusing(nil)
+			if n := e.rec.count("AbortMultipartUpload"); n != tc.aborts {
+				t.Errorf("%d AbortMultipartUpload requests, want %d", n, tc.aborts)
+			}
+			if got := e.gw.Get(t, e.bucket, key); !bytes.Equal(got, old) {
+				t.Errorf("the key holds %d bytes, want the previous object", len(got))
+			}
+			e.clean(t)
+		})
+	}
+}
+
 // A context cancelled mid-stream (a Lambda's deadline) fails the upload;
 // its Abort still cleans up, with a context of its own.
 func TestS3ContextCancelled(t *testing.T) {

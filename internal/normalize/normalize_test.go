@@ -229,6 +229,32 @@ func TestInvoice(t *testing.T) {
 			},
 		},
 		{
+			// Exact whatever float64 would make of them: above 2^53 cents
+			// (a double has ...456.75 and ...409.92), trailing zeros, whole
+			// numbers, negative zero.
+			name: "money at the edges", in: raw(shortPreamble,
+				item("2024-06-02", "M30", "12.3400", "1234.5678900", "0", "1234567890123456.78"),
+				item("2024-06-02", "M30", "12345678901234.567890123456789012345678", "90071992547409.93", "0", "90071992547409.93"),
+				item("2024-06-02", "M30", "7", "1", "0", "12.3400"),
+				item("2024-06-02", "M30", "-0.00", "-0", "-0.0", "-0.00"),
+				item("2024-06-02", "M30", "1", "1", "0", "-9999999999999999.99")),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 5, sum: "-8675360117329120.9400",
+			check: func(t *testing.T, recs [][]string) {
+				for i, want := range [][]string{
+					{"12.34", "1234.56789", "0", "1234567890123456.78"},
+					{"12345678901234.567890123456789012345678", "90071992547409.93", "0", "90071992547409.93"},
+					{"7", "1", "0", "12.34"},
+					{"0", "0", "0", "0"},
+					{"1", "1", "0", "-9999999999999999.99"},
+				} {
+					r := recs[i+1]
+					if got := []string{col(r, "unit_price"), col(r, "quantity"), col(r, "discount_percent"), col(r, "amount")}; !slices.Equal(got, want) {
+						t.Errorf("row %d unit_price, quantity, discount_percent, amount = %q, want %q", i+1, got, want)
+					}
+				}
+			},
+		},
+		{
 			name: "tag columns, and columns by name whatever their case and spacing",
 			in: "Invoice Number," + invID + ",\n\n" +
 				"amount, SKU ,date,Usage_Date,Organization ID,team,Cost Center,\"env \"\"x\"\"\",Description,,\n" +
@@ -366,12 +392,19 @@ func TestUsage(t *testing.T) {
 		err     string
 		warning string
 		want    []string // the first record, when given
+		amounts []string // every record's usage_amount, when given
 	}{
 		{
 			name: "rows", in: hdr + row + "12.50\n" + row + "-2.25\n", rows: 2, cents: 1025,
 			want: []string{invID, "5f1a2b3c4d5e6f7a8b9c0d1e", "Zürich Ödön Ltd, Inc.", "6650a1b2c3d4e5f6a7b8c9d0", "Analytics, EU", "6650a1b2c3d4e5f6a7b8c9d1", "Cluster0", "Data Transfer", "2024-06-03", "12.5"},
 		},
 		{name: "header only", in: hdr, rows: 0, cents: 0},
+		{
+			name: "money at the edges", in: hdr + row + "1234567890123456.78\n" + row + "12.3400\n" + row + "-0.00\n" + row + "90071992547409.93\n",
+			rows: 4, cents: 123456789012345678 + 1234 + 9007199254740993,
+			want:    []string{invID, "5f1a2b3c4d5e6f7a8b9c0d1e", "Zürich Ödön Ltd, Inc.", "6650a1b2c3d4e5f6a7b8c9d0", "Analytics, EU", "6650a1b2c3d4e5f6a7b8c9d1", "Cluster0", "Data Transfer", "2024-06-03", "1234567890123456.78"},
+			amounts: []string{"1234567890123456.78", "12.34", "0", "90071992547409.93"},
+		},
 		{name: "CRLF and BOM", in: "\xef\xbb\xbf" + strings.ReplaceAll(hdr+row+"1.00\n", "\n", "\r\n"), rows: 1, cents: 100},
 		{
 			name: "columns reordered, one added", rows: 1, cents: 99,
@@ -414,6 +447,11 @@ func TestUsage(t *testing.T) {
 			}
 			if tc.want != nil && !slices.Equal(recs[1], tc.want) {
 				t.Errorf("first record = %q, want %q", recs[1], tc.want)
+			}
+			for i, want := range tc.amounts {
+				if got := recs[i+1][len(recs[i+1])-1]; got != want {
+					t.Errorf("record %d usage_amount = %q, want %q", i+1, got, want)
+				}
 			}
 		})
 	}
@@ -477,6 +515,12 @@ func TestFocus(t *testing.T) {
 				"chargeperiodstart": "2024-06-01T23:30:00Z", "chargeperiodend": "2024-06-03T00:00:00Z",
 				"tags": `{"b":"true","n":"1.50","o":"{\"k\":[1]}","z":""}`,
 			},
+		},
+		{
+			name: "money at the edges",
+			in:   "BilledCost,EffectiveCost,ListCost,ContractedCost\n12345678901234.567890123456789012345678,12.3400,-0.00,90071992547409.93\n",
+			rows: 1,
+			want: map[string]string{"billedcost": "12345678901234.567890123456789012345678", "effectivecost": "12.34", "listcost": "0", "contractedcost": "90071992547409.93"},
 		},
 		{name: "BOM, CRLF, header names in other case and snake_case", in: "\xef\xbb\xbfbilled_cost , BILLINGCURRENCY\r\n1.00,USD\r\n", rows: 1, want: map[string]string{"billedcost": "1", "billingcurrency": "USD"}},
 		{name: "cost not a decimal", in: "BilledCost\n1.00\nfree\n", err: `line 3: billedcost "free": not a plain decimal`, warning: tally.ValueWarning},

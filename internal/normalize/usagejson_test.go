@@ -75,6 +75,14 @@ func TestUsageJSON(t *testing.T) {
 				",,,,,,,,,1000\n",
 			services: map[string]string{"Data Transfer": "-12.49", "": "1000.00"},
 		},
+		{
+			// JSON numbers are read as their text, never as a float64.
+			name: "money at the edges",
+			in: `{"usageDetails":[{"service":"S","usageAmount":1234567890123456.78},{"service":"S","usageAmount":12.3400},` +
+				`{"service":"S","usageAmount":-0.00},{"service":"S","usageAmount":90071992547409.93},{"service":"S","usageAmount":7}]}`,
+			want:     ",,,,,,,S,,1234567890123456.78\n,,,,,,,S,,12.34\n,,,,,,,S,,0\n,,,,,,,S,,90071992547409.93\n,,,,,,,S,,7\n",
+			services: map[string]string{"S": "1324639882670886.0500"},
+		},
 		{name: "no usage", in: `{"usageDetails":[]}`, services: nil},
 		{name: "null usage", in: ` {"usageDetails":null} `, services: nil},
 		{name: "not an object", in: `[` + spec + `]`, err: "not a JSON object", warning: tally.LayoutWarning},

@@ -319,6 +319,8 @@ func TestMediaTypes(t *testing.T) {
 		{"text/plain", false, false},
 		{"", false, false},
 		{"text/csv; charset", false, false},
+		{strings.Repeat("\x80", 200), false, false}, // not UTF-8, nowhere to cut: quoted as "..."
+		{"text/html; " + strings.Repeat("x", 300), false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.ctype, func(t *testing.T) {
@@ -341,6 +343,8 @@ func TestMediaTypes(t *testing.T) {
 					t.Errorf("%s: %v", op, err)
 				case !ok && !errors.As(err, &me):
 					t.Errorf("%s: error %v, want *MediaTypeError", op, err)
+				case !ok && len(me.Got) > 128+len("..."):
+					t.Errorf("%s: the error quotes %d bytes of the Content-Type", op, len(me.Got))
 				}
 			}
 			u, err := c.GetUsage(ctx, testOrg, testToken, atlas.CSV)

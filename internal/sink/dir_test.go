@@ -133,6 +133,56 @@ func TestDirContextCancelled(t *testing.T) {
 	}
 }
 
+// A context cancelled before a Write, or before Commit, fails it, and
+// nothing is stored; a key that names a folder fails Commit.
+func TestDirCommitRefused(t *testing.T) {
+	root := t.TempDir()
+	d := NewDir(root)
+	if err := os.MkdirAll(filepath.Join(root, "folder", "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, key  string
+		cancelAt   string // "write", "commit" or ""
+		wantCancel bool
+	}{
+		{"cancelled before a write", "w.csv", "write", true},
+		{"cancelled before commit", "c.csv", "commit", true},
+		{"a key that is a folder", "folder", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			u, err := d.Create(ctx, tc.key, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.cancelAt == "write" {
+				cancel()
+			}
+			_, err = u.Write([]byte("a,b\n"))
+			if tc.cancelAt == "write" {
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Write after cancel: %v, want context.Canceled", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if tc.cancelAt == "commit" {
+				cancel()
+			}
+			obj, err := u.Commit()
+			if err == nil || tc.wantCancel != errors.Is(err, context.Canceled) {
+				t.Fatalf("Commit = %+v, %v; want an error (context.Canceled: %v)", obj, err, tc.wantCancel)
+			}
+			if fi, err := os.Stat(filepath.Join(root, tc.key)); tc.wantCancel && err == nil || !tc.wantCancel && (err != nil || !fi.IsDir()) {
+				t.Errorf("after a failed Commit %s: %v, %v", tc.key, fi, err)
+			}
+		})
+	}
+	noTemp(t, root)
+}
+
 func TestDirETagOpenDelete(t *testing.T) {
 	d := NewDir(t.TempDir())
 	ctx := testCtx(t)

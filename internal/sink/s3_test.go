@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"runtime"
@@ -255,6 +257,84 @@ func TestS3RefusedUploadAborted(t *testing.T) {
 			e.clean(t)
 		})
 	}
+}
+
+// An abort S3 refuses is logged as a warning naming the key and the upload
+// (the bucket's lifecycle rule sweeps it), to the sink's logger or, without
+// one, slog's default.
+func TestS3AbortRefusedIsLogged(t *testing.T) {
+	for _, withLogger := range []bool{true, false} {
+		t.Run(fmt.Sprintf("logger %v", withLogger), func(t *testing.T) {
+			var logs testenv.Buffer
+			opt := S3Options{PartSize: 5 * MiB}
+			if withLogger {
+				opt.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			}
+			e := newS3Env(t, opt)
+			e.rec.refusing(func(q request) bool { return q.op() == "AbortMultipartUpload" })
+			u, err := e.sink.Create(testCtx(t), "refused.csv", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(u, reader(data(6*MiB, 7))); err != nil {
+				t.Fatal(err)
+			}
+			u.Abort()
+			if n := e.rec.count("AbortMultipartUpload"); n != 1 {
+				t.Errorf("%d AbortMultipartUpload requests, want 1", n)
+			}
+			if !withLogger {
+				return // slog's default logger took it, without a panic
+			}
+			out := logs.String()
+			if !strings.Contains(out, `"msg":"sink: multipart upload not aborted"`) || !strings.Contains(out, `"key":"refused.csv"`) ||
+				!strings.Contains(out, `"uploadId":"`) || !strings.Contains(out, "AccessDenied") {
+				t.Errorf("log = %s, want a warning naming the key, the upload and S3's error", out)
+			}
+		})
+	}
+}
+
+// Without s3:ListBucket S3 answers 403 for a missing key: ETag and Open
+// take it as absent.
+func TestS3ForbiddenIsAbsent(t *testing.T) {
+	e := newS3Env(t, S3Options{})
+	ctx := testCtx(t)
+	if _, err := put(ctx, e.sink, "there.csv", strings.NewReader("a\n"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.refusing(func(q request) bool { return q.op() == "HeadObject" || q.Method == "GET" })
+	if etag, err := e.sink.ETag(ctx, "there.csv"); etag != "" || err != nil {
+		t.Errorf("ETag = %q, %v; want none", etag, err)
+	}
+	if _, err := e.sink.Open(ctx, "there.csv"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open: %v, want ErrNotFound", err)
+	}
+}
+
+// One Write of several parts at once (a caller with a large buffer) is
+// split into parts like many small ones.
+func TestS3OneLargeWrite(t *testing.T) {
+	e := newS3Env(t, S3Options{PartSize: 5 * MiB, Concurrency: 2})
+	body := data(12*MiB, 8)
+	u, err := e.sink.Create(testCtx(t), "large.csv", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := u.Write(body); n != len(body) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	obj, err := u.Commit()
+	if err != nil || obj.Bytes != int64(len(body)) || obj.SHA256 != hexSHA(body) {
+		t.Fatalf("Commit = %+v, %v", obj, err)
+	}
+	if got := e.gw.Get(t, e.bucket, "large.csv"); !bytes.Equal(got, body) {
+		t.Errorf("stored %d bytes differ from the %d written", len(got), len(body))
+	}
+	if n := e.rec.count("UploadPart"); n != 3 {
+		t.Errorf("%d parts, want 3", n)
+	}
+	e.clean(t)
 }
 
 // A context cancelled mid-stream (a Lambda's deadline) fails the upload;

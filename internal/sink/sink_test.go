@@ -25,6 +25,15 @@ func TestValidateKey(t *testing.T) {
 		{"a\\b", false},
 		{"bad\xffutf8", false},
 		{strings.Repeat("k", 1025), false},
+		{strings.Repeat("k", 1024), true},
+		// The edges of the refused characters: C0, DEL and C1 controls.
+		{"a b", true},
+		{"a\x1fb", false},
+		{"a~b", true},
+		{"a\u0080b", false},
+		{"a\u009fb", false},
+		{"a\u00a0b", true},
+		{"Zürich Ödön/数据.csv", true},
 	}
 	for _, tt := range tests {
 		err := ValidateKey(tt.key)
@@ -47,6 +56,15 @@ func TestMetadata(t *testing.T) {
 		{"non-ASCII value", map[string]string{"org-name": "Zürich"}, false},
 		{"newline in value", map[string]string{"note": "a\nb"}, false},
 		{"too large", map[string]string{"big": strings.Repeat("x", 2100)}, false},
+		{"at the size limit", map[string]string{"big": strings.Repeat("x", 2048-3)}, true},
+		{"one byte over", map[string]string{"big": strings.Repeat("x", 2048-2)}, false},
+		{"key of the edge characters", map[string]string{"az09-z": "x"}, true},
+		{"key starting with a dash", map[string]string{"-a": "x"}, false},
+		{"key of another character", map[string]string{"a_b": "x"}, false},
+		{"empty key", map[string]string{"": "x"}, false},
+		{"printable edges in value", map[string]string{"v": " a~"}, true},
+		{"unit separator in value", map[string]string{"v": "a\x1f"}, false},
+		{"DEL in value", map[string]string{"v": "a\x7f"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,6 +37,8 @@ func FuzzCSVReader(f *testing.F) {
 		"", "\n", "a", "a,b\nc,d\n", "a,b\r\nc,d", "a\r", "\r\n\r\n", "a,\"b\nc\",d\n", "\"a\"\"b\",c\n",
 		"a\"b\n", "\"a\"b\n", "\"abc", "\"a\r\nb\"\r\n", "a,b\nc\n", "\xef\xbb\xbfh1,h2\n1,2\n", " \"a\"\n",
 		strings.Repeat("x,", 20) + "\n", "\"" + strings.Repeat("y", 400) + "\"\n", "a\rb,c\n", "\"\"\n\"\",\"\"\n",
+		// Errors after other fields and lines: their line and column.
+		"a,bc,d\"e\n", "ab,\"c\"d\n", "\"a\"\"b\"c\n", "x\n\"a\nb\"c\n", "x\ny,\"a\nbc", "\"a\",b,c\"\n", "h\n\r",
 	} {
 		f.Add([]byte(s), uint8(7), uint8(5), false)
 	}
@@ -50,7 +52,11 @@ func FuzzCSVReader(f *testing.F) {
 		}
 		oracle := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
 		oracle.FieldsPerRecord = want
-		cr := newCSVReaderSize(&chunks{bytes.NewReader(data), int(chunk)%64 + 1}, want, int(size)%32+4, fuzzMaxRecord, fuzzMaxColumns)
+		var src io.Reader = &chunks{bytes.NewReader(data), int(chunk)%64 + 1}
+		if chunk%2 == 1 {
+			src = iotest.DataErrReader(src) // the last bytes come with io.EOF, as from many bodies
+		}
+		cr := newCSVReaderSize(src, want, int(size)%32+4, fuzzMaxRecord, fuzzMaxColumns)
 		for n := 0; ; n++ {
 			if n > len(data)+1 {
 				t.Fatal("more records than bytes")
@@ -102,17 +108,25 @@ func TestCSVReaderBounds(t *testing.T) {
 		name string
 		in   string
 		err  error // after the first record
+		eof  bool  // the last bytes come with io.EOF
 	}{
-		{"a record at the size bound", "h\n" + strings.Repeat("x", MaxRecordBytes-1) + "\n", nil},
-		{"a line over it", "h\n" + strings.Repeat("x", MaxRecordBytes) + "\n", ErrRecordTooLarge},
-		{"a last line over it", "h\n" + strings.Repeat("x", MaxRecordBytes+1), ErrRecordTooLarge},
-		{"a quoted field over it", "h\n\"" + strings.Repeat("x\n", MaxRecordBytes/2) + "\"\n", ErrRecordTooLarge},
-		{"columns at the bound", "h\n" + strings.Repeat(",", MaxColumns-1) + "\n", nil},
-		{"columns over it", "h\n" + strings.Repeat(",", MaxColumns) + "\n", ErrTooManyColumns},
-		{"quoted columns over it", "h\n" + strings.Repeat(`"",`, MaxColumns) + "\n", ErrTooManyColumns},
+		{"a record at the size bound", "h\n" + strings.Repeat("x", MaxRecordBytes-1) + "\n", nil, false},
+		{"a line over it", "h\n" + strings.Repeat("x", MaxRecordBytes) + "\n", ErrRecordTooLarge, false},
+		{"a last line at the bound", "h\n" + strings.Repeat("x", MaxRecordBytes), nil, false},
+		{"a last line over it", "h\n" + strings.Repeat("x", MaxRecordBytes+1), ErrRecordTooLarge, false},
+		{"a last line over it, ending with io.EOF", "h\n" + strings.Repeat("x", MaxRecordBytes+1), ErrRecordTooLarge, true},
+		{"a last lone CR", "h\n\r", io.EOF, false},
+		{"a quoted field over it", "h\n\"" + strings.Repeat("x\n", MaxRecordBytes/2) + "\"\n", ErrRecordTooLarge, false},
+		{"columns at the bound", "h\n" + strings.Repeat(",", MaxColumns-1) + "\n", nil, false},
+		{"columns over it", "h\n" + strings.Repeat(",", MaxColumns) + "\n", ErrTooManyColumns, false},
+		{"quoted columns over it", "h\n" + strings.Repeat(`"",`, MaxColumns) + "\n", ErrTooManyColumns, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cr := newCSVReader(iotest.HalfReader(strings.NewReader(tc.in)), -1)
+			src := iotest.HalfReader(strings.NewReader(tc.in))
+			if tc.eof {
+				src = iotest.DataErrReader(src)
+			}
+			cr := newCSVReader(src, -1)
 			if _, err := cr.Read(); err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -329,6 +330,14 @@ func TestInvoice(t *testing.T) {
 			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "reading line item 2", warning: tally.SyntaxWarning,
 		},
 		{
+			name: "the header after 999 preamble records", in: raw(slices.Repeat([]string{"Note,x,"}, 999), m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: 1296,
+		},
+		{
+			name: "the header after 1,000 preamble records", in: raw(slices.Repeat([]string{"Note,x,"}, 1000), m30),
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: tally.LayoutWarning,
+		},
+		{
 			name: "no header", in: "Invoice Number,x,\nDate,Amount\n1,2\n",
 			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, err: "line-item header not found", warning: tally.LayoutWarning,
 		},
@@ -385,14 +394,15 @@ func TestUsage(t *testing.T) {
 	const hdr = "Invoice ID,Organization ID,Organization Name,Project ID,Project Name,Cluster ID,Cluster Name,Service,Usage Date,Usage Amount\n"
 	const row = invID + `,5f1a2b3c4d5e6f7a8b9c0d1e,"Zürich Ödön Ltd, Inc.",6650a1b2c3d4e5f6a7b8c9d0,"Analytics, EU",6650a1b2c3d4e5f6a7b8c9d1,Cluster0,Data Transfer,2024-06-03,`
 	for _, tc := range []struct {
-		name    string
-		in      string
-		rows    int64
-		cents   int64
-		err     string
-		warning string
-		want    []string // the first record, when given
-		amounts []string // every record's usage_amount, when given
+		name     string
+		in       string
+		rows     int64
+		cents    int64
+		err      string
+		warning  string
+		want     []string // the first record, when given
+		amounts  []string // every record's usage_amount, when given
+		services map[string]string
 	}{
 		{
 			name: "rows", in: hdr + row + "12.50\n" + row + "-2.25\n", rows: 2, cents: 1025,
@@ -411,6 +421,11 @@ func TestUsage(t *testing.T) {
 			in: "Usage Amount,Usage Date,Service,Cluster Name,Cluster ID,Project Name,Project ID,Organization Name,Organization ID,Invoice ID,Region\n" +
 				"0.99,06/03/2024,Clusters,c,cid,p,pid,o,oid,iid,EU\n",
 			want: []string{"iid", "oid", "o", "pid", "p", "cid", "c", "Clusters", "2024-06-03", "0.99"},
+		},
+		{
+			name: "the service first", rows: 2, cents: 150,
+			in:       "Service,Usage Amount\nClusters,1.00\nData Transfer,0.50\n",
+			services: map[string]string{"Clusters": "1.00", "Data Transfer": "0.50"},
 		},
 		{name: "empty file", in: "", err: "empty file", warning: tally.LayoutWarning},
 		{name: "no amount column", in: strings.Replace(hdr, ",Usage Amount", "", 1), err: `header has no "Usage Amount" column`, warning: tally.LayoutWarning},
@@ -451,6 +466,15 @@ func TestUsage(t *testing.T) {
 			for i, want := range tc.amounts {
 				if got := recs[i+1][len(recs[i+1])-1]; got != want {
 					t.Errorf("record %d usage_amount = %q, want %q", i+1, got, want)
+				}
+			}
+			if tc.services != nil {
+				got := map[string]string{}
+				for k, v := range st.Services {
+					got[k] = v.String()
+				}
+				if !maps.Equal(got, tc.services) {
+					t.Errorf("services = %v, want %v", got, tc.services)
 				}
 			}
 		})

@@ -206,3 +206,63 @@ func TestUsageJSONStreams(t *testing.T) {
 		})
 	}
 }
+
+// A usage detail may be as long as MaxRecordBytes, not a byte longer; a
+// first key or leading whitespace of tens of MiB is refused having read a
+// few MiB of it.
+func TestUsageJSONBounds(t *testing.T) {
+	detail := func(n int) string {
+		head, tail := `{"service":"`, `","usageAmount":1}`
+		return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+	}
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{{"at the bound", normalize.MaxRecordBytes, true}, {"over it", normalize.MaxRecordBytes + 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := normalize.UsageJSON(io.Discard, strings.NewReader(`{"usageDetails":[`+detail(tc.size)+`]}`))
+			if w := tally.AsWarning(err); tc.ok && err != nil || !tc.ok && (w == nil || w.Name != tally.TooLargeWarning) {
+				t.Fatalf("a detail of %d bytes: %v", tc.size, err)
+			}
+			if tc.ok && st.Rows != 1 {
+				t.Errorf("Rows = %d, want 1", st.Rows)
+			}
+		})
+	}
+
+	const big = 32 << 20
+	for name, parts := range map[string][]io.Reader{
+		"a first key":        {strings.NewReader(`{"`), io.LimitReader(repeatReader('x'), big), strings.NewReader(`":1}`)},
+		"leading whitespace": {io.LimitReader(repeatReader(' '), big), strings.NewReader(`{"usageDetails":[]}`)},
+	} {
+		src := &countReader{r: io.MultiReader(parts...)}
+		_, err := normalize.UsageJSON(io.Discard, src)
+		if w := tally.AsWarning(err); w == nil || w.Name != tally.TooLargeWarning {
+			t.Fatalf("%s of %d MiB: %v, want %s", name, big>>20, err, tally.TooLargeWarning)
+		}
+		if src.n > 8*normalize.MaxRecordBytes {
+			t.Errorf("%s of %d MiB: read %d MiB before refusing it", name, big>>20, src.n>>20)
+		}
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}

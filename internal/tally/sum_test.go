@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,14 @@ func TestSum(t *testing.T) {
 		{"past int64 units", []string{"9223372036854775807", "1"}, "9223372036854775808", 0, false},
 		{"a scale past int64", []string{"1.0000000000000000000001", "1"}, "2.0000000000000000000001", 0, false},
 		{"many digits", []string{strings.Repeat("9", 40) + ".99", "0.01"}, "1" + strings.Repeat("0", 40) + ".00", 0, false},
+		// Each value fits the int64 path, their sum does not.
+		{"many of the longest int64 values", slices.Repeat([]string{"999999999999999999"}, 10), "9999999999999999990", 0, false},
+		{"many of them, negative", slices.Repeat([]string{"-999999999999999999"}, 10), "-9999999999999999990", 0, false},
+		{"a negative whole total", []string{"-12", "3"}, "-9", -900, true},
+		{"whole, int64 cents at the edge", []string{"92233720368547758"}, "92233720368547758", 9223372036854775800, true},
+		{"whole, negative, int64 cents at the edge", []string{"-92233720368547758"}, "-92233720368547758", -9223372036854775800, true},
+		{"under one", []string{"0.25", "0.5"}, "0.75", 75, true},
+		{"under one, negative", []string{"-0.25"}, "-0.25", -25, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s Sum

@@ -143,3 +143,20 @@ func abs(x int64) int64 {
 	}
 	return x
 }
+
+// Values in messages are quoted whole up to 40 bytes, else cut there (at
+// the start of a rune) and marked.
+func TestShown(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                             `""`,
+		strings.Repeat("a", 40):        `"` + strings.Repeat("a", 40) + `"`,
+		strings.Repeat("a", 41):        `"` + strings.Repeat("a", 40) + `"...`,
+		strings.Repeat("a", 39) + "é":  `"` + strings.Repeat("a", 39) + `"...`,
+		strings.Repeat("a", 38) + "€x": `"` + strings.Repeat("a", 38) + `"...`,
+		"line\nbreak":                  `"line\nbreak"`,
+	} {
+		if got := Shown(in); got != want {
+			t.Errorf("Shown(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -507,6 +507,42 @@ func TestStreamBroken(t *testing.T) {
 	}
 }
 
+// A body that does not end where its Content-Length says is an error even
+// when the transport of WithHTTPClient hands it over without checking, as
+// net/http's own transports do: a truncated report is never taken for a
+// whole one.
+func TestContentLengthOwnTransport(t *testing.T) {
+	t.Parallel()
+	body := bytes.Repeat([]byte("a,b\n"), 1000)
+	for name, length := range map[string]int64{
+		"shorter": int64(2 * len(body)),
+		"longer":  0,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return &http.Response{
+					StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+					Header:        http.Header{"Content-Type": {"application/vnd.atlas.2023-01-01+csv"}},
+					ContentLength: length,
+					Body:          io.NopCloser(bytes.NewReader(body)),
+					Request:       r,
+				}, nil
+			})}
+			c := newClient(t, "http://127.0.0.1:1", atlas.WithHTTPClient(hc), atlas.WithRetry(quickRetry))
+			rc, err := c.InvoiceCSV(ctxTimeout(t, 5*time.Second), testOrg, testInv)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer rc.Close()
+			n, err := io.Copy(io.Discard, rc)
+			if !atlas.IsStreamBroken(err) || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("read %d bytes, err = %v; want io.ErrUnexpectedEOF in a *StreamError", n, err)
+			}
+		})
+	}
+}
+
 // Every line the client logs (a retry after a 5xx, authenticating again after
 // a 401 for an expired bearer token or a stale Digest nonce) says what
 // happened and holds no credential: no client secret, private key, access

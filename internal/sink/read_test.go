@@ -45,6 +45,7 @@ func testListOpenFile(t *testing.T, s lister) {
 		{"p/_manifests/org_id=b", []string{"p/_manifests/org_id=b/billing_month=2024-04/manifest.json"}},
 		{"p/none/", nil},
 		{"r", nil},
+		{"/p", nil}, // no key begins with a slash
 	} {
 		got, err := s.List(ctx, tc.prefix)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -329,6 +330,9 @@ func (u *s3Upload) Write(p []byte) (int, error) {
 			// Full, with more to come: the last part goes in Commit, which
 			// may make it a single PutObject.
 			if err := u.send(); err != nil {
+				u.mu.Lock() // fail the upload: Commit must not store the parts before it
+				u.err = cmp.Or(u.err, err)
+				u.mu.Unlock()
 				return n - len(p), err
 			}
 		}

@@ -259,6 +259,37 @@ func TestS3RefusedUploadAborted(t *testing.T) {
 	}
 }
 
+// A Write that fails (here S3 refuses to start the multipart upload) fails
+// the upload: Write takes less than all it was given, as io.Writer says,
+// and a Commit after it returns the error rather than storing the part of
+// the body that came before.
+func TestS3FailedWriteFailsCommit(t *testing.T) {
+	e := newS3Env(t, S3Options{PartSize: 5 * MiB})
+	ctx := testCtx(t)
+	old := []byte("the previous, complete export\n")
+	if _, err := put(ctx, e.sink, "refused-start.csv", bytes.NewReader(old), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.refusing(func(q request) bool { return q.op() == "CreateMultipartUpload" })
+	t.Cleanup(func() { e.rec.refusing(nil) })
+	u, err := e.sink.Create(ctx, "refused-start.csv", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := data(12*MiB, 9)
+	if n, err := u.Write(body); err == nil || !strings.Contains(err.Error(), "AccessDenied") || n < 0 || n >= len(body) {
+		t.Fatalf("Write = %d, %v; want fewer than %d bytes taken and S3's AccessDenied", n, err, len(body))
+	}
+	if obj, err := u.Commit(); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("Commit after a failed Write = %+v, %v; want the Write's error", obj, err)
+	}
+	e.rec.refusing(nil)
+	if got := e.gw.Get(t, e.bucket, "refused-start.csv"); !bytes.Equal(got, old) {
+		t.Errorf("the key holds %d bytes, want the previous object", len(got))
+	}
+	e.clean(t)
+}
+
 // An abort S3 refuses is logged as a warning naming the key and the upload
 // (the bucket's lifecycle rule sweeps it), to the sink's logger or, without
 // one, slog's default.
@@ -295,8 +326,8 @@ func TestS3AbortRefusedIsLogged(t *testing.T) {
 	}
 }
 
-// Without s3:ListBucket S3 answers 403 for a missing key: ETag and Open
-// take it as absent.
+// Without s3:ListBucket S3 answers 403 for a missing key: ETag, Open and
+// OpenFile take it as absent.
 func TestS3ForbiddenIsAbsent(t *testing.T) {
 	e := newS3Env(t, S3Options{})
 	ctx := testCtx(t)
@@ -309,6 +340,9 @@ func TestS3ForbiddenIsAbsent(t *testing.T) {
 	}
 	if _, err := e.sink.Open(ctx, "there.csv"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Open: %v, want ErrNotFound", err)
+	}
+	if _, err := e.sink.OpenFile(ctx, "there.csv"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("OpenFile: %v, want ErrNotFound", err)
 	}
 }
 

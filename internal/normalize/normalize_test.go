@@ -441,6 +441,12 @@ func TestUsage(t *testing.T) {
 			in:   "invoiceId,organizationId,service,usageDate,usageAmount\niid,oid,Storage,2024-06-02,0.05\n",
 			want: []string{"iid", "oid", "", "", "", "", "", "Storage", "2024-06-02", "0.05"},
 		},
+		{
+			// The buffer grows for the long record; the short ones after it
+			// then start deep in it, and each is as long as it is.
+			name: "a record near the bound, then many short ones", rows: 100_001, cents: 100 + 100_000,
+			in: "Service,Usage Amount\n\"" + strings.Repeat("x", 700<<10) + "\",1.00\n" + strings.Repeat("Clusters,0.01\n", 100_000),
+		},
 		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`, warning: tally.ValueWarning},
 		{name: "amount with a fraction of a cent", in: hdr + row + "1.005\n", err: `line 2: usage_amount "1.005": has 3 decimals`, warning: tally.ValueWarning},
 		{name: "date not a date", in: "Usage Date,Usage Amount\n2024-02-30,1\n", err: `line 2: usage_date "2024-02-30": not a date`, warning: tally.ValueWarning},

@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/atlas-billing-export/atlas-billing-export/internal/atlassim"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/tally"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
+	"github.com/parquet-go/parquet-go"
 )
 
 const invID = "65ab0c1d2e3f4a5b6c7d8e9f"
@@ -593,4 +595,68 @@ func amountCents(st tally.Stats) int64 {
 		return math.MinInt64
 	}
 	return c
+}
+
+// The dates and amounts carry their minimum and maximum in the file's
+// footer, which Athena and DuckDB read to skip row groups when a query
+// filters on them.
+func TestParquetBounds(t *testing.T) {
+	in := "Usage Date,Usage Amount\n2024-06-05,12.50\n2024-06-03,-2.25\n2024-06-04,0.10\n"
+	var out bytes.Buffer
+	if _, err := normalize.Usage(&out, strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := func(d string) int64 {
+		tm, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Unix() / 86400
+	}
+	for _, tc := range []struct {
+		column   string
+		min, max int64
+	}{
+		{"usage_date", days("2024-06-03"), days("2024-06-05")},
+		{"usage_amount", -225, 1250},
+	} {
+		leaf, ok := f.Schema().Lookup(tc.column)
+		if !ok {
+			t.Fatalf("no column %s", tc.column)
+		}
+		st := f.Metadata().RowGroups[0].Columns[leaf.ColumnIndex].MetaData.Statistics
+		kind := leaf.Node.Type().Kind()
+		if len(st.MinValue) == 0 || len(st.MaxValue) == 0 {
+			t.Errorf("%s: no minimum and maximum in the footer", tc.column)
+			continue
+		}
+		if lo, hi := kind.Value(st.MinValue).Int64(), kind.Value(st.MaxValue).Int64(); lo != tc.min || hi != tc.max {
+			t.Errorf("%s: bounds [%d, %d], want [%d, %d]", tc.column, lo, hi, tc.min, tc.max)
+		}
+	}
+}
+
+// An invoice whose status neither the caller nor the preamble gives has a
+// NULL invoice_status, not an empty one: a query can tell "unknown".
+func TestInvoiceStatusUnknownIsNull(t *testing.T) {
+	in := raw(shortPreamble[:2], item("2024-06-02", "Atlas AWS Instance M30", "0.54", "24.00", "0", "12.96"))
+	var out bytes.Buffer
+	if _, err := normalize.Invoice(&out, strings.NewReader(in), normalize.InvoiceInfo{ID: invID}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ok := f.Schema().Lookup("invoice_status")
+	if !ok {
+		t.Fatal("no column invoice_status")
+	}
+	if n := f.Metadata().RowGroups[0].Columns[leaf.ColumnIndex].MetaData.Statistics.NullCount; n != 1 {
+		t.Errorf("invoice_status: %d NULLs in 1 row, want 1", n)
+	}
 }

@@ -250,16 +250,14 @@ func (ur *usageReader) skipRest() error {
 // boundedReader fails reads past limit with ErrRecordTooLarge.
 type boundedReader struct {
 	r        io.Reader
-	n, limit int64 // bytes read; the bound (0: none yet)
+	n, limit int64 // bytes read; the bound
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.limit > 0 {
-		if b.n >= b.limit {
-			return 0, ErrRecordTooLarge
-		}
-		p = p[:min(int64(len(p)), b.limit-b.n)]
+	if b.n >= b.limit {
+		return 0, ErrRecordTooLarge
 	}
+	p = p[:min(int64(len(p)), b.limit-b.n)]
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	return n, err

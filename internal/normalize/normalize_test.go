@@ -452,6 +452,12 @@ func TestUsage(t *testing.T) {
 		{name: "amount not a decimal", in: hdr + row + "1.00\n" + row + "\"1,5\"\n", err: `line 3: usage_amount "1,5": thousands separators`, warning: tally.ValueWarning},
 		{name: "amount with a fraction of a cent", in: hdr + row + "1.005\n", err: `line 2: usage_amount "1.005": has 3 decimals`, warning: tally.ValueWarning},
 		{name: "date not a date", in: "Usage Date,Usage Amount\n2024-02-30,1\n", err: `line 2: usage_date "2024-02-30": not a date`, warning: tally.ValueWarning},
+		{
+			// Quoted in the message cut to 40 bytes, on a rune boundary,
+			// whatever bytes the value holds.
+			name: "a long amount of no UTF-8", in: "Usage Amount\n" + strings.Repeat("\x80", 50) + "\n",
+			err: `line 2: usage_amount ""...: not a plain decimal`, warning: tally.ValueWarning,
+		},
 		{name: "short record", in: hdr + "a,b,c\n", err: "wrong number of fields", warning: tally.LayoutWarning},
 		{name: "a header of too many columns", in: strings.Repeat("x,", normalize.MaxColumns) + "Usage Amount\n", err: "over 1,000 fields", warning: tally.TooLargeWarning},
 	} {

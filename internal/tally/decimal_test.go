@@ -154,6 +154,7 @@ func TestShown(t *testing.T) {
 		strings.Repeat("a", 39) + "é":  `"` + strings.Repeat("a", 39) + `"...`,
 		strings.Repeat("a", 38) + "€x": `"` + strings.Repeat("a", 38) + `"...`,
 		"line\nbreak":                  `"line\nbreak"`,
+		strings.Repeat("\x80", 50):     `""...`, // no rune start to cut at
 	} {
 		if got := Shown(in); got != want {
 			t.Errorf("Shown(%q) = %s, want %s", in, got, want)

@@ -177,7 +177,7 @@ bench: tools ## measure streaming, cold starts, poll economy and cost against fl
 # ---- mutation testing: how many planted bugs the unit tests catch (mutate/) ----
 # MUTATE_PACKAGES="pkg/atlas internal/sink" limits the run to those packages.
 .PHONY: mutate
-mutate: $(GREMLINS) $(VERSITYGW) ## mutation score of the core packages' unit tests, and the survivors (an hour or so; not part of test)
+mutate: $(GREMLINS) $(VERSITYGW) ## mutation score of the core packages' unit tests, and the survivors (about 75 min on 2 cores; not part of test)
 	MUTATE_PACKAGES="$(MUTATE_PACKAGES)" $(GO) test -tags mutate -count=1 -timeout 6h -v -run '^TestMutate$$' ./mutate
 
 $(GREMLINS):

@@ -40,6 +40,9 @@ func TestSum(t *testing.T) {
 		{"past int64 units", []string{"9223372036854775807", "1"}, "9223372036854775808", 0, false},
 		{"a scale past int64", []string{"1.0000000000000000000001", "1"}, "2.0000000000000000000001", 0, false},
 		{"many digits", []string{strings.Repeat("9", 40) + ".99", "0.01"}, "1" + strings.Repeat("0", 40) + ".00", 0, false},
+		// Past int64, then a value of more decimals, or of fewer.
+		{"past int64, more decimals", []string{"12345678901234567890.5", "0.25"}, "12345678901234567890.75", 0, false},
+		{"past int64, fewer decimals", []string{"12345678901234567890.25", "0.5"}, "12345678901234567890.75", 0, false},
 		// Each value fits the int64 path, their sum does not.
 		{"many of the longest int64 values", slices.Repeat([]string{"999999999999999999"}, 10), "9999999999999999990", 0, false},
 		{"many of them, negative", slices.Repeat([]string{"-999999999999999999"}, 10), "-9999999999999999990", 0, false},

@@ -140,3 +140,108 @@ func TestCSVReaderBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestCSVReaderOneLineQuoted holds splitQuoted to what its comment
+// promises: a record of one line with quotes is read in place (it reports
+// true) with encoding/csv's fields, and any other record is left to parse.
+func TestCSVReaderOneLineQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		one bool // splitQuoted reads it
+	}{
+		{`"a"`, true},
+		{`"a",b` + "\n", true},
+		{`a,"b"`, true},
+		{`,"a"`, true},
+		{`"a",`, true},
+		{`"a",,"b",`, true},
+		{`"q",ab,cdefghij,"x"`, true}, // a comma in a word of 8 bytes
+		{`"q",abcdefg,hijklmn,opqrstu`, true},
+		{`"a""b",c`, true},
+		{`"a""b""c","""",d` + "\r\n", true},
+		{`"a,b",c` + "\n", true},
+		{`"ab`, false},        // no closing quote: over lines, or an error
+		{`"a"b,c`, false},     // a quote in a quoted field
+		{`ab"c,d`, false},     // a bare quote
+		{`abcdefgh"i`, false}, // one after a word of 8 bytes
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			cr := newCSVReader(strings.NewReader(""), -1)
+			line := []byte(strings.TrimRight(tc.in, "\r\n") + "\n") // as readLine gives it
+			if got := cr.splitQuoted(line); got != tc.one {
+				t.Fatalf("splitQuoted = %v, want %v", got, tc.one)
+			}
+			want, wantErr := csv.NewReader(strings.NewReader(tc.in)).Read()
+			got, err := newCSVReader(strings.NewReader(tc.in), -1).Read()
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("err %v, encoding/csv %v", err, wantErr)
+			}
+			if tc.one {
+				// The fields splitQuoted read, then Read's.
+				for _, rec := range [][][]byte{cr.fields, got} {
+					if len(rec) != len(want) {
+						t.Fatalf("%q, encoding/csv %q", rec, want)
+					}
+					for i := range rec {
+						if string(rec[i]) != want[i] {
+							t.Fatalf("%q, encoding/csv %q", rec, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIndexDelim compares the 8-bytes-at-a-time search with a plain one,
+// a delimiter at each place of a word and of the tail.
+func TestIndexDelim(t *testing.T) {
+	plain := func(b []byte) int {
+		if i := bytes.IndexAny(b, `,"`); i >= 0 {
+			return i
+		}
+		return len(b)
+	}
+	base := []byte("SabcdefghijklmnopqrstuvwxyzSTUVW\x00\x7f\x80\xff\xc3\xa9")
+	for n := 0; n <= len(base); n++ {
+		for _, d := range []byte{0, ',', '"'} {
+			for at := 0; at < max(n, 1); at++ {
+				b := bytes.Clone(base[:n])
+				if d != 0 && at < n {
+					b[at] = d
+				}
+				if got, want := indexDelim(b), plain(b); got != want {
+					t.Fatalf("indexDelim(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestCSVReaderAllocs holds csvReader to what its comment promises: records
+// of the same shape, quoted or not, cost no allocation once the first is read.
+func TestCSVReaderAllocs(t *testing.T) {
+	for _, lines := range []string{
+		"a,bc,def\n",
+		`"a""b",c,"d,e"` + "\n",
+		`"ab",c` + "\n",
+		// A long field with "" then a short one: the first buffer serves both.
+		`"a""bcdefghijklmnop""",q` + "\n" + `"r""s",t` + "\n",
+	} {
+		t.Run(lines, func(t *testing.T) {
+			n := strings.Count(lines, "\n")
+			cr := newCSVReader(strings.NewReader(strings.Repeat(lines, 200)), 0)
+			read := func() {
+				for range n {
+					if _, err := cr.Read(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			read()
+			if n := testing.AllocsPerRun(100, read); n != 0 {
+				t.Errorf("%v allocations per record", n)
+			}
+		})
+	}
+}

@@ -176,3 +176,18 @@ func FuzzInvoiceReader(f *testing.F) {
 		t.Fatal("next did not end")
 	})
 }
+
+// A header name is at most 64 bytes, spaces included: a longer field is a
+// value, not a name.
+func TestIsInvoiceHeaderNameBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n    int // bytes of the field naming Amount
+		want bool
+	}{{64, true}, {65, false}} {
+		amount := strings.Repeat(" ", tc.n-len("Amount")) + "Amount"
+		if got := isInvoiceHeader([][]byte{[]byte("Date"), []byte("SKU"), []byte(amount)}); got != tc.want {
+			t.Errorf("isInvoiceHeader with a %d-byte Amount = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}

@@ -278,6 +278,12 @@ func TestInvoice(t *testing.T) {
 			},
 		},
 		{
+			// The raw file keeps its value: a tag needs a name.
+			name: "a column without a name is no tag", in: "Date,SKU, ,Amount\n2024-06-02,S,x,-1.50\n",
+			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: -150,
+			exact: [][]string{{invID, "PAID", "2024-06-02", "", "", "", "", "", "", "", "S", "", "", "", "", "", "", "", "", "", "-1.5", "{}"}},
+		},
+		{
 			name: "only the required columns", in: "Date,SKU,Amount\n2024-06-02,S,-1.50\n",
 			info: normalize.InvoiceInfo{ID: invID, Status: "PAID"}, rows: 1, cents: -150,
 			exact: [][]string{{invID, "PAID", "2024-06-02", "", "", "", "", "", "", "", "S", "", "", "", "", "", "", "", "", "", "-1.5", "{}"}},

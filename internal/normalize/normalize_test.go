@@ -660,15 +660,33 @@ func TestInvoiceStatusUnknownIsNull(t *testing.T) {
 	if _, err := normalize.Invoice(&out, strings.NewReader(in), normalize.InvoiceInfo{ID: invID}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if n := nullCount(t, out.Bytes(), "invoice_status"); n != 1 {
+		t.Errorf("invoice_status: %d NULLs in 1 row, want 1", n)
+	}
+}
+
+// A text field Atlas left empty is NULL too, as the line item's note.
+func TestInvoiceEmptyTextIsNull(t *testing.T) {
+	in := raw(shortPreamble, item("2024-06-02", "Atlas AWS Instance M30", "0.54", "24.00", "0", "12.96"))
+	var out bytes.Buffer
+	if _, err := normalize.Invoice(&out, strings.NewReader(in), normalize.InvoiceInfo{ID: invID}); err != nil {
+		t.Fatal(err)
+	}
+	if n := nullCount(t, out.Bytes(), "note"); n != 1 {
+		t.Errorf("note: %d NULLs in 1 row, want 1", n)
+	}
+}
+
+// nullCount is the NULLs of a column in the first row group of a Parquet file.
+func nullCount(t *testing.T, b []byte, column string) int64 {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, ok := f.Schema().Lookup("invoice_status")
+	leaf, ok := f.Schema().Lookup(column)
 	if !ok {
-		t.Fatal("no column invoice_status")
+		t.Fatalf("no column %s", column)
 	}
-	if n := f.Metadata().RowGroups[0].Columns[leaf.ColumnIndex].MetaData.Statistics.NullCount; n != 1 {
-		t.Errorf("invoice_status: %d NULLs in 1 row, want 1", n)
-	}
+	return f.Metadata().RowGroups[0].Columns[leaf.ColumnIndex].MetaData.Statistics.NullCount
 }

@@ -165,6 +165,39 @@ func TestISODateFast(t *testing.T) {
 	}
 }
 
+// usDate reads the US dates it exists for itself, not through time.Parse,
+// and leaves any other text to dateOf's layouts.
+func TestUSDateFast(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		y, m, d int
+		ok      bool
+	}{
+		{"06/01/2024", 2024, 6, 1, true},
+		{"6/1/2024", 2024, 6, 1, true},
+		{"6/01/2024", 2024, 6, 1, true},
+		{"06/1/2024", 2024, 6, 1, true},
+		{"12/31/2024", 2024, 12, 31, true},
+		{"02/29/2024", 2024, 2, 29, true},
+		{"/1/2024", 0, 0, 0, false},
+		{"123/1/2024", 0, 0, 0, false},
+		{"6//2024", 0, 0, 0, false},
+		{"6/123/2024", 0, 0, 0, false},
+		{"6/1/24", 0, 0, 0, false},
+		{"6/1/20245", 0, 0, 0, false},
+		{"6/1/2024x", 0, 0, 0, false},
+		{"13/01/2024", 0, 0, 0, false},
+		{"02/30/2024", 0, 0, 0, false},
+		{"0a/01/2024", 0, 0, 0, false},
+		{"2024-06-01", 0, 0, 0, false},
+	} {
+		y, m, d, ok := usDate([]byte(tc.in))
+		if ok != tc.ok || ok && (y != tc.y || m != tc.m || d != tc.d) {
+			t.Errorf("usDate(%q) = %d, %d, %d, %v; want %d, %d, %d, %v", tc.in, y, m, d, ok, tc.y, tc.m, tc.d, tc.ok)
+		}
+	}
+}
+
 // mapping.date, which keeps each column's last ISO month, reads every
 // value as dateOf does, whatever came before it in the column.
 func TestMappingDate(t *testing.T) {

@@ -156,7 +156,7 @@ func TestSourceColumns(t *testing.T) {
 
 func TestISODateFast(t *testing.T) {
 	for in, ok := range map[string]bool{
-		"2024-06-01": true, "2024-02-29": true, "2023-02-29": false, "2024-13-01": false, "2024-00-01": false,
+		"2024-06-01": true, "2024-01-31": true, "2024-12-31": true, "2024-02-29": true, "2023-02-29": false, "2024-13-01": false, "2024-00-01": false,
 		"2024-06-31": false, "2024-6-01x": false, "2024-06-0a": false, "2024/06/01": false, "1900-02-29": false, "2000-02-29": true,
 	} {
 		if _, _, _, got := isoDate([]byte(in)); got != ok {
@@ -178,6 +178,7 @@ func TestUSDateFast(t *testing.T) {
 		{"6/01/2024", 2024, 6, 1, true},
 		{"06/1/2024", 2024, 6, 1, true},
 		{"12/31/2024", 2024, 12, 31, true},
+		{"1/1/2024", 2024, 1, 1, true},
 		{"02/29/2024", 2024, 2, 29, true},
 		{"/1/2024", 0, 0, 0, false},
 		{"123/1/2024", 0, 0, 0, false},

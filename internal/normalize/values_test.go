@@ -124,6 +124,31 @@ func TestDecimalEncoding(t *testing.T) {
 	}
 }
 
+// short reads a canonical decimal of at most 19 digits, the fast path of
+// unscaled, and refuses a longer one, whose digits a uint64 may not hold.
+func TestShort(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		v        uint64
+		decimals int
+		ok       bool
+	}{
+		{"0", 0, 0, true},
+		{"12", 12, 0, true},
+		{"0.5", 5, 1, true},
+		{"1234567890123456789", 1234567890123456789, 0, true},
+		{"123456789012345678.9", 1234567890123456789, 1, true},
+		{"12345678901234567890", 0, 0, false},
+		{"1234567890123456789.0", 0, 0, false},
+		{"1234567890123456789.01", 0, 0, false},
+	} {
+		v, decimals, ok := short([]byte(tc.in))
+		if ok != tc.ok || ok && (v != tc.v || decimals != tc.decimals) {
+			t.Errorf("short(%s) = %d, %d, %v; want %d, %d, %v", tc.in, v, decimals, ok, tc.v, tc.decimals, tc.ok)
+		}
+	}
+}
+
 // TestSourceColumns ties the column maps to the Atlas header the client
 // recognizes and the simulator writes.
 func TestSourceColumns(t *testing.T) {

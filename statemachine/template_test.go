@@ -625,7 +625,7 @@ func TestMakeHelpMatchesREADME(t *testing.T) {
 	}
 	slices.Sort(help)
 	slices.Sort(table)
-	if len(help) == 0 || !slices.Equal(help, table) {
+	if len(help) < 5 || !slices.Equal(help, table) {
 		t.Errorf("make help lists %v, the README's Develop table %v", help, table)
 	}
 	if regexp.MustCompile(`(?m)^[a-zA-Z_-]+:.*## .*\$\(`).Match(mk) {

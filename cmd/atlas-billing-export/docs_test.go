@@ -266,27 +266,3 @@ func receiver(e ast.Expr) string {
 	}
 	return ""
 }
-
-// TestDevelopTableIsMakeHelp: the README's Develop table lists the targets
-// make help lists (the Makefile's "target: ... ## what" lines), no more.
-func TestDevelopTableIsMakeHelp(t *testing.T) {
-	var help []string
-	for _, m := range regexp.MustCompile(`(?m)^([a-zA-Z_-]+):.*## `).FindAllStringSubmatch(readDoc(t, filepath.Join(repoRoot, "Makefile")), -1) {
-		help = append(help, m[1])
-	}
-	readme := readDoc(t, docs[0])
-	_, develop, ok := strings.Cut(readme, "\n## Develop\n")
-	if !ok {
-		t.Fatal("README.md has no Develop section")
-	}
-	develop, _, _ = strings.Cut(develop, "\n## ")
-	var table []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `make ([a-z-]+)` \\|").FindAllStringSubmatch(develop, -1) {
-		table = append(table, m[1])
-	}
-	slices.Sort(help)
-	slices.Sort(table)
-	if len(help) < 5 || !slices.Equal(help, table) {
-		t.Errorf("make help lists %v; the README's Develop table %v", help, table)
-	}
-}

@@ -383,6 +383,10 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *tally.
 		if m.src[i] >= 0 {
 			v = rec[m.src[i]]
 		}
+		if c.kind == text { // most columns: no call to value
+			out.setText(first+i, v, m.utf8)
+			continue
+		}
 		if err := m.value(out, first+i, c.kind, v, &amt); err != nil {
 			return fmt.Errorf("%s %s: %w", c.name, tally.Shown(v), err)
 		}

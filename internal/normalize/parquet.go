@@ -151,7 +151,7 @@ type focusRow struct {
 const (
 	rowGroupRows = 64 << 10 // a multiple of batchRows
 	pageBytes    = 64 << 10 // uncompressed values of a page (parquet-go's default)
-	batchRows    = 128      // rows handed to the Parquet writer at once
+	batchRows    = 512      // rows handed to the Parquet writer at once
 )
 
 func writerOptions(cols []column) []parquet.WriterOption {
@@ -314,8 +314,7 @@ func (t *table) write(b *batch) error {
 // add adds a value of column i, at its leaf's definition level.
 func (t *table) add(i int, v parquet.Value) {
 	l := &t.leaves[i]
-	v.SetDefinitionLevel(l.def) // the setters inline, Level does not
-	v.SetColumnIndex(l.index)
+	v.SetDefinitionLevel(l.def) // the setter inlines, Level does not
 	t.b.vals[l.index] = append(t.b.vals[l.index], v)
 	t.set |= 1 << i
 }
@@ -372,9 +371,7 @@ func (t *table) end() error {
 	for unset := (uint64(1)<<len(t.leaves) - 1) &^ t.set; unset != 0; unset &= unset - 1 {
 		l := &t.leaves[bits.TrailingZeros64(unset)]
 		for j := l.index; j < l.index+l.width; j++ {
-			var null parquet.Value
-			null.SetColumnIndex(j)
-			t.b.vals[j] = append(t.b.vals[j], null)
+			t.b.vals[j] = append(t.b.vals[j], parquet.Value{})
 		}
 	}
 	t.set = 0

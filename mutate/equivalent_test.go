@@ -88,15 +88,6 @@ func (x *lineIndex) lines(file string) ([]string, error) {
 	return l, nil
 }
 
-// line is line n (1-based) of file, trimmed; "" if there is none.
-func (x *lineIndex) line(file string, n int) string {
-	l, err := x.lines(file)
-	if err != nil || n < 1 || n > len(l) {
-		return ""
-	}
-	return l[n-1]
-}
-
 // check says what is wrong with e against the module's code: its line must
 // still be in the file.
 func (x *lineIndex) check(e equivalent) error {

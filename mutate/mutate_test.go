@@ -277,6 +277,15 @@ func run(t *testing.T, bin, work, dir, skip string) []mutant {
 	return muts
 }
 
+// line is line n (1-based) of file, trimmed; "" if there is none.
+func (x *lineIndex) line(file string, n int) string {
+	l, err := x.lines(file)
+	if err != nil || n < 1 || n > len(l) {
+		return ""
+	}
+	return l[n-1]
+}
+
 // match finds the entry of equivs excusing m.
 func match(equivs []equivalent, x *lineIndex, m mutant) (equivalent, bool) {
 	code := x.line(m.File, m.Line)

@@ -188,16 +188,6 @@ func TestGetUsageReady(t *testing.T) {
 	}
 }
 
-// onebyte reads at most 3 bytes at a time.
-type onebyte struct{ r io.Reader }
-
-func (o onebyte) Read(p []byte) (int, error) {
-	if len(p) > 3 {
-		p = p[:3]
-	}
-	return o.r.Read(p)
-}
-
 func TestCreateUsageQuery(t *testing.T) {
 	t.Parallel()
 	q := atlas.UsageQuery{

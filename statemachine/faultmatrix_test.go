@@ -440,8 +440,8 @@ type expect struct {
 	// moreCalls are Task calls beyond the clean run's other than Retry's
 	// (success rows): a poll loop going round again.
 	moreCalls map[string]int
-	// cause, for a failure that is no job's (the run's own files), is what
-	// the cause names instead of an org.
+	// cause, for a failure that is no job's (the run's own files, the
+	// secret read at the plan), is what the cause names instead of an org.
 	cause string
 }
 

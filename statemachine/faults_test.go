@@ -337,25 +337,25 @@ var faultRows = []faultRow{
 			fw.Env["ABX_SECRET_ARN"] = fw.SecretARN
 			fw.H = fw.NewHandlers()
 		},
-		want: expect{err: export.SecretUnavailable, exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
+		want: expect{err: export.SecretUnavailable, cause: "ResourceNotFoundException", exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
 	},
 	{
 		name: "secret not JSON", world: "atlas", input: "1org",
 		setup: func(fw *faultWorld) { fw.SM.Put(e2e.SecretName, "clientSecret="+leakable(fw, "not-json")) },
 		clear: restoreSecret,
-		want:  expect{err: export.SecretInvalid, exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
+		want:  expect{err: export.SecretInvalid, cause: "secret is not a JSON object", exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
 	},
 	{
 		name: "secret missing a field (clientId only)", world: "atlas", input: "1org",
 		setup: putSecret(`{"clientId":"` + saID + `"}`),
 		clear: restoreSecret,
-		want:  expect{err: export.SecretInvalid, exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
+		want:  expect{err: export.SecretInvalid, cause: "only one of clientId and clientSecret", exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
 	},
 	{
 		name: "secret missing a field (privateKey only)", world: "atlas", input: "1org",
 		setup: func(fw *faultWorld) { fw.SM.Put(e2e.SecretName, `{"privateKey":"`+leakable(fw, "lonely-key")+`"}`) },
 		clear: restoreSecret,
-		want:  expect{err: export.SecretInvalid, exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
+		want:  expect{err: export.SecretInvalid, cause: "only one of publicKey and privateKey", exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
 	},
 	{
 		// Rotation that revokes the old secret and its tokens at once: Poll's
@@ -382,7 +382,7 @@ var faultRows = []faultRow{
 	{
 		name: "Secrets Manager access denied", world: "atlas", input: "1org",
 		setup: func(fw *faultWorld) { fw.SM.Fail(1, "AccessDeniedException", 400) },
-		want:  expect{err: export.SecretUnavailable, exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
+		want:  expect{err: export.SecretUnavailable, cause: "AccessDeniedException", exact: map[string]int{smGet: 1, atlasAll: 0, s3Total: 0}},
 	},
 
 	// ---- input: rejected before any network call ----

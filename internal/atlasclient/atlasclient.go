@@ -131,6 +131,14 @@ func (c *Client) current(ctx context.Context) (*atlas.Client, error) {
 	return c.load(ctx, c.creds.Get)
 }
 
+// Check reads the credentials and builds the client from them, as the first
+// call would, without asking Atlas anything: a secret that cannot be read
+// or holds no credentials fails here, and the calls then reuse what it read.
+func (c *Client) Check(ctx context.Context) error {
+	_, err := c.current(ctx)
+	return err
+}
+
 // renew re-reads the secret and rebuilds the client, unless another call
 // already did since stale was handed out.
 func (c *Client) renew(ctx context.Context, stale *atlas.Client) (*atlas.Client, error) {

@@ -66,7 +66,7 @@ func setupInvoke(a *App, fs *flag.FlagSet) func(context.Context, []string) error
 		if err != nil {
 			return err
 		}
-		// plan only reads configuration; every other step calls Atlas.
+		// plan asks Atlas nothing (it reads a named secret); every other step calls Atlas.
 		exp, err := s.exporter(ctx, cfg, pos[0] != function.ActionPlan, a.Getenv)
 		if err != nil {
 			return err

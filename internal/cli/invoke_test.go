@@ -19,6 +19,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/function"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/normalize"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 // TestInvoke runs steps through the functions' handlers against the simulator, into a folder, as
@@ -116,9 +117,12 @@ func TestInvoke(t *testing.T) {
 // function, which both read with internal/config: the same plan, or the
 // same error name and message.
 func TestFrontEndsAgree(t *testing.T) {
+	// The function's plan reads its secret.
+	sm := testenv.NewSecretsManager(t)
 	lambdaEnv := map[string]string{
-		config.EnvBucket: "my-lake", config.EnvSecretARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:atlas-AbCdEf",
-		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example", "AWS_EC2_METADATA_DISABLED": "true",
+		config.EnvBucket: "my-lake", config.EnvSecretARN: sm.Put("atlas", `{"clientId":"mdb_sa_id_x","clientSecret":"topsecret"}`),
+		"AWS_REGION": testenv.Region, "AWS_ACCESS_KEY_ID": sm.AccessKey, "AWS_SECRET_ACCESS_KEY": "example", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": sm.Endpoint,
 	}
 	for _, tt := range []struct{ name, key, value string }{
 		{"defaults", "", ""},

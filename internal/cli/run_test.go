@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/atlas-billing-export/atlas-billing-export/internal/config"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/export"
 	"github.com/atlas-billing-export/atlas-billing-export/internal/secret"
+	"github.com/atlas-billing-export/atlas-billing-export/internal/testenv"
 )
 
 const (
@@ -405,4 +407,59 @@ func TestRunTimeout(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestRunUnreadableSecret: a secret that cannot be read fails the run once, at its plan, before any
+// request to Atlas, whatever the number of org-months named; not once per job after its retries.
+func TestRunUnreadableSecret(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(sm *testenv.SecretsManager) (arn string)
+		want  string
+	}{
+		{"no such secret", func(*testenv.SecretsManager) string {
+			return "arn:aws:secretsmanager:" + testenv.Region + ":123456789012:secret:atlas-gone-AbCdEf"
+		}, "ResourceNotFoundException"},
+		{"access denied", func(sm *testenv.SecretsManager) string {
+			sm.Fail(100, "AccessDeniedException", 400)
+			return sm.Put("atlas", `{"clientId":"mdb_sa_id_x","clientSecret":"topsecret"}`)
+		}, "AccessDeniedException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			atlasLog := &testenv.Buffer{}
+			_, base := atlassimtest.Start(t, atlassim.Config{Now: func() time.Time { return fixedNow },
+				Logger: slog.New(slog.NewTextHandler(atlasLog, nil))})
+			sm := testenv.NewSecretsManager(t)
+			arn := tt.setup(sm)
+			// The AWS SDK's default chain (loadAWS) reads the process environment.
+			for k, v := range map[string]string{
+				"AWS_ACCESS_KEY_ID": sm.AccessKey, "AWS_SECRET_ACCESS_KEY": "example", "AWS_REGION": testenv.Region,
+				"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+			} {
+				t.Setenv(k, v)
+			}
+			a, stdout, stderr := testApp(t, map[string]string{
+				config.EnvAtlasBaseURL: base, "AWS_ENDPOINT_URL_SECRETS_MANAGER": sm.Endpoint,
+			})
+			code := a.Main(context.Background(), []string{"run", "--out", t.TempDir(), "--secret-arn", arn,
+				"--org", testOrg1 + "," + testOrg2, "--from", "2024-01", "--to", "2024-06"})
+			if code != ExitFailure {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitFailure, stderr)
+			}
+			assertOneErrorLine(t, stderr.String(), export.SecretUnavailable+": ")
+			if !strings.Contains(stderr.String(), arn) || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q names neither the secret nor %s", stderr, tt.want)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout %q", stdout)
+			}
+			if n := sm.Calls(); n != 1 {
+				t.Errorf("the secret was asked for %d times for 12 org-months, want once", n)
+			}
+			if n := strings.Count(atlasLog.String(), "atlas request"); n != 0 {
+				t.Errorf("%d requests reached Atlas", n)
+			}
+		})
+	}
 }

@@ -64,6 +64,10 @@ type Exporter struct {
 	Normalizer Normalizer
 	// Orgs lists the orgs to export when a request names none.
 	Orgs func(ctx context.Context) ([]string, error)
+	// Credentials, if set, reads the Atlas credentials once a request is
+	// found valid, before any job is planned: a secret that cannot be read
+	// then fails the plan once, not every job after its retries.
+	Credentials func(ctx context.Context) error
 	// MaxAttempts bounds the polls of one query.
 	MaxAttempts int
 	// Focus is whether jobs ask for FOCUS reports unless a request says.
@@ -125,7 +129,8 @@ func (e *Exporter) log(orgID string, p period.Period, step string) *slog.Logger 
 }
 
 // Plan expands a request into one job per org and month, validating all of
-// it before any network call.
+// it before any network call, then reading the Atlas credentials, once for
+// all its jobs.
 func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	months, err := e.months(req)
 	if err == nil {
@@ -157,6 +162,11 @@ func (e *Exporter) Plan(ctx context.Context, req Request) (Plan, error) {
 	}
 	if len(orgs) > MaxOrgs {
 		return Plan{}, invalid("%d orgs, more than the %d one execution exports: split them over several executions", len(orgs), MaxOrgs)
+	}
+	if e.Credentials != nil {
+		if err := e.Credentials(ctx); err != nil {
+			return Plan{}, wrap(err, "reading the Atlas credentials")
+		}
 	}
 	var p Plan
 	for _, org := range orgs {

@@ -94,7 +94,7 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 		store = sink.NewS3(s3c, cfg.Bucket, sink.S3Options{KMSKeyID: cfg.KMSKeyID})
 	}
 	client := atlasclient.New(creds, atlasclient.Options{BaseURL: cfg.BaseURL, UserAgent: atlasclient.UserAgent(frontEnd)})
-	return &export.Exporter{
+	exp := &export.Exporter{
 		Atlas:      client,
 		Store:      store,
 		Layout:     lay,
@@ -111,7 +111,13 @@ func Build(cfg config.Config, awsCfg aws.Config, getenv func(string) string, fro
 		Strict:      cfg.StrictWarnings,
 		Zone:        cfg.Zone,
 		Log:         log,
-	}, nil
+	}
+	if cfg.SecretARN != "" {
+		// Read at the plan, once for all its jobs; the environment's
+		// credentials have nothing to read (and a plan needs none).
+		exp.Credentials = client.Check
+	}
+	return exp, nil
 }
 
 // lambdaAWSConfig reads the region and the role's credentials from the

@@ -348,6 +348,28 @@ func TestSecretProblems(t *testing.T) {
 	})
 }
 
+// TestPlanReadsSecretOnce: with the orgs configured (ABX_ORG_IDS) and the
+// secret gone, the plan step reads the secret once and fails with its name,
+// before any job, any request to Atlas or any file of the run.
+func TestPlanReadsSecretOnce(t *testing.T) {
+	w := newWorld(t, atlassim.Config{}, "")
+	w.SM.Delete(e2e.SecretName)
+	_, err := call(t, w.H.Handler("fetch-invoice"), map[string]any{"action": "plan", "execution": "abx-1",
+		"request": map[string]any{"startDate": "2024-01-01", "endDate": "2024-07-01"}})
+	if errorType(err) != export.SecretUnavailable || !strings.Contains(err.Error(), w.SecretARN) {
+		t.Fatalf("err = %v (%s), want %s naming the secret", err, errorType(err), export.SecretUnavailable)
+	}
+	if n := w.SM.Calls(); n != 1 {
+		t.Errorf("secret reads = %d, want 1", n)
+	}
+	if n := simRequests(w.World); n != 0 {
+		t.Errorf("%d Atlas requests", n)
+	}
+	if keys := w.S3.Keys(t, w.Bucket, ""); len(keys) != 0 {
+		t.Errorf("objects stored: %q", keys)
+	}
+}
+
 // TestBootstrap drives the built submit function through the Lambda Runtime
 // API, as Lambda runs it: one success, one named error.
 func TestBootstrap(t *testing.T) {

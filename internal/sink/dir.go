@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Dir stores objects as files under a root folder, with the same keys as S3
@@ -127,16 +128,22 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Walk the deepest folder the prefix names whole.
+	// Walk the deepest folder the prefix names whole. A folder no key can
+	// be in (a leading slash, an empty, "." or ".." segment) holds none,
+	// as S3 answers: no key under it, no error.
 	start := "."
-	if i := strings.LastIndexByte(prefix, '/'); i > 0 {
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = prefix[:i]
+		if ValidateKey(start) != nil {
+			return nil, nil
+		}
 	}
 	var keys []string
 	err = fs.WalkDir(root.FS(), start, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
-			if p == start && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll // nothing under prefix
+			// No such folder, or a file where a folder would be: nothing under prefix.
+			if p == start && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+				return fs.SkipAll
 			}
 			return err
 		}

@@ -96,3 +96,40 @@ func TestDirSymlinkEscape(t *testing.T) {
 		})
 	}
 }
+
+// List never lists a file outside the folder through a symbolic link in it,
+// whatever the prefix: the link's folder is refused or not followed.
+func TestDirListSymlinkEscape(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(outside, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"target.csv", "sub/x.csv"} {
+		if err := os.WriteFile(filepath.Join(outside, f), []byte("not yours\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	d := NewDir(root)
+	ctx := testCtx(t)
+	if _, err := put(ctx, d, "p/in.csv", strings.NewReader("a\n"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for link, to := range map[string]string{"p/out": outside, "up": "..", "abs": "/"} {
+		if err := os.Symlink(to, filepath.Join(root, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Walking past a link does not follow it.
+	for _, prefix := range []string{"", "p/"} {
+		if keys, err := d.List(ctx, prefix); err != nil || len(keys) != 1 || keys[0] != "p/in.csv" {
+			t.Errorf("List(%q) = %q, %v; want [p/in.csv]", prefix, keys, err)
+		}
+	}
+	// Starting in one is refused, or finds nothing.
+	for _, prefix := range []string{"p/out", "p/out/", "p/out/sub/", "up/", "abs/", "abs/etc/"} {
+		if keys, _ := d.List(ctx, prefix); len(keys) > 0 {
+			t.Errorf("List(%q) lists %q, outside the folder", prefix, keys)
+		}
+	}
+}

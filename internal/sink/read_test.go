@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,15 +38,34 @@ func testListOpenFile(t *testing.T, s lister) {
 	defer u.Abort()
 	u.Write([]byte("half"))
 
+	manifests := []string{"p/_manifests/org_id=a/billing_month=2024-04/manifest.json", "p/_manifests/org_id=a/billing_month=2024-05/manifest.json", "p/_manifests/org_id=b/billing_month=2024-04/manifest.json"}
+	underP := append(append(slices.Clip(manifests), "p/_manifestsX/x.json"), "p/usage/org_id=a/usage.csv")
 	for _, tc := range []struct {
 		prefix string
 		want   []string
 	}{
-		{"p/_manifests/", []string{"p/_manifests/org_id=a/billing_month=2024-04/manifest.json", "p/_manifests/org_id=a/billing_month=2024-05/manifest.json", "p/_manifests/org_id=b/billing_month=2024-04/manifest.json"}},
-		{"p/_manifests/org_id=b", []string{"p/_manifests/org_id=b/billing_month=2024-04/manifest.json"}},
+		{"p/_manifests/", manifests},
+		{"p/_manifests", append(slices.Clip(manifests), "p/_manifestsX/x.json")},
+		{"p/_manifests/org_id=b", manifests[2:]},
+		{"p/", underP},
+		{"p/usage/org_id=a/", []string{"p/usage/org_id=a/usage.csv"}},
+		{"", append(slices.Clip(underP), "q/_manifests/y.json")},
 		{"p/none/", nil},
+		{"p/none/deeper/", nil},
 		{"r", nil},
-		{"/p", nil}, // no key begins with a slash
+		// A file named as a folder, or a folder under a file.
+		{"p/usage/org_id=a/usage.csv/", nil},
+		{"p/usage/org_id=a/usage.csv/x/", nil},
+		// No key begins with a slash or holds an empty, "." or ".." segment.
+		{"/p", nil},
+		{"/p/", nil},
+		{"/", nil},
+		{"//p/", nil},
+		{"p//", nil},
+		{"./p/", nil},
+		{"p/./", nil},
+		{"p/../p/", nil},
+		{"../", nil},
 	} {
 		got, err := s.List(ctx, tc.prefix)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,13 +43,4 @@ func BenchmarkInvoice(b *testing.B) {
 	if cpu := cpuTime() - start; cpu > 0 {
 		b.ReportMetric(float64(len(raw))*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
-}
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -383,7 +383,7 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *tally.
 		if m.src[i] >= 0 {
 			v = rec[m.src[i]]
 		}
-		if c.kind == text { // most columns: no call to value
+		if c.kind == text { // most columns: a call to value saved
 			out.setText(first+i, v, m.utf8)
 			continue
 		}
@@ -420,12 +420,11 @@ func (m *mapping) row(out *table, first int, rec [][]byte, utf8 bool, st *tally.
 	return nil
 }
 
-// value writes one field, of column i, to out. An amount's canonical form
-// is left in *amt, valid until the next value.
+// value writes one field of column i, of any kind but text (row writes
+// those), to out. An amount's canonical form is left in *amt, valid until
+// the next value.
 func (m *mapping) value(out *table, i int, k kind, v []byte, amt *[]byte) error {
 	switch k {
-	case text:
-		out.setText(i, v, m.utf8)
 	case date:
 		days, ok, err := m.date(i, v)
 		if ok {
